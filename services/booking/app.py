@@ -1,0 +1,19 @@
+"""Booking service (:8001): agent functions, availability, appointments, callbacks, admin."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from shared.app import create_app
+from shared.config import Settings
+from services.booking.admin_api import router as admin_router
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    return create_app(
+        service="booking",
+        title="Booking service",
+        description="Availability, appointments, agent functions, callbacks and tenant admin.",
+        routers=[admin_router],
+        settings=settings,
+    )

@@ -1,0 +1,69 @@
+"""The FastAPI application factory every service uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from shared.config import Settings, get_settings
+from shared.correlation import CorrelationIdMiddleware
+from shared.db.engine import Database
+from shared.health import router as health_router
+from shared.logging import configure_logging
+from shared.metrics import MetricsMiddleware, metrics_endpoint
+from shared.problems import install_problem_handlers
+from shared.redis import redis_client
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def create_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    settings: Settings | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    configure_logs: bool = True,
+) -> FastAPI:
+    """Build a service app: problem+json errors, correlation ids, metrics, health, docs."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if configure_logs:
+            configure_logging(service, settings.log_level, settings.log_json)
+        app.state.db = Database(settings=settings)
+        app.state.redis = redis_client(settings=settings)
+        try:
+            for hook in on_startup:
+                await hook(app)
+            yield
+        finally:
+            for hook in on_shutdown:
+                await hook(app)
+            await app.state.redis.aclose()
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.service = service
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware, service=service)
+    app.add_middleware(CorrelationIdMiddleware)
+    app.include_router(health_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    return app

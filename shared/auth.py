@@ -1,0 +1,76 @@
+"""Authentication dependencies: Bearer API key -> Principal bound to the request's session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from shared.api_keys import verify_key
+from shared.db.tenancy import bind_tenant
+from shared.deps import Session
+from shared.errors import Forbidden, NotFound, Unauthorized
+from shared.models import Company
+
+bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer ak_...`")
+
+
+@dataclass(frozen=True)
+class Principal:
+    company_id: str
+    key_id: str
+    scopes: frozenset[str]
+    platform: bool
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+async def authenticate(
+    request: Request,
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """Resolve the caller's key and bind the session to its company (401 when invalid)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A valid API key is required (Authorization: Bearer ...).")
+    key = await verify_key(session, credentials.credentials)
+    if key is None:
+        raise Unauthorized("The API key is invalid, expired or revoked.")
+    company_id = key.company_id
+    platform = company_id is None
+    if platform:
+        company_id = request.headers.get("x-company-id")
+        if not company_id:
+            raise Unauthorized("A platform key must name the tenant in X-Company-ID.")
+        exists = await session.scalar(
+            select(Company.id).where(Company.id == company_id, Company.active.is_(True))
+        )
+        if exists is None:
+            raise NotFound("No such company.")
+    assert company_id is not None
+    bind_tenant(session, company_id)
+    request.state.company_id = company_id
+    return Principal(
+        company_id=company_id, key_id=key.id, scopes=frozenset(key.scopes), platform=platform
+    )
+
+
+def require_scope(scope: str) -> object:
+    """A dependency: authenticated and holding `scope` (admin holds every scope)."""
+
+    async def _check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.has(scope):
+            raise Forbidden(f"This API key lacks the '{scope}' scope.")
+        return principal
+
+    return Depends(_check)
+
+
+AdminPrincipal = Annotated[Principal, require_scope("admin")]
+OperatorPrincipal = Annotated[Principal, require_scope("operator")]
+ServicePrincipal = Annotated[Principal, require_scope("service")]
+AnyPrincipal = Annotated[Principal, Depends(authenticate)]

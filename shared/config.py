@@ -1,0 +1,50 @@
+"""Settings for every service, read from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/appointments.db"
+DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused in production
+
+
+class Settings(BaseSettings):
+    """One settings class for all services; env names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "staging", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: str = DEFAULT_SECRET
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    booking_port: int = 8001
+    policy_port: int = 8002
+    webhooks_port: int = 8003
+    notifications_port: int = 8004
+    policy_service_url: str = "http://127.0.0.1:8002"
+    calcom_base_url: str | None = None
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
+    health_check_timeout_s: float = Field(default=2.0, gt=0)
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError("SECRET_KEY must be set in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Database access: portable column types, engine/session factories, tenancy filter."""

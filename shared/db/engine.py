@@ -1,0 +1,117 @@
+"""Async engine and session factory from DATABASE_URL (SQLite or MySQL/MariaDB).
+
+SQLite gets foreign keys, WAL and a busy timeout on every connection, and takes its write
+lock up front (`BEGIN IMMEDIATE`) for write transactions, because SQLAlchemy drops
+`FOR UPDATE` there. MySQL/MariaDB runs at READ COMMITTED; fences are constraints or row locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.config import Settings, get_settings
+from shared.db.tenancy import SYSTEM, install_tenant_guard
+
+WRITE = {"sqlite_begin": "IMMEDIATE"}
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_engine(url: str | None = None, settings: Settings | None = None, **kw: Any) -> AsyncEngine:
+    """Create the engine for `url` (default: settings.database_url)."""
+    settings = settings or get_settings()
+    url = url or settings.database_url
+    if is_sqlite(url):
+        path = _sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}, **kw
+        )
+        _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
+        return engine
+    kw.setdefault("pool_size", settings.db_pool_size)
+    kw.setdefault("max_overflow", settings.db_max_overflow)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_recycle=1800, isolation_level="READ COMMITTED", **kw
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, emit BEGIN, so that we can choose IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+
+class Database:
+    """The engine and session factory of one process; created at start-up, never at import."""
+
+    def __init__(self, url: str | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.url = url or self.settings.database_url
+        self.engine = create_engine(self.url, self.settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        install_tenant_guard()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    @asynccontextmanager
+    async def transaction(
+        self, tenant: str | None = SYSTEM, *, write: bool = True
+    ) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits on success, rolls back on error.
+
+        `tenant` is a company id, or SYSTEM for platform work (migrations, seeding, auth).
+        """
+        async with self.sessionmaker() as session:
+            session.info["tenant"] = tenant
+            async with session.begin():
+                if write and self.is_sqlite:
+                    await session.connection(execution_options=WRITE)
+                yield session
+            await run_after_commit(session)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """Run callbacks registered with `after_commit` once the transaction has committed."""
+    callbacks = session.info.pop("after_commit", [])
+    for callback in callbacks:
+        await callback()
+
+
+def after_commit(session: AsyncSession, callback: Any) -> None:
+    """Register an async callable to run only if this session's transaction commits."""
+    session.info.setdefault("after_commit", []).append(callback)

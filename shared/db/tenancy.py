@@ -1,0 +1,75 @@
+"""The tenant filter, applied by the data layer itself.
+
+Every ORM SELECT/UPDATE/DELETE that touches a `TenantMixin` table gets
+`company_id = <session tenant>` added via `with_loader_criteria`, so a query that forgets the
+filter cannot leak. A session bound to no tenant may not touch tenant tables at all
+(`TenantNotSet`); platform work binds the explicit `SYSTEM` tenant. New rows get the
+session's company id, and a row of another company cannot be flushed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from shared.errors import TenantNotSet
+
+SYSTEM = "__system__"
+_installed = False
+
+
+def _tenant_filter(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get("skip_tenant_filter"):
+        return
+    from shared.models.base import TenantMixin
+
+    if not any(issubclass(m.class_, TenantMixin) for m in state.all_mappers):
+        return
+    tenant = state.session.info.get("tenant")
+    if tenant == SYSTEM:
+        return
+    if not tenant:
+        raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantMixin, lambda cls: cls.company_id == tenant, include_aliases=True
+        )
+    )
+
+
+def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
+    from shared.models.base import TenantMixin
+
+    tenant = session.info.get("tenant")
+    if tenant == SYSTEM:
+        return
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, TenantMixin):
+            continue
+        if not tenant:
+            raise TenantNotSet("writing a tenant-owned row from a session bound to no tenant")
+        if obj.company_id is None:
+            obj.company_id = tenant
+        elif obj.company_id != tenant:
+            raise TenantNotSet("a row of another company cannot be written in this session")
+
+
+def install_tenant_guard() -> None:
+    """Register the hooks once per process (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    event.listen(Session, "do_orm_execute", _tenant_filter)
+    event.listen(Session, "before_flush", _stamp_new_rows)
+    _installed = True
+
+
+def bind_tenant(session: Session | Any, company_id: str) -> None:
+    """Bind a request's session to the authenticated company."""
+    target = getattr(session, "sync_session", session)
+    target.info["tenant"] = company_id
+    session.info["tenant"] = company_id

@@ -1,0 +1,89 @@
+"""JSON structured logs carrying the correlation id, with phone numbers and emails masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# A phone number: optional +, 7 to 15 digits, possibly grouped by spaces, dashes, dots, slashes.
+_PHONE = re.compile(r"(?<![\w-])(\+?\d[\d\s./-]{5,18}\d)(?![\w-])")
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    raw = match.group(1)
+    digits = re.sub(r"\D", "", raw)
+    if not 7 <= len(digits) <= 15:
+        return raw
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):  # an ISO date, not a number
+        return raw
+    return ("+" if raw.startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
+
+
+def mask(text: str) -> str:
+    """Mask emails (a***@domain) and phone numbers (all but the last two digits)."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_value(v) for v in value]
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str = "appointments") -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "service": self.service,
+            "correlation_id": getattr(record, "correlation_id", None) or correlation_id_var.get(),
+            "message": mask(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = mask_value(value)
+        if record.exc_info:
+            entry["exc"] = mask(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        cid = correlation_id_var.get() or "-"
+        base = f"{record.levelname:<7} {record.name} [{cid}] {mask(record.getMessage())}"
+        if record.exc_info:
+            base += "\n" + mask(self.formatException(record.exc_info))
+        return base
+
+
+def configure_logging(service: str, level: str = "INFO", json_logs: bool = True) -> None:
+    """Route every logger (uvicorn and arq included) through one masked formatter on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service) if json_logs else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.getLogger("asyncmy").setLevel(logging.ERROR)
