@@ -30,7 +30,7 @@ def hash_key(plaintext: str) -> str:
 
 def parse_key(plaintext: str) -> str | None:
     """Return the lookup prefix of a well-formed key (`ak_<prefix>_<secret>`), else None."""
-    parts = plaintext.split("_")
+    parts = plaintext.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12 or len(parts[2]) < 32:
         return None
     return parts[1]
