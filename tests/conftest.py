@@ -58,7 +58,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     embedded.stop()
 
 
-async def _create_mysql_database() -> str:
+async def create_mysql_database() -> str:
     base = make_url(MYSQL_URL)
     name = f"appt_test_{uuid.uuid4().hex[:10]}"
     engine = create_async_engine(base)
@@ -70,7 +70,7 @@ async def _create_mysql_database() -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-async def _drop_mysql_database(url: str) -> None:
+async def drop_mysql_database(url: str) -> None:
     name = make_url(url).database
     engine = create_async_engine(make_url(MYSQL_URL))
     try:
@@ -90,11 +90,16 @@ def _run_in_thread(coro: Any) -> Any:
 def mysql_server_url() -> Iterator[str]:
     """A fresh, empty MariaDB database for this run (dropped afterwards)."""
     try:
-        url = _run_in_thread(asyncio.wait_for(_create_mysql_database(), timeout=10))
+        url = _run_in_thread(asyncio.wait_for(create_mysql_database(), timeout=10))
     except Exception as exc:
         _unavailable(f"MariaDB at {MYSQL_URL}", exc)
     yield url
-    _run_in_thread(_drop_mysql_database(url))
+    _run_in_thread(drop_mysql_database(url))
+
+
+@pytest.fixture(scope="session")
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "mysql"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -9,12 +9,15 @@ session's company id, and a row of another company cannot be flushed.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
 
 from shared.errors import TenantNotSet
+from shared.models.base import Base, TenantMixin
 
 SYSTEM = "__system__"
 _installed = False
@@ -25,15 +28,15 @@ def _tenant_filter(state: ORMExecuteState) -> None:
         return
     if state.execution_options.get("skip_tenant_filter"):
         return
-    from shared.models.base import TenantMixin
-
-    if not any(issubclass(m.class_, TenantMixin) for m in state.all_mappers):
-        return
     tenant = state.session.info.get("tenant")
     if tenant == SYSTEM:
         return
     if not tenant:
-        raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
+        if _touches_tenant_tables(state):
+            raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
+        return
+    # Added to every statement: entities reached only through select_from() or a column
+    # (count queries) are not in `all_mappers`, and the criteria is a no-op where unused.
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantMixin, lambda cls: cls.company_id == tenant, include_aliases=True
@@ -41,9 +44,29 @@ def _tenant_filter(state: ORMExecuteState) -> None:
     )
 
 
-def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
-    from shared.models.base import TenantMixin
+@cache
+def _tenant_tables() -> frozenset[str]:
+    return frozenset(
+        mapper.local_table.name  # type: ignore[union-attr]
+        for mapper in Base.registry.mappers
+        if issubclass(mapper.class_, TenantMixin)
+    )
 
+
+def _touches_tenant_tables(state: ORMExecuteState) -> bool:
+    tables = find_tables(
+        state.statement,
+        check_columns=True,
+        include_aliases=True,
+        include_joins=True,
+        include_selects=True,
+        include_crud=True,
+    )
+    tenant_tables = _tenant_tables()
+    return any(getattr(table, "name", None) in tenant_tables for table in tables)
+
+
+def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
     tenant = session.info.get("tenant")
     if tenant == SYSTEM:
         return
