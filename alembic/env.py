@@ -1,4 +1,4 @@
-"""Migration environment: URL from DATABASE_URL (or -x url=...), async drivers, batch mode on SQLite."""
+"""Migration environment: URL from DATABASE_URL (or -x url=...), async engine, SQLite batch."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 import os
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-from alembic import context
 from shared.config import get_settings
 from shared.db.engine import create_engine
 from shared.models import Base

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/appointments.db"
-DEFAULT_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - refused in production
+DEFAULT_SECRET = "dev-insecure-secret-change-me"
 
 
 class Settings(BaseSettings):

@@ -14,25 +14,25 @@ from shared.problems import problem
 router = APIRouter(tags=["health"])
 
 
-async def _check_database(request: Request, timeout: float) -> str:
-    async with asyncio.timeout(timeout):
+async def _check_database(request: Request, limit: float) -> str:
+    async with asyncio.timeout(limit):
         async with request.app.state.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     return "ok"
 
 
-async def _check_redis(request: Request, timeout: float) -> str:
-    async with asyncio.timeout(timeout):
+async def _check_redis(request: Request, limit: float) -> str:
+    async with asyncio.timeout(limit):
         await request.app.state.redis.ping()
     return "ok"
 
 
-async def _run(check: Any, request: Request, timeout: float) -> str:
+async def _run(check: Any, request: Request, limit: float) -> str:
     try:
-        result: str = await check(request, timeout)
+        result: str = await check(request, limit)
         return result
     except TimeoutError:
-        return f"down: no answer within {timeout:g} s"
+        return f"down: no answer within {limit:g} s"
     except Exception as exc:
         return f"down: {type(exc).__name__}: {str(exc)[:200]}"
 

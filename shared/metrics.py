@@ -16,7 +16,8 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 REQUESTS = Counter(
-    "http_requests_total", "HTTP requests by service, route, method, status.",
+    "http_requests_total",
+    "HTTP requests by service, route, method, status.",
     ["service", "route", "method", "status"],
 )
 

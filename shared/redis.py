@@ -21,12 +21,13 @@ def redis_client(url: str | None = None, settings: Settings | None = None) -> Re
     url = url or settings.redis_url
     if not url:
         raise RuntimeError("REDIS_URL is not set (`appointments run` starts an embedded Redis)")
-    return Redis.from_url(
+    client: Redis = Redis.from_url(
         url,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
+    return client
 
 
 def free_port() -> int:

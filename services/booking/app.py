@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.booking.admin_api import router as admin_router
 from shared.app import create_app
 from shared.config import Settings
-from services.booking.admin_api import router as admin_router
 
 
 def create(settings: Settings | None = None) -> FastAPI:

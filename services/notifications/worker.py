@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from shared.queue import NOTIFY_QUEUE, HEALTH_CHECK_INTERVAL_S, redis_settings
+from shared.queue import HEALTH_CHECK_INTERVAL_S, NOTIFY_QUEUE, redis_settings
 from shared.worker import ping, worker_hooks
 
 _startup, _shutdown = worker_hooks("notifications")

@@ -14,7 +14,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from shared.config import Settings, get_settings
 from shared.db.tenancy import SYSTEM, install_tenant_guard
@@ -33,7 +38,9 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def create_engine(url: str | None = None, settings: Settings | None = None, **kw: Any) -> AsyncEngine:
+def create_engine(
+    url: str | None = None, settings: Settings | None = None, **kw: Any
+) -> AsyncEngine:
     """Create the engine for `url` (default: settings.database_url)."""
     settings = settings or get_settings()
     url = url or settings.database_url

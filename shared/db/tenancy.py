@@ -47,7 +47,7 @@ def _tenant_filter(state: ORMExecuteState) -> None:
 @cache
 def _tenant_tables() -> frozenset[str]:
     return frozenset(
-        mapper.local_table.name  # type: ignore[union-attr]
+        getattr(mapper.local_table, "name", "")
         for mapper in Base.registry.mappers
         if issubclass(mapper.class_, TenantMixin)
     )
@@ -55,7 +55,7 @@ def _tenant_tables() -> frozenset[str]:
 
 def _touches_tenant_tables(state: ORMExecuteState) -> bool:
     tables = find_tables(
-        state.statement,
+        state.statement,  # type: ignore[arg-type]
         check_columns=True,
         include_aliases=True,
         include_joins=True,

@@ -11,7 +11,6 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 
 
-
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """An instant: stored as naive UTC, always returned timezone-aware in UTC.
 
@@ -39,12 +38,12 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def Money() -> sa.Numeric[Any]:  # noqa: N802 - reads like a type
+def Money() -> sa.Numeric[Any]:
     """Money amounts: exact decimals with two places (Decimal in Python, never float)."""
     return sa.Numeric(12, 2, asdecimal=True)
 
 
-def StrEnum(*values: str, name: str, length: int = 32) -> sa.Enum:  # noqa: N802
+def StrEnum(*values: str, name: str, length: int = 32) -> sa.Enum:
     """A string enum stored as VARCHAR with a named CHECK constraint on every backend."""
     return sa.Enum(
         *values,

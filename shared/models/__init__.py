@@ -11,7 +11,15 @@ from shared.models.appointment import (
 from shared.models.auth import ApiKey
 from shared.models.base import Base, TenantMixin
 from shared.models.callback import CallbackEscalation, CallbackRequest
-from shared.models.company import Branch, Company, Service, Staff, StaffService, TimeOff, WorkingHours
+from shared.models.company import (
+    Branch,
+    Company,
+    Service,
+    Staff,
+    StaffService,
+    TimeOff,
+    WorkingHours,
+)
 from shared.models.customer import Call, Customer, PhoneNumber
 from shared.models.integration import ApiCallLog, OutboxEvent, WebhookEvent
 from shared.models.notification import NotificationConfiguration, NotificationEventMapping

@@ -23,9 +23,7 @@ class Base(DeclarativeBase):
 
 
 class IdMixin:
-    id: Mapped[str] = mapped_column(
-        sa.String(36), primary_key=True, default=new_id, sort_order=-10
-    )
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id, sort_order=-10)
 
 
 class TimestampMixin:
@@ -41,7 +39,7 @@ class TenantMixin:
     """Marks a tenant-owned table: `shared.db.tenancy` filters every query on it by company."""
 
     @declared_attr
-    def company_id(cls) -> Mapped[str]:  # noqa: N805 - declared_attr takes the class
+    def company_id(cls) -> Mapped[str]:
         return mapped_column(
             sa.String(36),
             sa.ForeignKey("companies.id", ondelete="CASCADE"),

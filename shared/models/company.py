@@ -14,7 +14,7 @@ from shared.models.base import Base, IdMixin, TenantMixin, TimestampMixin
 
 
 class Company(IdMixin, TimestampMixin, Base):
-    """The tenant. Secrets for Retell/Cal.com verification live here (HMAC needs the plain value)."""
+    """The tenant. Retell/Cal.com secrets live here: HMAC verification needs the plain value."""
 
     __tablename__ = "companies"
 

@@ -48,9 +48,7 @@ class ApiCallLog(IdMixin, Base):
     """One outbound call to a third party (Cal.com, Retell), personal data redacted."""
 
     __tablename__ = "api_call_logs"
-    __table_args__ = (
-        sa.Index("ix_api_call_logs_service_status", "service", "response_status"),
-    )
+    __table_args__ = (sa.Index("ix_api_call_logs_service_status", "service", "response_status"),)
 
     company_id: Mapped[str | None] = mapped_column(
         sa.String(36), sa.ForeignKey("companies.id", ondelete="CASCADE"), index=True
@@ -84,9 +82,7 @@ class OutboxEvent(IdMixin, TimestampMixin, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     aggregate_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     correlation_id: Mapped[str | None] = mapped_column(sa.String(128))
-    status: Mapped[str] = mapped_column(
-        StrEnum(*OUTBOX_STATUSES, name="status"), default="pending"
-    )
+    status: Mapped[str] = mapped_column(StrEnum(*OUTBOX_STATUSES, name="status"), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     available_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(sa.Text)

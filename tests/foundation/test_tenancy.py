@@ -26,7 +26,7 @@ async def _two_tenants_with_branches(db: Database) -> tuple[str, str, str, str]:
 
 
 async def test_select_without_filter_sees_only_own_rows(db: Database) -> None:
-    a, b, branch_a, branch_b = await _two_tenants_with_branches(db)
+    a, _b, branch_a, branch_b = await _two_tenants_with_branches(db)
     async with db.transaction(a, write=False) as session:
         rows = (await session.execute(select(Branch))).scalars().all()
         count = await session.scalar(select(func.count()).select_from(Branch))
@@ -37,7 +37,7 @@ async def test_select_without_filter_sees_only_own_rows(db: Database) -> None:
 
 
 async def test_update_and_delete_are_filtered(db: Database) -> None:
-    a, b, branch_a, branch_b = await _two_tenants_with_branches(db)
+    a, _b, branch_a, branch_b = await _two_tenants_with_branches(db)
     async with db.transaction(a) as session:
         await session.execute(update(Branch).values(city="Hacked"))
         await session.execute(delete(Branch).where(Branch.id == branch_b))

@@ -25,7 +25,7 @@ async def _branch(db: Database, company_id: str) -> str:
 
 
 async def test_instants_round_trip_in_utc_with_microseconds(db: Database) -> None:
-    from shared.models import TimeOff, Staff
+    from shared.models import Staff, TimeOff
 
     tenant = await create_tenant(db)
     branch_id = await _branch(db, tenant.company_id)
@@ -79,7 +79,8 @@ async def test_enum_check_constraint_refuses_unknown_values(db: Database) -> Non
             await session.execute(
                 text(
                     "INSERT INTO policy_configurations "
-                    "(id, company_id, level, entity_id, policy_type, config, created_at, updated_at)"
+                    "(id, company_id, level, entity_id, policy_type, config, created_at,"
+                    " updated_at)"
                     " VALUES ('p1', :c, 'galaxy', 'e', 'cancellation', '{}', "
                     "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
                 ),

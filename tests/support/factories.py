@@ -29,9 +29,7 @@ async def create_tenant(
         company = Company(name=name or f"Test Co {uuid.uuid4().hex[:8]}")
         session.add(company)
         await session.flush()
-        issued = issue_key(
-            session, company_id=company.id, name="test", scopes=scopes or ["admin"]
-        )
+        issued = issue_key(session, company_id=company.id, name="test", scopes=scopes or ["admin"])
     return Tenant(company_id=company.id, admin_key=issued.plaintext)
 
 
