@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
+from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI
 
 from shared.config import Settings, get_settings
@@ -39,6 +40,8 @@ def create_app(
             configure_logging(service, settings.log_level, settings.log_json)
         app.state.db = Database(settings=settings)
         app.state.redis = redis_client(settings=settings)
+        # ARQ's client over the same connection pool; no ping, so start-up never waits on Redis.
+        app.state.arq = ArqRedis(connection_pool=app.state.redis.connection_pool)
         try:
             for hook in on_startup:
                 await hook(app)

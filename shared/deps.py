@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.engine import WRITE, Database, run_after_commit
+from shared.outbox import dispatch_staged
 
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -32,6 +33,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 await session.connection(execution_options=WRITE)
             yield session
         await run_after_commit(session)
+        await dispatch_staged(session, getattr(request.app.state, "arq", None))
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -62,3 +62,25 @@ class ServiceUnavailable(AppError):
 
 class TenantNotSet(RuntimeError):
     """A tenant-owned table was queried on a session bound to no tenant (a programming error)."""
+
+
+class IdempotencyKeyReused(AppError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
+class SlotTaken(AppError):
+    status, code, title = 409, "slot_taken", "Slot taken"
+    slots: list[Any] = []  # the alternatives as domain objects (the agent words them)
+
+
+class PolicyViolation(AppError):
+    status, code, title = 409, "policy_violation", "Policy violation"
+
+
+class Replay(Exception):
+    """Answer with a stored response (idempotent replay) instead of running the request."""
+
+    def __init__(self, status: int, body: dict[str, object]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"replay {status}")

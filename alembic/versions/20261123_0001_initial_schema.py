@@ -450,6 +450,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_appointments_customer_start_status', ['customer_id', 'starts_at', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_appointments_service_id'), ['service_id'], unique=False)
         batch_op.create_index('ix_appointments_staff_start', ['staff_id', 'starts_at'], unique=False)
+        batch_op.create_index('ix_appointments_staff_blocked', ['staff_id', 'blocked_from'], unique=False)
 
     op.create_table('callback_requests',
     sa.Column('id', sa.String(length=36), nullable=False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.booking.admin_api import router as admin_router
+from services.booking.api import router as api_router
 from shared.app import create_app
 from shared.config import Settings
 
@@ -14,6 +15,6 @@ def create(settings: Settings | None = None) -> FastAPI:
         service="booking",
         title="Booking service",
         description="Availability, appointments, agent functions, callbacks and tenant admin.",
-        routers=[admin_router],
+        routers=[api_router, admin_router],
         settings=settings,
     )

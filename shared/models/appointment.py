@@ -26,6 +26,7 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
         sa.Index("ix_appointments_company_created", "company_id", "created_at"),
         sa.Index("ix_appointments_customer_start_status", "customer_id", "starts_at", "status"),
         sa.Index("ix_appointments_staff_start", "staff_id", "starts_at"),
+        sa.Index("ix_appointments_staff_blocked", "staff_id", "blocked_from"),
         sa.Index("ix_appointments_availability", "branch_id", "staff_id", "starts_at", "status"),
         sa.CheckConstraint("ends_at > starts_at", name="end_after_start"),
     )

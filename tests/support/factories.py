@@ -38,3 +38,63 @@ async def create_platform_key(db: Database, scopes: list[str] | None = None) -> 
     async with db.transaction(SYSTEM) as session:
         issued = issue_key(session, company_id=None, name="platform", scopes=scopes or ["admin"])
     return issued.plaintext
+
+
+@dataclass(frozen=True)
+class Salon:
+    """A tenant ready to book: one branch, a 30-min service (10 min buffer after), two staff."""
+
+    tenant: Tenant
+    branch_id: str
+    service_id: str
+    staff_ids: tuple[str, str]
+    phone_number: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.tenant.headers
+
+
+async def create_salon(db: Database, *, buffer_after: int = 10, duration: int = 30) -> Salon:
+    """Mon-Sat 09:00-12:30 and 13:00-18:00 for both staff members, Europe/Berlin."""
+    from datetime import time
+    from decimal import Decimal
+
+    from shared.models import Branch, PhoneNumber, Service, Staff, StaffService, WorkingHours
+
+    tenant = await create_tenant(db)
+    number = "+4930" + str(uuid.uuid4().int)[:8]
+    async with db.transaction(tenant.company_id) as session:
+        branch = Branch(name="Mitte", timezone="Europe/Berlin", city="Berlin")
+        session.add(branch)
+        await session.flush()
+        service = Service(
+            name="Herrenhaarschnitt",
+            duration_minutes=duration,
+            price=Decimal("28.00"),
+            buffer_after_minutes=buffer_after,
+        )
+        staff = [Staff(branch_id=branch.id, name=name) for name in ("Anna", "Ben")]
+        session.add_all([service, *staff])
+        await session.flush()
+        for member in staff:
+            session.add(StaffService(staff_id=member.id, service_id=service.id))
+            for weekday in range(6):
+                for start, end in ((time(9), time(12, 30)), (time(13), time(18))):
+                    session.add(
+                        WorkingHours(
+                            staff_id=member.id, weekday=weekday, start_time=start, end_time=end
+                        )
+                    )
+        session.add(PhoneNumber(number=number, branch_id=branch.id))
+    return Salon(tenant, branch.id, service.id, (staff[0].id, staff[1].id), number)
+
+
+def next_weekday(weekday: int, at_least_days: int = 3) -> "date":
+    """The first date with `weekday` (0 = Monday) at least `at_least_days` from today."""
+    from datetime import date, timedelta
+
+    day = date.today() + timedelta(days=at_least_days)
+    while day.weekday() != weekday:
+        day += timedelta(days=1)
+    return day

@@ -1,0 +1,127 @@
+"""Booking REST API: availability and appointments (Bearer key, one request = one transaction)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from services.booking import appointments_query, idempotency
+from services.booking.admin.fields import Instant, Phone
+from services.booking.booking import BookingRequest, book
+from services.booking.schemas import (
+    AppointmentCreate,
+    AppointmentList,
+    AppointmentOut,
+    AvailabilityOut,
+)
+from services.booking.serialize import appointment_json
+from shared.auth import ServicePrincipal
+from shared.deps import Session, get_db
+from shared.errors import InvalidInput, SlotTaken
+
+router = APIRouter(prefix="/v1", tags=["appointments"])
+AppointmentStatus = Literal[
+    "confirmed", "cancelled", "rescheduled", "completed", "no_show", "pending"
+]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+@router.get("/availability", response_model=AvailabilityOut)
+async def get_availability(
+    principal: ServicePrincipal,
+    session: Session,
+    service_id: Annotated[str, Query(max_length=36)],
+    date_: Annotated[date, Query(alias="date")],
+    branch_id: Annotated[str | None, Query(max_length=36)] = None,
+    staff_id: Annotated[str | None, Query(max_length=36)] = None,
+    days: Annotated[int, Query(ge=1, le=31)] = 1,
+) -> dict[str, Any]:
+    """Free slots of a service from `date` on, for `days` days (local times with offset)."""
+    slots = await appointments_query.availability(
+        session,
+        service_id=service_id,
+        first_date=date_,
+        days=days,
+        branch_id=branch_id,
+        staff_id=staff_id,
+    )
+    return {"slots": slots}
+
+
+@router.post(
+    "/appointments",
+    status_code=201,
+    response_model=AppointmentOut,
+    responses={409: {"description": "slot_taken"}, 422: {"description": "invalid"}},
+)
+async def create_appointment(
+    request: Request,
+    principal: ServicePrincipal,
+    session: Session,
+    body: AppointmentCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Book an appointment. Same Idempotency-Key + same body -> the same answer again."""
+    fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
+    if idempotency_key:
+        existing = await idempotency.find(session, idempotency_key)
+        if existing is not None:
+            raise idempotency.replay_or_refuse(existing, fingerprint)
+    req = BookingRequest(
+        service_id=body.service_id,
+        staff_id=body.staff_id,
+        branch_id=body.branch_id,
+        start=body.start,
+        customer_name=body.customer.name,
+        customer_phone=body.customer.phone,
+        customer_email=body.customer.email,
+        notes=body.notes,
+        source="api",
+    )
+    try:
+        result = await book(session, req)
+        status = 201
+        payload = appointment_json(result.appointment, result.context.timezone)
+        if idempotency_key:
+            idempotency.record(session, idempotency_key, fingerprint, status, payload)
+            await session.flush()
+    except (IntegrityError, SlotTaken) as exc:
+        if idempotency_key:
+            # A concurrent twin with this key may have won: answer what it answered.
+            row = await idempotency.find_committed(
+                get_db(request), principal.company_id, idempotency_key
+            )
+            if row is not None:
+                raise idempotency.replay_or_refuse(row, fingerprint) from exc
+        if isinstance(exc, IntegrityError):
+            raise InvalidInput("The request conflicts with existing data.") from exc
+        raise
+    return JSONResponse(payload, status_code=status if result.created else 200)
+
+
+@router.get("/appointments/{appointment_id}", response_model=AppointmentOut)
+async def get_appointment(
+    principal: ServicePrincipal, session: Session, appointment_id: str
+) -> dict[str, Any]:
+    appointment, timezone = await appointments_query.get_appointment(session, appointment_id)
+    return appointment_json(appointment, timezone)
+
+
+@router.get("/appointments", response_model=AppointmentList)
+async def list_appointments(
+    principal: ServicePrincipal,
+    session: Session,
+    phone: Annotated[Phone | None, Query()] = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Annotated[Instant | None, Query()] = None,
+    status: Annotated[AppointmentStatus | None, Query()] = None,
+) -> dict[str, Any]:
+    """Appointments by customer phone and/or time range, earliest first."""
+    items = await appointments_query.list_appointments(
+        session, phone=phone, start_from=from_, start_to=to, status=status
+    )
+    return {"items": items}

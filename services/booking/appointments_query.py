@@ -1,0 +1,123 @@
+"""Read side of the booking service: availability and appointment lookups."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.booking import free_slots
+from services.booking.serialize import appointment_json, local_iso
+from shared.db.types import utcnow
+from shared.errors import InvalidInput, NotFound
+from shared.models import Appointment, Branch, Company, Customer, Service
+
+
+async def resolve_branches(
+    session: AsyncSession, service: Service, branch_id: str | None
+) -> list[Branch]:
+    """The branches a service is searched in: the given one, the service's, or all active."""
+    wanted = branch_id or service.branch_id
+    query = sa.select(Branch).where(Branch.active.is_(True)).order_by(Branch.name, Branch.id)
+    if wanted is not None:
+        query = query.where(Branch.id == wanted)
+    branches = list((await session.execute(query)).scalars())
+    if wanted is not None and not branches:
+        raise InvalidInput("Unknown branch.", field="branch_id")
+    if service.branch_id is not None and branch_id and branch_id != service.branch_id:
+        raise InvalidInput("This service is not offered at that branch.", field="branch_id")
+    return branches
+
+
+async def availability(
+    session: AsyncSession,
+    *,
+    service_id: str,
+    first_date: date,
+    days: int,
+    branch_id: str | None = None,
+    staff_id: str | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    now = now or utcnow()
+    service = await session.scalar(sa.select(Service).where(Service.id == service_id))
+    if service is None or not service.active:
+        raise InvalidInput("Unknown service.", field="service_id")
+    company = await session.scalar(sa.select(Company))
+    assert company is not None
+    result: list[tuple[datetime, dict[str, Any]]] = []
+    for branch in await resolve_branches(session, service, branch_id):
+        notice = branch.min_notice_minutes
+        window = branch.booking_window_days
+        slots = await free_slots(
+            session,
+            service=service,
+            branch=branch,
+            company_min_notice=timedelta(
+                minutes=company.min_notice_minutes if notice is None else notice
+            ),
+            window_days=company.booking_window_days if window is None else window,
+            first_date=first_date,
+            days=days,
+            now=now,
+            staff_id=staff_id,
+        )
+        for slot in slots:
+            result.append(
+                (
+                    slot.start,
+                    {
+                        "start": local_iso(slot.start, branch.timezone),
+                        "end": local_iso(slot.end, branch.timezone),
+                        "staff_id": slot.staff_id,
+                        "branch_id": branch.id,
+                    },
+                )
+            )
+    result.sort(key=lambda item: item[0])
+    return [item[1] for item in result]
+
+
+async def get_appointment(session: AsyncSession, appointment_id: str) -> tuple[Appointment, str]:
+    """The appointment and its branch's timezone, or 404."""
+    row = (
+        await session.execute(
+            sa.select(Appointment, Branch.timezone)
+            .join(Branch, Branch.id == Appointment.branch_id)
+            .where(Appointment.id == appointment_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such appointment.")
+    return row[0], row[1]
+
+
+async def list_appointments(
+    session: AsyncSession,
+    *,
+    phone: str | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    status: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    query = (
+        sa.select(Appointment, Branch.timezone)
+        .join(Branch, Branch.id == Appointment.branch_id)
+        .order_by(Appointment.starts_at, Appointment.id)
+        .limit(limit)
+    )
+    if phone is not None:
+        query = query.join(Customer, Customer.id == Appointment.customer_id).where(
+            Customer.phone == phone
+        )
+    if start_from is not None:
+        query = query.where(Appointment.starts_at >= start_from)
+    if start_to is not None:
+        query = query.where(Appointment.starts_at < start_to)
+    if status is not None:
+        query = query.where(Appointment.status == status)
+    rows = await session.execute(query)
+    return [appointment_json(appointment, tz) for appointment, tz in rows]

@@ -1,0 +1,300 @@
+"""Booking an appointment: validate against the schedule, fence overlaps, write, stage events.
+
+One call is one transaction (the caller's). Statements on the happy path with a given staff
+member: context (1), staff lock (1, MariaDB only), overlap check (1), customer write (0-1),
+appointment insert (1), outbox insert (1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.availability import (
+    AvailabilityQuery,
+    ServiceSpec,
+    Slot,
+    StaffCalendar,
+    find_slots,
+    nearest_alternatives,
+)
+from services.booking.booking_context import BookingContext, load_context
+from services.booking.calendar_loader import load_calendars, qualified_staff
+from services.booking.customers import upsert_customer
+from services.booking.events import stage_appointment_events
+from services.booking.slot_guard import conflicts, lock_staff
+from shared.db.types import utcnow
+from shared.errors import InvalidInput, SlotTaken
+from shared.models import Appointment, Branch, Company, Service
+
+ALTERNATIVE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    service_id: str
+    start: datetime
+    customer_name: str
+    customer_phone: str
+    staff_id: str | None = None
+    branch_id: str | None = None
+    customer_email: str | None = None
+    notes: str | None = None
+    source: str = "api"
+    call_id: str | None = None
+    actor: str = "api"
+
+
+@dataclass
+class BookingResult:
+    appointment: Appointment
+    created: bool
+    context: BookingContext
+    alternatives: list[Slot] = field(default_factory=list)
+
+
+def blocked_range(ctx: BookingContext, start: datetime) -> tuple[datetime, datetime, datetime]:
+    """(end, blocked_from, blocked_until) of an appointment of the context's service at start."""
+    service = ctx.service
+    end = start + timedelta(minutes=service.duration_minutes)
+    return (
+        end,
+        start - timedelta(minutes=service.buffer_before_minutes),
+        end + timedelta(minutes=service.buffer_after_minutes),
+    )
+
+
+def check_schedule(ctx: BookingContext, start: datetime, now: datetime) -> None:
+    """Refuse (422 on `start`) a time that is past, too soon, beyond the window, or not a
+    bookable start of this staff member's working hours. Existing bookings are NOT considered
+    here: the fence decides those under the lock."""
+    if start < now:
+        raise InvalidInput("The requested time is in the past.", field="start")
+    if start < now + ctx.min_notice:
+        minutes = int(ctx.min_notice.total_seconds() // 60)
+        raise InvalidInput(f"Appointments need at least {minutes} minutes' notice.", field="start")
+    if start > now + timedelta(days=ctx.window_days):
+        raise InvalidInput(
+            f"Appointments can be booked at most {ctx.window_days} days ahead.", field="start"
+        )
+    local_day = start.astimezone(ZoneInfo(ctx.timezone)).date()
+    free_schedule = StaffCalendar(ctx.staff.id, ctx.staff.name, ctx.working_hours)
+    slots = find_slots(
+        AvailabilityQuery(
+            timezone=ctx.timezone,
+            service=ctx.spec,
+            staff=[free_schedule],
+            now=now,
+            first_date=local_day,
+            days=1,
+            min_notice=ctx.min_notice,
+            booking_window_days=ctx.window_days,
+        )
+    )
+    if not any(slot.start == start for slot in slots):
+        raise InvalidInput(
+            "The requested time is outside this staff member's working hours "
+            f"or not on the {ctx.spec.slot_step_minutes}-minute grid.",
+            field="start",
+        )
+
+
+async def free_slots(
+    session: AsyncSession,
+    *,
+    service: Service,
+    branch: Branch,
+    company_min_notice: timedelta,
+    window_days: int,
+    first_date: date,
+    days: int,
+    now: datetime,
+    staff_id: str | None = None,
+) -> list[Slot]:
+    """Free slots of a service in one branch (all qualified staff, or one)."""
+    staff = await qualified_staff(session, service.id, [branch.id], staff_id)
+    calendars = await load_calendars(session, staff, first_date, days, branch.timezone)
+    return find_slots(
+        AvailabilityQuery(
+            timezone=branch.timezone,
+            service=service_spec(service),
+            staff=calendars,
+            now=now,
+            first_date=first_date,
+            days=days,
+            staff_id=staff_id,
+            min_notice=company_min_notice,
+            booking_window_days=window_days,
+        )
+    )
+
+
+def service_spec(service: Service) -> ServiceSpec:
+    return ServiceSpec(
+        service.duration_minutes,
+        service.buffer_before_minutes,
+        service.buffer_after_minutes,
+        service.slot_step_minutes or 15,
+    )
+
+
+async def alternatives_for(
+    session: AsyncSession, ctx: BookingContext, start: datetime, now: datetime, any_staff: bool
+) -> list[Slot]:
+    """Up to 3 free slots nearest the requested start (same day first, then later days)."""
+    local_day = start.astimezone(ZoneInfo(ctx.timezone)).date()
+    slots = await free_slots(
+        session,
+        service=ctx.service,
+        branch=ctx.branch,
+        company_min_notice=ctx.min_notice,
+        window_days=ctx.window_days,
+        first_date=local_day,
+        days=ALTERNATIVE_DAYS,
+        now=now,
+        staff_id=None if any_staff else ctx.staff.id,
+    )
+    return nearest_alternatives(slots, start, ctx.timezone, exclude=ctx.staff.id)
+
+
+async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime) -> str:
+    """'Any staff': the qualified member free at the start with the fewest booked minutes."""
+    service = await session.scalar(select(Service).where(Service.id == req.service_id))
+    if service is None or not service.active:
+        raise InvalidInput("Unknown service.", field="service_id")
+    branch_id = req.branch_id or service.branch_id
+    branches_q = select(Branch).where(Branch.active.is_(True))
+    if branch_id is not None:
+        branches_q = branches_q.where(Branch.id == branch_id)
+    branches = list((await session.execute(branches_q.order_by(Branch.name))).scalars())
+    if not branches:
+        raise InvalidInput("Unknown branch.", field="branch_id")
+    company = await session.scalar(select(Company))
+    assert company is not None
+    candidates: list[Slot] = []
+    for branch in branches:
+        notice = branch.min_notice_minutes
+        window = branch.booking_window_days
+        slots = await free_slots(
+            session,
+            service=service,
+            branch=branch,
+            company_min_notice=timedelta(
+                minutes=company.min_notice_minutes if notice is None else notice
+            ),
+            window_days=company.booking_window_days if window is None else window,
+            first_date=req.start.astimezone(ZoneInfo(branch.timezone)).date(),
+            days=1,
+            now=now,
+        )
+        for slot in slots:
+            if slot.start == req.start:
+                return slot.staff_id
+        candidates.extend(slots)
+    staff = await qualified_staff(session, service.id, [b.id for b in branches])
+    if not staff:
+        raise InvalidInput("No staff member offers this service.", field="service_id")
+    # Nobody is free then: let the first qualified staff member's fence produce the answer.
+    return staff[0].id
+
+
+async def book(
+    session: AsyncSession, req: BookingRequest, now: datetime | None = None
+) -> BookingResult:
+    """Book `req`; raises InvalidInput (422) or SlotTaken (409 with alternatives)."""
+    now = now or utcnow()
+    any_staff = req.staff_id is None
+    staff_id = req.staff_id or await choose_staff(session, req, now)
+    ctx = await load_context(
+        session, service_id=req.service_id, staff_id=staff_id, phone=req.customer_phone
+    )
+    _check_references(ctx, req)
+    check_schedule(ctx, req.start, now)
+    end, blocked_from, blocked_until = blocked_range(ctx, req.start)
+
+    await lock_staff(session, [ctx.staff.id])
+    clashes = await conflicts(session, ctx.staff.id, blocked_from, blocked_until)
+    if clashes:
+        duplicate = next(
+            (
+                c
+                for c in clashes
+                if c.kind == "appointment"
+                and c.customer_id == ctx.customer_id
+                and c.service_id == ctx.service.id
+                and c.starts_at == req.start
+            ),
+            None,
+        )
+        if duplicate is not None and ctx.customer_id is not None:
+            existing = await session.get(Appointment, duplicate.id)
+            assert existing is not None
+            return BookingResult(existing, created=False, context=ctx)
+        alternatives = await alternatives_for(session, ctx, req.start, now, any_staff)
+        raise slot_taken(alternatives, ctx.timezone)
+
+    customer_id = await upsert_customer(
+        session,
+        company_id=ctx.company.id,
+        phone=req.customer_phone,
+        name=req.customer_name,
+        email=req.customer_email,
+        known_id=ctx.customer_id,
+        known_name=ctx.customer_name,
+    )
+    appointment = Appointment(
+        branch_id=ctx.branch.id,
+        service_id=ctx.service.id,
+        staff_id=ctx.staff.id,
+        customer_id=customer_id,
+        starts_at=req.start,
+        ends_at=end,
+        blocked_from=blocked_from,
+        blocked_until=blocked_until,
+        status="confirmed",
+        sync_status="pending" if ctx.company.calcom_api_key else "local_only",
+        source=req.source,
+        call_id=req.call_id,
+        price=ctx.service.price,
+        currency=ctx.service.currency,
+        notes=req.notes,
+    )
+    session.add(appointment)
+    await session.flush()
+    stage_appointment_events(session, appointment, "booking_confirmed")
+    return BookingResult(appointment, created=True, context=ctx)
+
+
+def slot_taken(alternatives: list[Slot], timezone: str) -> SlotTaken:
+    """409 `slot_taken` listing the alternatives in the branch's local time."""
+    zone = ZoneInfo(timezone)
+    error = SlotTaken(
+        "This time is no longer available.",
+        alternatives=[
+            {
+                "start": a.start.astimezone(zone).isoformat(),
+                "end": a.end.astimezone(zone).isoformat(),
+                "staff_id": a.staff_id,
+            }
+            for a in alternatives
+        ],
+    )
+    error.slots = alternatives
+    return error
+
+
+def _check_references(ctx: BookingContext, req: BookingRequest) -> None:
+    if not ctx.service.active:
+        raise InvalidInput("Unknown service.", field="service_id")
+    if not ctx.staff.active:
+        raise InvalidInput("This staff member is not available for booking.", field="staff_id")
+    if not ctx.qualified:
+        raise InvalidInput("This staff member does not offer this service.", field="staff_id")
+    if req.branch_id is not None and req.branch_id != ctx.branch.id:
+        raise InvalidInput("The staff member works at another branch.", field="branch_id")
+    if ctx.service.branch_id is not None and ctx.service.branch_id != ctx.branch.id:
+        raise InvalidInput("This service is not offered at that branch.", field="service_id")

@@ -1,0 +1,117 @@
+"""Everything a booking needs to know, read in ONE statement: service, staff, branch, company,
+the staff member's qualification and weekly hours, and the customer behind the phone number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.availability import ServiceSpec, WorkingInterval
+from services.booking.calendar_loader import parse_time
+from shared.errors import InvalidInput
+from shared.models import Branch, Company, Customer, Service, Staff, StaffService, WorkingHours
+
+
+@dataclass(frozen=True)
+class BookingContext:
+    service: Service
+    staff: Staff
+    branch: Branch
+    company: Company
+    qualified: bool
+    working_hours: tuple[WorkingInterval, ...]
+    customer_id: str | None
+    customer_name: str | None
+
+    @property
+    def spec(self) -> ServiceSpec:
+        s = self.service
+        return ServiceSpec(
+            s.duration_minutes,
+            s.buffer_before_minutes,
+            s.buffer_after_minutes,
+            s.slot_step_minutes or 15,
+        )
+
+    @property
+    def min_notice(self) -> timedelta:
+        minutes = self.branch.min_notice_minutes
+        return timedelta(minutes=self.company.min_notice_minutes if minutes is None else minutes)
+
+    @property
+    def window_days(self) -> int:
+        days = self.branch.booking_window_days
+        return self.company.booking_window_days if days is None else days
+
+    @property
+    def timezone(self) -> str:
+        return self.branch.timezone
+
+
+def _hours_text() -> sa.ColumnElement[str]:
+    part = (
+        sa.cast(WorkingHours.weekday, sa.String)
+        + sa.literal("|")
+        + sa.cast(WorkingHours.start_time, sa.String(16))
+        + sa.literal("|")
+        + sa.cast(WorkingHours.end_time, sa.String(16))
+    )
+    return sa.func.group_concat(part)
+
+
+def _parse_hours(text: str | None) -> tuple[WorkingInterval, ...]:
+    if not text:
+        return ()
+    intervals = []
+    for item in text.split(","):
+        weekday, start, end = item.split("|")
+        intervals.append(WorkingInterval(int(weekday), parse_time(start), parse_time(end)))
+    return tuple(sorted(intervals, key=lambda iv: (iv.weekday, iv.start)))
+
+
+async def load_context(
+    session: AsyncSession, *, service_id: str, staff_id: str, phone: str | None
+) -> BookingContext:
+    """Load the booking context; unknown service or staff -> 422 naming the field."""
+    qualified = (
+        sa.select(sa.func.count())
+        .select_from(StaffService)
+        .where(StaffService.staff_id == Staff.id, StaffService.service_id == Service.id)
+        .scalar_subquery()
+    )
+    hours = sa.select(_hours_text()).where(WorkingHours.staff_id == Staff.id).scalar_subquery()
+    customer = sa.select(Customer.id, Customer.name).where(
+        Customer.company_id == Staff.company_id, Customer.phone == phone
+    )
+    customer_id = customer.with_only_columns(Customer.id).scalar_subquery()
+    customer_name = customer.with_only_columns(Customer.name).scalar_subquery()
+    row = (
+        await session.execute(
+            sa.select(Service, Staff, Branch, Company, qualified, hours, customer_id, customer_name)
+            .select_from(Staff)
+            .join(Service, Service.id == service_id)
+            .join(Branch, Branch.id == Staff.branch_id)
+            .join(Company, Company.id == Staff.company_id)
+            .where(Staff.id == staff_id)
+        )
+    ).first()
+    if row is None:
+        found = await session.scalar(sa.select(Service.id).where(Service.id == service_id))
+        if found is None:
+            raise InvalidInput("Unknown service.", field="service_id")
+        raise InvalidInput("Unknown staff member.", field="staff_id")
+    service, staff, branch, company, n_qualified, hours_text, cust_id, cust_name = row
+    return BookingContext(
+        service=service,
+        staff=staff,
+        branch=branch,
+        company=company,
+        qualified=bool(n_qualified),
+        working_hours=_parse_hours(hours_text),
+        customer_id=cust_id,
+        customer_name=cust_name,
+    )

@@ -1,0 +1,99 @@
+"""The transactional outbox: jobs are staged as rows in the business transaction and sent to
+their ARQ queue only after the commit. A sweeper re-enqueues rows still pending after a grace
+period (a crash between commit and enqueue, Redis losing data), so nothing is lost; ARQ's
+`_job_id` (the outbox id) and idempotent handlers make the repeat harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.types import utcnow
+from shared.logging import correlation_id_var
+from shared.models import OutboxEvent
+
+log = logging.getLogger(__name__)
+SWEEP_GRACE = timedelta(seconds=60)
+
+
+def stage(
+    session: AsyncSession,
+    *,
+    queue: str,
+    job: str,
+    payload: dict[str, Any],
+    company_id: str | None,
+    aggregate_id: str | None = None,
+) -> OutboxEvent:
+    """Add an outbox row to the session's transaction (flushed with the business rows)."""
+    event = OutboxEvent(
+        queue=queue,
+        job_name=job,
+        payload=payload,
+        company_id=company_id,
+        aggregate_id=aggregate_id,
+        correlation_id=correlation_id_var.get(),
+        available_at=utcnow(),
+    )
+    session.add(event)
+    session.info.setdefault("outbox", []).append(event)
+    return event
+
+
+def job_id(event_id: str) -> str:
+    return f"outbox:{event_id}"
+
+
+async def send(pool: ArqRedis, event: OutboxEvent) -> bool:
+    """Enqueue one outbox row's job; False (logged) when Redis refuses: the sweeper retries."""
+    try:
+        await pool.enqueue_job(
+            event.job_name,
+            event.id,
+            _job_id=job_id(event.id),
+            _queue_name=event.queue,
+        )
+        return True
+    except Exception as exc:  # Redis down must never fail a committed booking
+        log.warning("outbox enqueue failed; the sweeper will retry", extra={"error": str(exc)})
+        return False
+
+
+async def dispatch_staged(session: AsyncSession, pool: ArqRedis | None) -> int:
+    """After a commit: enqueue the rows this session staged. Returns how many were sent."""
+    events: list[OutboxEvent] = session.info.pop("outbox", [])
+    if pool is None:
+        return 0
+    sent = 0
+    for event in events:
+        sent += await send(pool, event)
+    return sent
+
+
+async def due_for_sweep(
+    session: AsyncSession, now: datetime, limit: int = 500
+) -> list[OutboxEvent]:
+    rows = await session.execute(
+        select(OutboxEvent)
+        .where(OutboxEvent.status == "pending", OutboxEvent.available_at <= now - SWEEP_GRACE)
+        .order_by(OutboxEvent.available_at)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def mark(session: AsyncSession, event_id: str, status: str, error: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    if error is not None:
+        values["last_error"] = error[:2000]
+    await session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_id)
+        .values(attempts=OutboxEvent.attempts + 1, **values)
+    )
