@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from shared.api_keys import issue_key
 from shared.db.engine import Database
@@ -90,10 +91,8 @@ async def create_salon(db: Database, *, buffer_after: int = 10, duration: int = 
     return Salon(tenant, branch.id, service.id, (staff[0].id, staff[1].id), number)
 
 
-def next_weekday(weekday: int, at_least_days: int = 3) -> "date":
+def next_weekday(weekday: int, at_least_days: int = 3) -> date:
     """The first date with `weekday` (0 = Monday) at least `at_least_days` from today."""
-    from datetime import date, timedelta
-
     day = date.today() + timedelta(days=at_least_days)
     while day.weekday() != weekday:
         day += timedelta(days=1)

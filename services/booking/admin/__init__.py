@@ -1,0 +1,1 @@
+"""Tenant administration: schemas, generic CRUD and the per-resource rules behind /v1/admin."""

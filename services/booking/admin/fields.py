@@ -1,0 +1,135 @@
+"""Reusable validated field types of the admin API (pure: no I/O)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+import phonenumbers
+from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer, StringConstraints
+
+DEFAULT_PHONE_REGION = "DE"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CENT = Decimal("0.01")
+# Columns are INT on MariaDB (strict mode refuses larger values) and minutes/days beyond a
+# few years are mistakes, not settings.
+MAX_MINUTES = 366 * 24 * 60
+MAX_INT32 = 2**31 - 1
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(name: str) -> str:
+    # Membership, not ZoneInfo(name): ZoneInfo reads files, so on a case-insensitive
+    # filesystem it would accept "europe/berlin", which other systems reject.
+    if name not in _zones():
+        raise ValueError(f"'{name}' is not an IANA time zone name (e.g. Europe/Berlin)")
+    return name
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164 form of `raw` (national numbers are read as German), or ValueError."""
+    try:
+        parsed = phonenumbers.parse(raw, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"'{raw}' is not a phone number") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"'{raw}' is not a valid phone number (E.164, e.g. +4930123456)")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"'{value}' is not an e-mail address")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in value)
+    ):
+        raise ValueError("must be an http(s) URL such as https://api.cal.com")
+    return value.rstrip("/")
+
+
+def _money(value: Decimal) -> Decimal:
+    return (value + 0).quantize(_CENT)  # + 0 turns -0 into 0
+
+
+def _time_of_day(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a time of day has no offset; use branch-local HH:MM")
+    if value.second or value.microsecond:
+        raise ValueError("times of day are whole minutes (HH:MM)")
+    return value
+
+
+def _instant(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("instant out of range") from exc
+    if not 1900 <= utc.year <= 9998:
+        raise ValueError("instant out of range (years 1900-9998)")
+    return utc
+
+
+def _cents(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _hhmm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _text(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, max_length=max_length)
+
+
+def mask(secret: str | None) -> str | None:
+    """`****` plus the last four characters (enough to recognise a key, not to use it)."""
+    if not secret:
+        return None
+    return "****" + secret[-4:] if len(secret) >= 12 else "****"
+
+
+# Input types ---------------------------------------------------------------------------
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=36)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text20 = Annotated[str, _text(20)]
+Text100 = Annotated[str, _text(100)]
+Text255 = Annotated[str, _text(255)]
+LongText = Annotated[str, _text(5000)]
+Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
+Phone = Annotated[str, StringConstraints(max_length=50), AfterValidator(normalize_phone)]
+Email = Annotated[str, _text(255), AfterValidator(_email)]
+HttpBaseUrl = Annotated[str, _text(255), AfterValidator(_http_url)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2), AfterValidator(_money)]
+Minutes = Annotated[int, Field(ge=0, le=MAX_MINUTES)]
+PositiveMinutes = Annotated[int, Field(ge=1, le=MAX_MINUTES)]
+TimeOfDay = Annotated[time, AfterValidator(_time_of_day)]
+Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+
+# Output types: JSON shapes of the contract ---------------------------------------------
+
+MoneyOut = Annotated[Decimal, PlainSerializer(_cents, return_type=str, when_used="json")]
+TimeOut = Annotated[time, PlainSerializer(_hhmm, return_type=str, when_used="json")]
+InstantOut = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]

@@ -1,0 +1,208 @@
+"""The tenant resources of the admin API and the rules that go beyond field validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.admin import schemas
+from services.booking.admin.crud import Resource, Unique
+from shared.db.types import utcnow
+from shared.errors import Conflict, InvalidInput
+from shared.models import (
+    LIVE_STATUSES,
+    Appointment,
+    Branch,
+    PhoneNumber,
+    Service,
+    Staff,
+    StaffService,
+    TimeOff,
+    WorkingHours,
+)
+from shared.models.base import Base
+
+
+def _no_upcoming_appointments(column: str, label: str) -> Any:
+    """Deleting cascades to appointments: refuse while live ones lie ahead."""
+
+    async def guard(session: AsyncSession, row: Base) -> None:
+        stmt = (
+            select(Appointment.id)
+            .where(
+                getattr(Appointment, column) == row.id,  # type: ignore[attr-defined]
+                Appointment.status.in_(LIVE_STATUSES),
+                Appointment.ends_at > utcnow(),
+            )
+            .limit(1)
+        )
+        if (await session.execute(stmt)).first() is not None:
+            raise Conflict(
+                f"The {label} has upcoming appointments; cancel or move them first, "
+                "or set active to false."
+            )
+
+    return guard
+
+
+async def _working_hours_do_not_overlap(
+    session: AsyncSession, values: dict[str, Any], current: WorkingHours | None
+) -> None:
+    # Lock the staff row so two concurrent writers cannot both pass the check (MariaDB;
+    # SQLite write transactions are serialized by BEGIN IMMEDIATE anyway).
+    await session.execute(select(Staff.id).where(Staff.id == values["staff_id"]).with_for_update())
+    stmt = select(WorkingHours).where(
+        WorkingHours.staff_id == values["staff_id"],
+        WorkingHours.weekday == values["weekday"],
+        WorkingHours.start_time < values["end_time"],
+        WorkingHours.end_time > values["start_time"],
+    )
+    if current is not None:
+        stmt = stmt.where(WorkingHours.id != current.id)
+    clash = (await session.execute(stmt.limit(1))).scalar_one_or_none()
+    if clash is not None:
+        raise InvalidInput(
+            f"overlaps the interval {clash.start_time:%H:%M}-{clash.end_time:%H:%M} "
+            "of the same staff member on that weekday",
+            field="start_time",
+        )
+
+
+async def _agent_not_claimed_elsewhere(
+    session: AsyncSession, values: dict[str, Any], _current: PhoneNumber | None
+) -> None:
+    # Calls are routed to a tenant by agent id: one agent must never belong to two companies.
+    agent_id = values.get("retell_agent_id")
+    if agent_id is None:
+        return
+    stmt = select(PhoneNumber.id).where(
+        PhoneNumber.retell_agent_id == agent_id,
+        PhoneNumber.company_id != session.info["tenant"],
+    )
+    taken = await session.execute(stmt.limit(1), execution_options={"skip_tenant_filter": True})
+    if taken.first() is not None:
+        raise Conflict("This Retell agent is already assigned.", field="retell_agent_id")
+
+
+async def _time_off_in_branch_time(
+    session: AsyncSession, rows: Sequence[TimeOff]
+) -> list[schemas.Output]:
+    staff_ids = {row.staff_id for row in rows}
+    zones: dict[str, str] = {}
+    if staff_ids:
+        stmt = (
+            select(Staff.id, Branch.timezone)
+            .join(Branch, Branch.id == Staff.branch_id)
+            .where(Staff.id.in_(staff_ids))
+        )
+        zones = {staff_id: tz for staff_id, tz in await session.execute(stmt)}
+    items: list[schemas.Output] = []
+    for row in rows:
+        tz = ZoneInfo(zones.get(row.staff_id, "UTC"))
+        item = schemas.TimeOffOut.model_validate(row)
+        local = {"starts_at": row.starts_at.astimezone(tz), "ends_at": row.ends_at.astimezone(tz)}
+        items.append(item.model_copy(update=local))
+    return items
+
+
+BRANCHES = Resource(
+    path="/branches",
+    label="branch",
+    model=Branch,
+    create=schemas.BranchCreate,
+    out=schemas.BranchOut,
+    filters=schemas.BranchFilters,
+    order_by=lambda: (Branch.name, Branch.id),
+    unique=(Unique(("name",), "A branch with this name exists."),),
+    before_delete=_no_upcoming_appointments("branch_id", "branch"),
+)
+SERVICES = Resource(
+    path="/services",
+    label="service",
+    model=Service,
+    create=schemas.ServiceCreate,
+    out=schemas.ServiceOut,
+    filters=schemas.ServiceFilters,
+    order_by=lambda: (Service.name, Service.id),
+    references={"branch_id": Branch},
+    unique=(Unique(("name",), "A service with this name exists."),),
+    before_delete=_no_upcoming_appointments("service_id", "service"),
+)
+STAFF = Resource(
+    path="/staff",
+    label="staff member",
+    model=Staff,
+    create=schemas.StaffCreate,
+    out=schemas.StaffOut,
+    filters=schemas.StaffFilters,
+    order_by=lambda: (Staff.name, Staff.id),
+    references={"branch_id": Branch},
+    # The agent finds staff by spoken name: two people of one name could not be told apart.
+    unique=(Unique(("name",), "A staff member with this name exists."),),
+    before_delete=_no_upcoming_appointments("staff_id", "staff member"),
+)
+STAFF_SERVICES = Resource(
+    path="/staff-services",
+    label="staff service",
+    model=StaffService,
+    create=schemas.StaffServiceCreate,
+    out=schemas.StaffServiceOut,
+    filters=schemas.StaffServiceFilters,
+    order_by=lambda: (StaffService.created_at.desc(), StaffService.id),
+    references={"staff_id": Staff, "service_id": Service},
+    unique=(Unique(("staff_id", "service_id"), "This staff member already has this service."),),
+)
+WORKING_HOURS = Resource(
+    path="/working-hours",
+    label="working-hours interval",
+    model=WorkingHours,
+    create=schemas.WorkingHoursCreate,
+    out=schemas.WorkingHoursOut,
+    filters=schemas.WorkingHoursFilters,
+    order_by=lambda: (
+        WorkingHours.staff_id,
+        WorkingHours.weekday,
+        WorkingHours.start_time,
+        WorkingHours.id,
+    ),
+    references={"staff_id": Staff},
+    rules=(_working_hours_do_not_overlap,),
+)
+TIME_OFF = Resource(
+    path="/time-off",
+    label="time off",
+    model=TimeOff,
+    create=schemas.TimeOffCreate,
+    out=schemas.TimeOffOut,
+    filters=schemas.TimeOffFilters,
+    order_by=lambda: (TimeOff.starts_at.desc(), TimeOff.id),
+    references={"staff_id": Staff},
+    presenter=_time_off_in_branch_time,
+)
+PHONE_NUMBERS = Resource(
+    path="/phone-numbers",
+    label="phone number",
+    model=PhoneNumber,
+    create=schemas.PhoneNumberCreate,
+    out=schemas.PhoneNumberOut,
+    filters=schemas.PhoneNumberFilters,
+    order_by=lambda: (PhoneNumber.number, PhoneNumber.id),
+    references={"branch_id": Branch},
+    # Numbers route calls to a tenant, so they are unique across all companies.
+    unique=(Unique(("number",), "This phone number is already assigned.", across_companies=True),),
+    rules=(_agent_not_claimed_elsewhere,),
+)
+
+RESOURCES = (
+    BRANCHES,
+    SERVICES,
+    STAFF,
+    STAFF_SERVICES,
+    WORKING_HOURS,
+    TIME_OFF,
+    PHONE_NUMBERS,
+)

@@ -1,0 +1,1 @@
+"""Tests of the tenant administration API (/v1/admin)."""

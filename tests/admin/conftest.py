@@ -1,0 +1,26 @@
+"""Fixtures of the admin API tests: two unrelated companies, each with a small set-up."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from shared.db.engine import Database
+from tests.admin.support import Org, build_org
+from tests.support.factories import Tenant, create_tenant
+
+
+@pytest.fixture
+async def tenant(db: Database) -> Tenant:
+    return await create_tenant(db)
+
+
+@pytest.fixture
+async def org(booking: httpx.AsyncClient, db: Database) -> Org:
+    """A company with one branch, service, staff member (qualified), hours, time off, number."""
+    return await build_org(booking, await create_tenant(db))
+
+
+@pytest.fixture
+async def other_org(booking: httpx.AsyncClient, db: Database) -> Org:
+    return await build_org(booking, await create_tenant(db))
