@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
-from shared.models import ApiKey
+from shared.models import ApiKey, Company
 
 SCOPES = ("admin", "agent", "operator", "service")
 KEY_PREFIX = "ak"
@@ -58,20 +60,74 @@ def issue_key(
     return IssuedKey(key=key, plaintext=plaintext)
 
 
-async def verify_key(session: AsyncSession, plaintext: str) -> ApiKey | None:
-    """The active key matching `plaintext`, or None. Looked up by prefix, hash compared safely."""
+@dataclass(frozen=True)
+class VerifiedKey:
+    id: str
+    company_id: str | None
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+
+
+class _KeyCache:
+    """Verified keys by hash for a few seconds, so a request costs no key lookup when warm.
+
+    A revocation reaches other replicas after at most the TTL (settings.auth_cache_ttl_s).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, VerifiedKey]] = {}
+
+    def get(self, digest: str) -> VerifiedKey | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            self._entries.pop(digest, None)
+            return None
+        return entry[1]
+
+    def put(self, digest: str, key: VerifiedKey, ttl_s: float) -> None:
+        if ttl_s > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + ttl_s, key)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+key_cache = _KeyCache()
+
+
+async def verify_key(
+    session: AsyncSession, plaintext: str, cache_ttl_s: float = 0.0
+) -> VerifiedKey | None:
+    """The active key matching `plaintext` (its company active too), or None.
+
+    Looked up by prefix, hash compared in constant time.
+    """
     prefix = parse_key(plaintext)
     if prefix is None:
         return None
-    key = (
-        await session.execute(
-            select(ApiKey).where(ApiKey.prefix == prefix),
-            execution_options={"skip_tenant_filter": True},
-        )
-    ).scalar_one_or_none()
-    if key is None or not hmac.compare_digest(key.key_hash, hash_key(plaintext)):
-        return None
+    digest = hash_key(plaintext)
     now = utcnow()
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+    cached = key_cache.get(digest) if cache_ttl_s > 0 else None
+    if cached is None:
+        row = (
+            await session.execute(
+                select(ApiKey, Company.active)
+                .outerjoin(Company, Company.id == ApiKey.company_id)
+                .where(ApiKey.prefix == prefix),
+                execution_options={"skip_tenant_filter": True},
+            )
+        ).first()
+        if row is None:
+            return None
+        key, company_active = row
+        if not hmac.compare_digest(key.key_hash, digest):
+            return None
+        if key.revoked_at is not None or (key.company_id is not None and not company_active):
+            return None
+        cached = VerifiedKey(key.id, key.company_id, tuple(key.scopes), key.expires_at)
+        key_cache.put(digest, cached, cache_ttl_s)
+    if cached.expires_at is not None and cached.expires_at <= now:
         return None
-    return key
+    return cached

@@ -37,7 +37,9 @@ async def authenticate(
     """Resolve the caller's key and bind the session to its company (401 when invalid)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A valid API key is required (Authorization: Bearer ...).")
-    key = await verify_key(session, credentials.credentials)
+    key = await verify_key(
+        session, credentials.credentials, request.app.state.settings.auth_cache_ttl_s
+    )
     if key is None:
         raise Unauthorized("The API key is invalid, expired or revoked.")
     company_id = key.company_id

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     notifications_port: int = 8004
     policy_service_url: str = "http://127.0.0.1:8002"
     calcom_base_url: str | None = None
+    # Platform key with the "service" scope that services use to call each other.
+    service_api_key: str | None = None
+    policy_timeout_s: float = Field(default=1.5, gt=0)
+    auth_cache_ttl_s: float = Field(default=30.0, ge=0)
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)

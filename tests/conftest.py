@@ -23,14 +23,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.booking.policy_client import PolicyClient
+from shared.api_keys import issue_key
 from shared.config import Settings
 from shared.db.engine import Database
+from shared.db.tenancy import SYSTEM
 from shared.redis import EmbeddedRedis
 from tests.support.migrations import migrate
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Database 15 is the suite's own: flushed at the start, so no leftover jobs of earlier runs.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = ["sqlite", "mysql"]
 
 
@@ -46,6 +50,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
         client.ping()
+        client.flushdb()
         client.close()
         yield REDIS_URL
         return
@@ -117,11 +122,24 @@ async def database_url(
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+async def service_key(database_url: str) -> str:
+    """A platform key with the "service" scope, as services use to call each other."""
+    database = Database(settings=Settings(database_url=database_url))
+    try:
+        async with database.transaction(SYSTEM) as session:
+            issued = issue_key(session, company_id=None, name="services", scopes=["service"])
+    finally:
+        await database.dispose()
+    return issued.plaintext
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, service_key: str) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
         redis_url=redis_url,
+        service_api_key=service_key,
         log_json=False,
         log_level="WARNING",
     )
@@ -160,6 +178,15 @@ class Services:
             self.clients[name] = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=f"http://{name}.test"
             )
+        # Booking asks the in-process policy app, over HTTP semantics, without a socket.
+        booking = self.apps["booking"]
+        await booking.state.policy.aclose()
+        booking.state.policy = PolicyClient(
+            "http://policy.test",
+            booking.state.settings.service_api_key,
+            booking.state.settings.policy_timeout_s,
+            transport=httpx.ASGITransport(app=self.apps["policy"]),
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
-from services.booking import appointments_query, idempotency
+from services.booking import appointments_query, changes, idempotency
 from services.booking.admin.fields import Instant, Phone
 from services.booking.booking import BookingRequest, book
 from services.booking.schemas import (
@@ -17,6 +17,10 @@ from services.booking.schemas import (
     AppointmentList,
     AppointmentOut,
     AvailabilityOut,
+    CancelOut,
+    CancelRequest,
+    RescheduleOut,
+    RescheduleRequest,
 )
 from services.booking.serialize import appointment_json
 from shared.auth import ServicePrincipal
@@ -125,3 +129,54 @@ async def list_appointments(
         session, phone=phone, start_from=from_, start_to=to, status=status
     )
     return {"items": items}
+
+
+@router.post(
+    "/appointments/{appointment_id}/cancel",
+    response_model=CancelOut,
+    responses={409: {"description": "policy_violation"}, 503: {"description": "no decision"}},
+)
+async def cancel_appointment(
+    request: Request,
+    principal: ServicePrincipal,
+    session: Session,
+    appointment_id: str,
+    body: CancelRequest | None = None,
+) -> dict[str, Any]:
+    """Cancel under the effective policy; the fee (if any) is in the answer."""
+    appointment, _tz = await appointments_query.get_appointment(session, appointment_id)
+    result = await changes.cancel(
+        session,
+        request.app.state.policy,
+        appointment,
+        actor="api",
+        reason=body.reason if body else None,
+    )
+    return {
+        "status": "cancelled",
+        "appointment_id": appointment.id,
+        "fee": f"{result.decision.fee:.2f}",
+        "currency": result.decision.currency,
+    }
+
+
+@router.post(
+    "/appointments/{appointment_id}/reschedule",
+    response_model=RescheduleOut,
+    responses={409: {"description": "slot_taken or policy_violation"}, 503: {}},
+)
+async def reschedule_appointment(
+    request: Request,
+    principal: ServicePrincipal,
+    session: Session,
+    appointment_id: str,
+    body: RescheduleRequest,
+) -> dict[str, Any]:
+    """Move to `start` in one atomic step (the old time is freed only if the new one holds)."""
+    appointment, timezone = await appointments_query.get_appointment(session, appointment_id)
+    result = await changes.reschedule(
+        session, request.app.state.policy, appointment, body.start, actor="api"
+    )
+    payload = appointment_json(result.appointment, timezone)
+    payload["fee"] = f"{result.decision.fee:.2f}"
+    return payload

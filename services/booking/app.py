@@ -6,8 +6,21 @@ from fastapi import FastAPI
 
 from services.booking.admin_api import router as admin_router
 from services.booking.api import router as api_router
+from services.booking.callbacks_api import router as callbacks_router
+from services.booking.policy_client import PolicyClient
 from shared.app import create_app
 from shared.config import Settings
+
+
+async def _start_policy_client(app: FastAPI) -> None:
+    settings = app.state.settings
+    app.state.policy = PolicyClient(
+        settings.policy_service_url, settings.service_api_key, settings.policy_timeout_s
+    )
+
+
+async def _stop_policy_client(app: FastAPI) -> None:
+    await app.state.policy.aclose()
 
 
 def create(settings: Settings | None = None) -> FastAPI:
@@ -15,6 +28,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         service="booking",
         title="Booking service",
         description="Availability, appointments, agent functions, callbacks and tenant admin.",
-        routers=[api_router, admin_router],
+        routers=[api_router, callbacks_router, admin_router],
         settings=settings,
+        on_startup=[_start_policy_client],
+        on_shutdown=[_stop_policy_client],
     )

@@ -68,6 +68,10 @@ class AppointmentOut(BaseModel):
     created_at: str
 
 
+class RescheduleOut(AppointmentOut):
+    fee: str = Field(description="Fee of the move (decimal string)")
+
+
 class AppointmentList(BaseModel):
     items: list[AppointmentOut]
 

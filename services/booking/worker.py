@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from arq import cron
+
+from services.booking.jobs import sweep_outbox, sync_appointment
 from shared.queue import BOOKING_QUEUE, HEALTH_CHECK_INTERVAL_S, redis_settings
 from shared.worker import ping, worker_hooks
 
@@ -12,7 +15,10 @@ _startup, _shutdown = worker_hooks("booking")
 
 class WorkerSettings:
     queue_name = BOOKING_QUEUE
-    functions: ClassVar[list[Any]] = [ping]
+    functions: ClassVar[list[Any]] = [ping, sync_appointment]
+    cron_jobs: ClassVar[list[Any]] = [
+        cron(sweep_outbox, second={0}, unique=True, timeout=30, run_at_startup=True)
+    ]
     on_startup = _startup
     on_shutdown = _shutdown
     redis_settings = redis_settings()

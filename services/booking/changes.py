@@ -1,0 +1,181 @@
+"""Cancelling and rescheduling: ask the policy service, then apply atomically.
+
+Reschedule is one move: the new time is fenced (staff lock + overlap check excluding the
+appointment itself) and the old one freed by the same UPDATE, or nothing changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking import modifications
+from services.booking.booking import alternatives_for, blocked_range, check_schedule, slot_taken
+from services.booking.booking_context import BookingContext, load_context
+from services.booking.events import stage_appointment_events
+from services.booking.policy_client import PolicyClient, PolicyDecision
+from services.booking.slot_guard import conflicts, lock_staff
+from shared.db.types import utcnow
+from shared.errors import Conflict, PolicyViolation
+from shared.models import LIVE_STATUSES, Appointment
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    appointment: Appointment
+    decision: PolicyDecision
+    old_start: datetime
+    context: BookingContext | None = None
+
+
+def _refuse(decision: PolicyDecision) -> PolicyViolation:
+    return PolicyViolation(
+        f"Not allowed: {decision.reason}.",
+        reason=decision.reason,
+        deadline=decision.deadline,
+        quota={
+            "used": decision.quota_used,
+            "limit": decision.quota_limit,
+            "window_days": decision.window_days,
+        },
+    )
+
+
+async def _apply_update(
+    session: AsyncSession, appointment: Appointment, values: dict[str, object]
+) -> None:
+    """Compare-and-set on the version: a concurrent change of the same appointment loses."""
+    result = await session.execute(
+        sa.update(Appointment)
+        .where(
+            Appointment.id == appointment.id,
+            Appointment.version == appointment.version,
+            Appointment.status.in_(LIVE_STATUSES),
+        )
+        .values(version=appointment.version + 1, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict("The appointment was changed at the same time; please try again.")
+    await session.refresh(appointment)
+
+
+async def cancel(
+    session: AsyncSession,
+    policy: PolicyClient,
+    appointment: Appointment,
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime | None = None,
+) -> ChangeResult:
+    now = now or utcnow()
+    decision = await policy.evaluate(appointment.company_id, appointment.id, "cancel", at=now)
+    if not decision.allowed:
+        raise _refuse(decision)
+    await modifications.lock_customer(session, appointment.customer_id)
+    await modifications.enforce_quota(
+        session,
+        customer_id=appointment.customer_id,
+        modification_type="cancel",
+        limit=decision.quota_limit,
+        window_days=decision.window_days,
+        now=now,
+    )
+    old_start = appointment.starts_at
+    await _apply_update(
+        session,
+        appointment,
+        {"status": "cancelled", "cancelled_at": now, "cancellation_reason": reason},
+    )
+    await modifications.record(
+        session,
+        appointment,
+        modification_type="cancel",
+        actor=actor,
+        old_starts_at=old_start,
+        new_starts_at=None,
+        fee=decision.fee,
+        currency=decision.currency,
+        within_policy=decision.reason == "ok",
+        reason=reason,
+        now=now,
+    )
+    stage_appointment_events(
+        session, appointment, "booking_cancelled", {"fee": f"{decision.fee:.2f}"}
+    )
+    return ChangeResult(appointment, decision, old_start)
+
+
+async def reschedule(
+    session: AsyncSession,
+    policy: PolicyClient,
+    appointment: Appointment,
+    new_start: datetime,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> ChangeResult:
+    now = now or utcnow()
+    decision = await policy.evaluate(appointment.company_id, appointment.id, "reschedule", at=now)
+    if not decision.allowed:
+        raise _refuse(decision)
+    ctx = await load_context(
+        session, service_id=appointment.service_id, staff_id=appointment.staff_id, phone=None
+    )
+    check_schedule(ctx, new_start, now)
+    end, blocked_from, blocked_until = blocked_range(ctx, new_start)
+    await lock_staff(session, [appointment.staff_id])
+    clashes = await conflicts(
+        session, appointment.staff_id, blocked_from, blocked_until, exclude_ids=[appointment.id]
+    )
+    if clashes:
+        alternatives = await alternatives_for(session, ctx, new_start, now, any_staff=False)
+        raise slot_taken(alternatives, ctx.timezone)
+    await modifications.lock_customer(session, appointment.customer_id)
+    await modifications.enforce_quota(
+        session,
+        customer_id=appointment.customer_id,
+        modification_type="reschedule",
+        limit=decision.quota_limit,
+        window_days=decision.window_days,
+        now=now,
+    )
+    old_start = appointment.starts_at
+    values: dict[str, object] = {
+        "starts_at": new_start,
+        "ends_at": end,
+        "blocked_from": blocked_from,
+        "blocked_until": blocked_until,
+    }
+    if appointment.sync_status != "local_only":
+        values["sync_status"] = "pending"
+    await _apply_update(session, appointment, values)
+    await modifications.record(
+        session,
+        appointment,
+        modification_type="reschedule",
+        actor=actor,
+        old_starts_at=old_start,
+        new_starts_at=new_start,
+        fee=decision.fee,
+        currency=decision.currency,
+        within_policy=decision.reason == "ok",
+        reason=None,
+        now=now,
+    )
+    stage_appointment_events(
+        session,
+        appointment,
+        "booking_rescheduled",
+        {"old_start": old_start.isoformat(), "fee": f"{decision.fee:.2f}"},
+    )
+    return ChangeResult(appointment, decision, old_start, ctx)
+
+
+def fee_text(fee: Decimal) -> str:
+    return f"{fee:.2f}"
