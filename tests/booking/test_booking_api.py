@@ -155,8 +155,11 @@ async def test_availability_lists_free_slots(booking: httpx.AsyncClient, db: Dat
     await booking.post("/v1/appointments", json=body(salon, at(day, 9)), headers=salon.headers)
     response = await booking.get(
         "/v1/availability",
-        params={"service_id": salon.service_id, "date": day.isoformat(),
-                "staff_id": salon.staff_ids[0]},
+        params={
+            "service_id": salon.service_id,
+            "date": day.isoformat(),
+            "staff_id": salon.staff_ids[0],
+        },
         headers=salon.headers,
     )
     assert response.status_code == 200, response.text

@@ -40,9 +40,7 @@ def start_of(round_no: int, minute_offset: int = 0) -> datetime:
     return local + timedelta(minutes=minute_offset)
 
 
-async def _fire(
-    servers: ServerGroup, salon: Salon, starts: list[datetime]
-) -> Counter[int]:
+async def _fire(servers: ServerGroup, salon: Salon, starts: list[datetime]) -> Counter[int]:
     limits = httpx.Limits(max_connections=CLIENTS)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin.crud import flush
 from services.booking.admin.schemas import ApiKeyCreate, ApiKeyUpdate
-from shared.api_keys import IssuedKey, issue_key
+from shared.api_keys import IssuedKey, issue_key, key_cache
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import ApiKey
@@ -65,4 +65,5 @@ async def revoke_key(session: AsyncSession, company_id: str, id: str) -> None:
     key = await get_key(session, company_id, id, for_update=True)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+    key_cache.clear()  # this replica forgets at once; others within the cache TTL
     await flush(session, "The API key could not be revoked; try again.")
