@@ -15,6 +15,7 @@ from shared.health import router as health_router
 from shared.logging import configure_logging
 from shared.metrics import MetricsMiddleware, metrics_endpoint
 from shared.problems import install_problem_handlers
+from shared.rate_limit import RateLimiter, limits_from_env
 from shared.redis import redis_client
 
 Hook = Callable[[FastAPI], Awaitable[None]]
@@ -42,6 +43,8 @@ def create_app(
         app.state.redis = redis_client(settings=settings)
         # ARQ's client over the same connection pool; no ping, so start-up never waits on Redis.
         app.state.arq = ArqRedis(connection_pool=app.state.redis.connection_pool)
+        app.state.limiter = RateLimiter(app.state.redis)
+        app.state.rate_limits = limits_from_env()
         try:
             for hook in on_startup:
                 await hook(app)

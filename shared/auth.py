@@ -14,6 +14,7 @@ from shared.db.tenancy import bind_tenant
 from shared.deps import Session
 from shared.errors import Forbidden, NotFound, Unauthorized
 from shared.models import Company
+from shared.rate_limit import api_key_bucket, enforce
 
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer ak_...`")
 
@@ -42,6 +43,11 @@ async def authenticate(
     )
     if key is None:
         raise Unauthorized("The API key is invalid, expired or revoked.")
+    await enforce(
+        request.app.state.limiter,
+        request.app.state.limiter.key(api_key_bucket(key.id)),
+        request.app.state.rate_limits.per_key_per_minute,
+    )
     company_id = key.company_id
     platform = company_id is None
     if platform:

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     calcom_base_url: str | None = None
     # Platform key with the "service" scope that services use to call each other.
     service_api_key: str | None = None
+    # Platform-wide Retell API key (webhook badge); each company may also have its own.
+    retell_api_key: str | None = None
     policy_timeout_s: float = Field(default=1.5, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
 

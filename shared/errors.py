@@ -77,10 +77,18 @@ class PolicyViolation(AppError):
     status, code, title = 409, "policy_violation", "Policy violation"
 
 
-class Replay(Exception):
-    """Answer with a stored response (idempotent replay) instead of running the request."""
+class AgentAnswer(Exception):
+    """End the request with this JSON answer; raised, so the transaction rolls back."""
+
+    headers: dict[str, str] = {}
 
     def __init__(self, status: int, body: dict[str, object]) -> None:
         self.status = status
         self.body = body
-        super().__init__(f"replay {status}")
+        super().__init__(f"answer {status}")
+
+
+class Replay(AgentAnswer):
+    """Answer with a stored response (idempotent replay) instead of running the request."""
+
+    headers = {"Idempotent-Replayed": "true"}

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import AppError, Replay
+from shared.errors import AgentAnswer, AppError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -87,9 +87,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _replay(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Replay)
-    return JSONResponse(exc.body, status_code=exc.status, headers={"Idempotent-Replayed": "true"})
+async def _answer(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AgentAnswer)
+    return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers or None)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -99,7 +99,7 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(Replay, _replay)
+    app.add_exception_handler(AgentAnswer, _answer)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

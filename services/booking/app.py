@@ -8,6 +8,7 @@ from services.booking.admin_api import router as admin_router
 from services.booking.api import router as api_router
 from services.booking.callbacks_api import router as callbacks_router
 from services.booking.policy_client import PolicyClient
+from services.booking.retell_api import router as retell_router
 from shared.app import create_app
 from shared.config import Settings
 
@@ -28,7 +29,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         service="booking",
         title="Booking service",
         description="Availability, appointments, agent functions, callbacks and tenant admin.",
-        routers=[api_router, callbacks_router, admin_router],
+        routers=[retell_router, api_router, callbacks_router, admin_router],
         settings=settings,
         on_startup=[_start_policy_client],
         on_shutdown=[_stop_policy_client],

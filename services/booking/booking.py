@@ -73,13 +73,18 @@ def check_schedule(ctx: BookingContext, start: datetime, now: datetime) -> None:
     bookable start of this staff member's working hours. Existing bookings are NOT considered
     here: the fence decides those under the lock."""
     if start < now:
-        raise InvalidInput("The requested time is in the past.", field="start")
+        raise InvalidInput("The requested time is in the past.", field="start", reason="past")
     if start < now + ctx.min_notice:
         minutes = int(ctx.min_notice.total_seconds() // 60)
-        raise InvalidInput(f"Appointments need at least {minutes} minutes' notice.", field="start")
+        raise InvalidInput(
+            f"Appointments need at least {minutes} minutes' notice.", field="start", reason="notice"
+        )
     if start > now + timedelta(days=ctx.window_days):
         raise InvalidInput(
-            f"Appointments can be booked at most {ctx.window_days} days ahead.", field="start"
+            f"Appointments can be booked at most {ctx.window_days} days ahead.",
+            field="start",
+            reason="window",
+            last_day=(now + timedelta(days=ctx.window_days)).isoformat(),
         )
     local_day = start.astimezone(ZoneInfo(ctx.timezone)).date()
     free_schedule = StaffCalendar(ctx.staff.id, ctx.staff.name, ctx.working_hours)
@@ -100,6 +105,7 @@ def check_schedule(ctx: BookingContext, start: datetime, now: datetime) -> None:
             "The requested time is outside this staff member's working hours "
             f"or not on the {ctx.spec.slot_step_minutes}-minute grid.",
             field="start",
+            reason="hours",
         )
 
 

@@ -64,7 +64,7 @@ async def create_salon(db: Database, *, buffer_after: int = 10, duration: int = 
     from shared.models import Branch, PhoneNumber, Service, Staff, StaffService, WorkingHours
 
     tenant = await create_tenant(db)
-    number = "+4930" + str(uuid.uuid4().int)[:8]
+    number = "+49305" + str(uuid.uuid4().int)[:7]
     async with db.transaction(tenant.company_id) as session:
         branch = Branch(name="Mitte", timezone="Europe/Berlin", city="Berlin")
         session.add(branch)

@@ -1,0 +1,193 @@
+"""Retell endpoints: the agent's functions and the inbound-call webhook.
+
+Every request is verified (X-Retell-Signature over the raw body, 5-minute window) before
+anything else; a bad signature is a 401 and nothing is done. A well-formed function call always
+answers 200 with the outcome in `status`; a refusal rolls the transaction back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from services.booking import idempotency, speech
+from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
+from services.booking.agent_inputs import Refusal
+from services.booking.retell_auth import MAX_BODY, RetellCaller, authenticate, e164
+from shared.db.tenancy import SYSTEM, bind_tenant
+from shared.db.types import utcnow
+from shared.deps import Session, get_db
+from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
+from shared.logging import correlation_id_var
+from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service
+from shared.rate_limit import RateLimiter, caller_bucket, enforce
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/retell", tags=["retell"])
+Signature = Annotated[str | None, Header(alias="X-Retell-Signature")]
+
+
+async def _raw_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge("The request body is larger than 1 MiB.")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge("The request body is larger than 1 MiB.")
+    return body
+
+
+async def _caller(
+    request: Request, session: Any, raw: bytes, signature: str | None, **kw: Any
+) -> RetellCaller:
+    session.info["tenant"] = SYSTEM  # only the routing lookup runs before verification
+    try:
+        return await authenticate(
+            session, raw, signature, platform_key=request.app.state.settings.retell_api_key, **kw
+        )
+    finally:
+        session.info["tenant"] = None
+
+
+async def _rate_limit(request: Request, company_id: str, caller: str | None) -> None:
+    if caller is None:
+        return
+    limiter: RateLimiter = request.app.state.limiter
+    try:
+        await enforce(
+            limiter,
+            limiter.key(caller_bucket(company_id, caller)),
+            request.app.state.rate_limits.per_number_per_minute,
+        )
+    except RateLimited as error:
+        error.extra["message"] = speech.rate_limited()
+        raise
+
+
+@router.post("/functions/{name}", summary="A Retell custom function call")
+async def function_call(
+    request: Request,
+    session: Session,
+    name: str,
+    signature: Signature = None,
+    company_id: Annotated[str | None, Query(max_length=36)] = None,
+) -> JSONResponse:
+    raw = await _raw_body(request)
+    verified = await _caller(request, session, raw, signature, company_hint=company_id)
+    if verified.company_id is None:
+        raise AgentAnswer(200, {"status": "invalid_request", "message": speech.needs_callback()})
+    bind_tenant(session, verified.company_id)
+    request.state.company_id = verified.company_id
+    payload = verified.payload
+    wrapped = isinstance(payload.get("args"), dict) and isinstance(payload.get("call"), dict)
+    args: dict[str, Any] = payload["args"] if wrapped else payload
+    call_id = (
+        verified.call.get("call_id") if isinstance(verified.call.get("call_id"), str) else None
+    )
+    if call_id:
+        correlation_id_var.set(call_id)
+    function = FUNCTIONS.get(name)
+    if function is None:
+        raise AgentAnswer(200, {"status": "invalid_request", "message": speech.needs_callback()})
+    call = AgentCall(
+        company_id=verified.company_id,
+        branch_id=verified.branch_id,
+        call_id=call_id,
+        caller=e164(verified.call.get("from_number")),
+        name=name,
+        args=args,
+        policy=request.app.state.policy,
+        now=utcnow(),
+    )
+    await _rate_limit(request, call.company_id, call.caller)
+    key = None
+    fingerprint = idempotency.fingerprint(args)
+    if name in MUTATING and call_id:
+        key = idempotency.agent_key(call_id, name, args)
+        existing = await idempotency.find(session, key)
+        if existing is not None:
+            raise idempotency.replay_or_refuse(existing, fingerprint)
+    try:
+        answer = await function(session, call)
+        if key is not None:
+            idempotency.record(session, key, fingerprint, 200, answer)
+            await session.flush()
+    except IntegrityError as error:
+        if key is not None:
+            row = await idempotency.find_committed(get_db(request), call.company_id, key)
+            if row is not None:
+                raise idempotency.replay_or_refuse(row, fingerprint) from error
+        raise AgentAnswer(
+            200, {"status": "needs_callback", "message": speech.service_unavailable()}
+        ) from error
+    except (Refusal, AppError) as error:
+        if key is not None and isinstance(error, AppError | Refusal):
+            row = await idempotency.find_committed(get_db(request), call.company_id, key)
+            if row is not None:
+                raise idempotency.replay_or_refuse(row, fingerprint) from error
+        raise AgentAnswer(200, refusal_for(error, name).body) from error
+    return JSONResponse(answer)
+
+
+@router.post("/inbound", summary="Retell's call_inbound webhook: greet a returning caller")
+async def inbound_call(
+    request: Request, session: Session, signature: Signature = None
+) -> JSONResponse:
+    raw = await _raw_body(request)
+    verified = await _caller(request, session, raw, signature, call_key="call_inbound")
+    variables: dict[str, str] = {
+        "branch_name": "",
+        "company_name": "",
+        "customer_name": "",
+        "customer_known": "false",
+        "next_appointment": "",
+    }
+    if verified.company_id is not None:
+        bind_tenant(session, verified.company_id)
+        variables.update(await _greeting(session, verified))
+    return JSONResponse({"call_inbound": {"dynamic_variables": variables}})
+
+
+async def _greeting(session: Any, verified: RetellCaller) -> dict[str, str]:
+    result: dict[str, str] = {}
+    company = await session.scalar(sa.select(Company))
+    result["company_name"] = company.name if company else ""
+    tz = company.timezone if company else "Europe/Berlin"
+    if verified.branch_id is not None:
+        branch = await session.get(Branch, verified.branch_id)
+        if branch is not None:
+            result["branch_name"] = branch.name
+            tz = branch.timezone
+    caller = e164(verified.call.get("from_number"))
+    if caller is None:
+        return result
+    customer = await session.scalar(sa.select(Customer).where(Customer.phone == caller))
+    if customer is None:
+        return result
+    result["customer_name"] = customer.name
+    result["customer_known"] = "true"
+    upcoming = (
+        await session.execute(
+            sa.select(Appointment.starts_at, Service.name)
+            .join(Service, Service.id == Appointment.service_id)
+            .where(
+                Appointment.customer_id == customer.id,
+                Appointment.status.in_(LIVE_STATUSES),
+                Appointment.starts_at >= utcnow(),
+            )
+            .order_by(Appointment.starts_at)
+            .limit(1)
+        )
+    ).first()
+    if upcoming is not None:
+        start, service_name = upcoming
+        result["next_appointment"] = (
+            f"{service_name} am {speech.spoken_datetime(start, ZoneInfo(tz))}"
+        )
+    return result

@@ -1,0 +1,111 @@
+"""Who is calling: verify a Retell request's signature and find its tenant and branch.
+
+The signature is checked before anything else is done. The key is the tenant's Retell API key,
+found through the called number (`call.to_number`, or `call_inbound.to_number`), the agent id,
+or, for "args only" function calls, the `company_id` query parameter; the platform-wide
+`RETELL_API_KEY` is also accepted. Nothing but this lookup happens before verification.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import retell
+from shared.errors import Unauthorized
+from shared.models import Company, PhoneNumber
+
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RetellCaller:
+    company_id: str | None
+    branch_id: str | None
+    payload: dict[str, Any]
+    call: dict[str, Any]
+
+
+def e164(raw: object, region: str = "DE") -> str | None:
+    """E.164 of a phone number as spoken/typed (national numbers read as German), or None."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 50:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def _route(
+    session: AsyncSession, to_number: str | None, agent_id: str | None, company_id: str | None
+) -> tuple[Company | None, str | None]:
+    """The company (and branch) a call belongs to, by called number, agent id or explicit id."""
+    conditions = []
+    if to_number:
+        conditions.append(PhoneNumber.number == to_number)
+    if agent_id:
+        conditions.append(PhoneNumber.retell_agent_id == agent_id)
+    if conditions:
+        row = (
+            await session.execute(
+                select(Company, PhoneNumber.branch_id, PhoneNumber.number)
+                .join(PhoneNumber, PhoneNumber.company_id == Company.id)
+                .where(or_(*conditions), PhoneNumber.active.is_(True), Company.active.is_(True))
+                .order_by(PhoneNumber.number != (to_number or ""))
+                .limit(1),
+                execution_options={"skip_tenant_filter": True},
+            )
+        ).first()
+        if row is not None:
+            return row[0], row[1]
+    if company_id:
+        company = await session.scalar(
+            select(Company).where(Company.id == company_id, Company.active.is_(True))
+        )
+        return company, None
+    return None, None
+
+
+async def authenticate(
+    session: AsyncSession,
+    raw: bytes,
+    signature: str | None,
+    *,
+    platform_key: str | None,
+    company_hint: str | None = None,
+    call_key: str = "call",
+) -> RetellCaller:
+    """Verify the request and identify the tenant; 401 (and nothing else done) when invalid."""
+    if not signature:
+        raise Unauthorized("Missing X-Retell-Signature.")
+    payload = parse_json_object(raw) or {}
+    call = payload.get(call_key) if isinstance(payload.get(call_key), dict) else {}
+    assert isinstance(call, dict)
+    to_number = e164(call.get("to_number"))
+    agent_id = call.get("agent_id") if isinstance(call.get("agent_id"), str) else None
+    company, branch_id = await _route(session, to_number, agent_id, company_hint)
+    keys = [k for k in (company.retell_api_key if company else None, platform_key) if k]
+    if not any(retell.verify(raw, key, signature) for key in keys):
+        raise Unauthorized("Invalid or stale Retell signature.")
+    return RetellCaller(
+        company_id=company.id if company else None,
+        branch_id=branch_id,
+        payload=payload,
+        call=call,
+    )

@@ -1,0 +1,316 @@
+"""Hierarchical configuration (company > branch > service > staff) with a never-stale cache.
+
+Written once for every setting configured per level (policies, notifications): resolve a
+target's entity chain, load the rows of its four levels in one query, merge them with the
+caller's function, and cache the result in Redis.
+
+Cache design. `cfgver:<namespace>:<company_id>` holds the company's configuration version;
+an effective value lives at `cfg:<namespace>:<company_id>:<version>:<key>` for 300 s as JSON.
+A read fetches the version and the entry in ONE round trip (a Lua script). A write bumps the
+version after its transaction commits, so the next read on any replica misses and reloads;
+nothing is ever deleted or scanned.
+
+The race: a reader must never file an old value under the new version. It reads the version
+*before* its database reads and files what it loaded under that version, so a load that
+predates a commit lands under a version older than that commit's bump. That holds only when
+the loading reads see every commit made before the version was read (see `snapshot_is_current`);
+otherwise the loaded value is answered but not cached. Redis errors never fail a read: the
+value then comes from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.engine import after_commit
+from shared.errors import InvalidInput, NotFound
+from shared.models import Branch, Service, Staff
+
+log = logging.getLogger(__name__)
+
+LEVELS: Final = ("company", "branch", "service", "staff")
+CACHE_TTL_S: Final = 300
+_SAFE_ISOLATION: Final = frozenset({"READ COMMITTED", "READ UNCOMMITTED", "AUTOCOMMIT"})
+
+CACHE_REQUESTS = Counter(
+    "config_cache_requests_total",
+    "Effective-configuration cache lookups by cache and outcome (hit, miss, error).",
+    ["cache", "outcome"],
+)
+
+# KEYS[1] version key; ARGV: entry prefix, entry suffix, initial version. A missing version
+# (never written, evicted, flushed) starts at the current time in microseconds, far above any
+# version an earlier epoch can have reached, so entries of that epoch are never read again.
+_READ_LUA: Final = """
+local version = redis.call('GET', KEYS[1])
+if not version then
+  version = ARGV[3]
+  redis.call('SET', KEYS[1], version)
+end
+return {version, redis.call('GET', ARGV[1] .. version .. ARGV[2])}
+"""
+_BUMP_LUA: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return redis.call('INCR', KEYS[1])
+"""
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The entities whose configs apply to a target, from the company down to the staff."""
+
+    company_id: str
+    branch_id: str | None = None
+    service_id: str | None = None
+    staff_id: str | None = None
+
+    def levels(self) -> list[tuple[str, str]]:
+        """(level, entity_id) of every level present, company first."""
+        ids = (self.company_id, self.branch_id, self.service_id, self.staff_id)
+        return [(level, entity) for level, entity in zip(LEVELS, ids, strict=True) if entity]
+
+    def cache_key(self) -> str:
+        entities = (self.branch_id, self.service_id, self.staff_id)
+        return ":".join(entity or "-" for entity in entities)
+
+
+async def resolve_chain(
+    session: AsyncSession,
+    company_id: str,
+    *,
+    branch_id: str | None = None,
+    service_id: str | None = None,
+    staff_id: str | None = None,
+) -> Chain:
+    """Complete a target's chain in one query: staff -> its branch, service -> its branch if any.
+
+    An id not found in the company: 404 naming the field. Ids that contradict each other (a
+    staff member or a branch-bound service of another branch): 422 naming the field.
+    """
+    if not (branch_id or service_id or staff_id):
+        return Chain(company_id)
+    columns: list[sa.ColumnElement[Any]] = []
+    if staff_id:
+        columns.append(
+            sa.select(Staff.branch_id)
+            .where(Staff.id == staff_id, Staff.company_id == company_id)
+            .scalar_subquery()
+            .label("staff_branch")
+        )
+    if service_id:
+        # '' marks a service offered by every branch; NULL marks no such service.
+        columns.append(
+            sa.select(sa.func.coalesce(Service.branch_id, ""))
+            .where(Service.id == service_id, Service.company_id == company_id)
+            .scalar_subquery()
+            .label("service_branch")
+        )
+    if branch_id:
+        columns.append(
+            sa.select(Branch.id)
+            .where(Branch.id == branch_id, Branch.company_id == company_id)
+            .scalar_subquery()
+            .label("branch")
+        )
+    found = (await session.execute(sa.select(*columns))).one()._mapping
+    if staff_id and found["staff_branch"] is None:
+        raise NotFound("No such staff member.", field="staff_id")
+    if service_id and found["service_branch"] is None:
+        raise NotFound("No such service.", field="service_id")
+    if branch_id and found["branch"] is None:
+        raise NotFound("No such branch.", field="branch_id")
+    staff_branch: str | None = found["staff_branch"] if staff_id else None
+    service_branch: str | None = (found["service_branch"] or None) if service_id else None
+    branch = branch_id or staff_branch or service_branch
+    if staff_branch is not None and staff_branch != branch:
+        raise InvalidInput("The staff member works at another branch.", field="staff_id")
+    if service_branch is not None and service_branch != branch:
+        raise InvalidInput("The service is not offered at that branch.", field="service_id")
+    return Chain(company_id, branch, service_id or None, staff_id or None)
+
+
+async def check_entity(session: AsyncSession, company_id: str, level: str, entity_id: str) -> None:
+    """404 unless `entity_id` is an entity of `level` in the company (the company itself at
+    company level)."""
+    if level not in LEVELS:
+        raise InvalidInput(f"level must be one of {', '.join(LEVELS)}", field="level")
+    if level == "company":
+        exists = entity_id == company_id
+    else:
+        model: Any = {"branch": Branch, "service": Service, "staff": Staff}[level]
+        exists = (
+            await session.scalar(
+                sa.select(model.id).where(model.id == entity_id, model.company_id == company_id)
+            )
+        ) is not None
+    if not exists:
+        raise NotFound(f"No such {level}.", field="entity_id")
+
+
+def _config_column(row: Any) -> Mapping[str, Any]:
+    config: Mapping[str, Any] = row.config
+    return config
+
+
+async def load_levels(
+    session: AsyncSession,
+    model: Any,
+    chain: Chain,
+    filters: Mapping[str, Any],
+    to_config: Callable[[Any], Mapping[str, Any]] = _config_column,
+) -> dict[str, Mapping[str, Any]]:
+    """The stored config of each level of the chain, in one query.
+
+    `model` is a table with `company_id`, `level`, `entity_id` columns; `filters` (column name
+    -> value) select one row per level, e.g. `{"policy_type": "cancellation"}`.
+    """
+    scopes = [
+        sa.and_(model.level == level, model.entity_id == entity) for level, entity in chain.levels()
+    ]
+    statement = (
+        sa.select(model)
+        .where(
+            model.company_id == chain.company_id,
+            sa.or_(*scopes),
+            *(getattr(model, column) == value for column, value in filters.items()),
+        )
+        .execution_options(populate_existing=True)
+    )
+    rows = (await session.scalars(statement)).all()
+    return {row.level: to_config(row) for row in rows}
+
+
+async def snapshot_is_current(session: AsyncSession) -> bool:
+    """Do this session's next reads see every commit made before now?
+
+    READ COMMITTED (MariaDB here) reads the latest commits in each statement. A SQLite write
+    transaction (BEGIN IMMEDIATE) holds the write lock, so every commit precedes its snapshot.
+    A SQLite read transaction keeps the snapshot of its first read, which may be older.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
+        return bool(options.get("sqlite_begin") == "IMMEDIATE")
+    return str(await connection.get_isolation_level()).upper() in _SAFE_ISOLATION
+
+
+class ConfigCache:
+    """The versioned Redis cache of one namespace's effective configurations."""
+
+    def __init__(self, redis: Redis, namespace: str, ttl_s: int = CACHE_TTL_S) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.ttl_s = ttl_s
+        self._read = redis.register_script(_READ_LUA)
+        self._bump = redis.register_script(_BUMP_LUA)
+
+    def version_key(self, company_id: str) -> str:
+        return f"cfgver:{self.namespace}:{company_id}"
+
+    def entry_key(self, company_id: str, version: str, key: str) -> str:
+        return f"cfg:{self.namespace}:{company_id}:{version}:{key}"
+
+    async def read(self, company_id: str, key: str) -> tuple[str | None, Any]:
+        """(version, cached value or None) in one round trip; (None, None) when Redis fails."""
+        try:
+            version, raw = await self._read(
+                keys=[self.version_key(company_id)],
+                args=[f"cfg:{self.namespace}:{company_id}:", f":{key}", _initial_version()],
+            )
+        except (RedisError, OSError) as exc:
+            CACHE_REQUESTS.labels(self.namespace, "error").inc()
+            log.warning("config cache unavailable", extra={"error": repr(exc)})
+            return None, None
+        version_text = version.decode() if isinstance(version, bytes) else str(version)
+        if raw is None:
+            CACHE_REQUESTS.labels(self.namespace, "miss").inc()
+            return version_text, None
+        try:
+            value = json.loads(raw)
+        except ValueError:  # not ours or truncated: treat as a miss and overwrite it
+            CACHE_REQUESTS.labels(self.namespace, "miss").inc()
+            return version_text, None
+        CACHE_REQUESTS.labels(self.namespace, "hit").inc()
+        return version_text, value
+
+    async def write(self, company_id: str, version: str, key: str, value: Any) -> None:
+        """File `value` under `version` (read before the value was loaded); errors are logged."""
+        payload = json.dumps(value, separators=(",", ":"), sort_keys=False)
+        try:
+            await self.redis.set(self.entry_key(company_id, version, key), payload, ex=self.ttl_s)
+        except (RedisError, OSError) as exc:
+            log.warning("config cache write failed", extra={"error": repr(exc)})
+
+    async def bump(self, company_id: str) -> None:
+        """Invalidate every cached value of the company (errors are logged, never raised)."""
+        try:
+            await self._bump(keys=[self.version_key(company_id)], args=[_initial_version()])
+        except (RedisError, OSError) as exc:
+            # Entries of the old version expire within the TTL; nothing better is possible
+            # without Redis, and the write itself has committed.
+            log.error("config cache version bump failed", extra={"error": repr(exc)})
+
+    def bump_after_commit(self, session: AsyncSession, company_id: str) -> None:
+        """Bump the company's version once the session's transaction has committed."""
+
+        async def _bump() -> None:
+            await self.bump(company_id)
+
+        after_commit(session, _bump)
+
+    async def get_or_load(
+        self,
+        session: AsyncSession,
+        company_id: str,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """The cached value of `key`, or `load()`'s (a JSON-able value) filed for the next read."""
+        version, cached = await self.read(company_id, key)
+        if cached is not None:
+            return cached
+        value = await load()
+        if version is not None and await snapshot_is_current(session):
+            await self.write(company_id, version, key, value)
+        return value
+
+
+def _initial_version() -> str:
+    return str(time.time_ns() // 1000)
+
+
+async def effective(
+    session: AsyncSession,
+    cache: ConfigCache | None,
+    chain: Chain,
+    model: Any,
+    filters: Mapping[str, Any],
+    merge: Callable[[Mapping[str, Mapping[str, Any]]], Any],
+    *,
+    to_config: Callable[[Any], Mapping[str, Any]] = _config_column,
+) -> Any:
+    """The merged configuration of a chain: `merge(levels)` from the cache or the database.
+
+    The cache key is the filters' values and the chain, so `merge` must depend on nothing else.
+    """
+
+    async def load() -> Any:
+        return merge(await load_levels(session, model, chain, filters, to_config))
+
+    if cache is None:
+        return await load()
+    key = ":".join([*(str(value) for value in filters.values()), chain.cache_key()])
+    return await cache.get_or_load(session, chain.company_id, key, load)
