@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,21 +20,41 @@ def get_db(request: Request) -> Database:
     return db
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Open the request's transaction; commit when the endpoint returns, roll back on error.
-
-    Scoped to the endpoint function, so the commit happens before the response is sent and a
-    failed commit becomes an error answer, never a false success.
-    """
+@asynccontextmanager
+async def _transaction(request: Request, write: bool) -> AsyncIterator[AsyncSession]:
     db = get_db(request)
     async with db.sessionmaker() as session:
         session.info["tenant"] = None
         async with session.begin():
-            if db.is_sqlite and request.method not in _READ_METHODS:
+            if write and db.is_sqlite:
                 await session.connection(execution_options=WRITE)
             yield session
         await run_after_commit(session)
         await dispatch_staged(session, getattr(request.app.state, "arq", None))
+
+
+READ_ONLY = {"x-read-only": True}  # openapi_extra of a non-GET route that only reads
+
+
+def _writes(request: Request) -> bool:
+    if request.method in _READ_METHODS:
+        return False
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    return not extra.get("x-read-only", False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Open the request's transaction; commit when the endpoint returns, roll back on error.
+
+    Scoped to the endpoint function, so the commit happens before the response is sent and a
+    failed commit becomes an error answer, never a false success. On SQLite a request that
+    writes takes the write lock up front (BEGIN IMMEDIATE); a POST that only reads (marked
+    with `openapi_extra=READ_ONLY`, e.g. policy evaluation, which booking calls while holding
+    that lock) does not.
+    """
+    async with _transaction(request, _writes(request)) as session:
+        yield session
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

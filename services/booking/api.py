@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from services.booking import appointments_query, changes, idempotency
-from services.booking.admin.fields import Instant, Phone
 from services.booking.booking import BookingRequest, book
 from services.booking.schemas import (
     AppointmentCreate,
@@ -26,6 +25,7 @@ from services.booking.serialize import appointment_json
 from shared.auth import ServicePrincipal
 from shared.deps import Session, get_db
 from shared.errors import InvalidInput, SlotTaken
+from shared.fields import Instant, Phone
 
 router = APIRouter(prefix="/v1", tags=["appointments"])
 AppointmentStatus = Literal[

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.admin.fields import normalize_phone
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.fields import normalize_phone
 from shared.models import (
     Branch,
     CallbackEscalation,

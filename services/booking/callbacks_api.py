@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.booking import callbacks
-from services.booking.admin.fields import Id, Name, Phone
 from shared.auth import AnyPrincipal, Principal
 from shared.db.types import utcnow
 from shared.deps import Session
 from shared.errors import Forbidden
+from shared.fields import Id, Name, Phone
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 

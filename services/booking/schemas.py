@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.booking.admin.fields import Email, Id, Instant, Name, Phone
+from shared.fields import Email, Id, Instant, Name, Phone
 
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]

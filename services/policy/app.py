@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.policy.api import router
+from services.policy.store import NAMESPACE
 from shared.app import create_app
 from shared.config import Settings
+from shared.hierarchy import ConfigCache
+
+
+async def _start_cache(app: FastAPI) -> None:
+    app.state.policy_cache = ConfigCache(app.state.redis, NAMESPACE)
 
 
 def create(settings: Settings | None = None) -> FastAPI:
@@ -13,5 +20,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         service="policy",
         title="Policy service",
         description="Cancellation and reschedule policies: configuration and evaluation.",
+        routers=[router],
         settings=settings,
+        on_startup=[_start_cache],
     )

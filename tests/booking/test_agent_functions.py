@@ -228,7 +228,7 @@ async def test_signature_is_checked_first(booking: httpx.AsyncClient, db: Databa
 async def test_unknown_called_number_is_a_polite_refusal(
     booking: httpx.AsyncClient, db: Database, settings: object
 ) -> None:
-    salon = await _salon(db)
+    await _salon(db)
     body = {"call": {"call_id": "c2", "to_number": "+4989123456"}, "name": "x", "args": {}}
     raw, headers = signed(body)
     response = await booking.post(

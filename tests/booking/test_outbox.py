@@ -104,9 +104,7 @@ async def test_a_lost_enqueue_is_recovered_by_the_sweeper(
     assert [r.status for r in await _outbox(db, salon.tenant.company_id)] == ["done", "done"]
 
 
-async def test_rolled_back_booking_leaves_no_outbox_row(
-    services: Services, db: Database
-) -> None:
+async def test_rolled_back_booking_leaves_no_outbox_row(services: Services, db: Database) -> None:
     salon = await create_salon(db)
     response = await services.clients["booking"].post(
         "/v1/appointments",

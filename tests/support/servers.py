@@ -39,8 +39,17 @@ class ServerGroup:
             self.procs.append(
                 subprocess.Popen(
                     [
-                        sys.executable, "-m", "uvicorn", "--factory", self.factory,
-                        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "--factory",
+                        self.factory,
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
                         "--no-access-log",
                     ],
                     cwd=ROOT,

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin.crud import flush
-from services.booking.admin.fields import mask
 from services.booking.admin.schemas import CalcomIntegrationIn, CalcomIntegrationOut
 from shared.errors import NotFound
+from shared.fields import mask
 from shared.models import Company
 
 CALCOM_API_URL = "https://api.cal.com"

@@ -16,7 +16,8 @@ from pydantic import (
     field_validator,
 )
 
-from services.booking.admin.fields import (
+from shared.api_keys import SCOPES
+from shared.fields import (
     MAX_INT32,
     Country,
     Currency,
@@ -39,7 +40,6 @@ from services.booking.admin.fields import (
     TimeOut,
     Timezone,
 )
-from shared.api_keys import SCOPES
 
 DAY_MINUTES = 24 * 60
 

@@ -1,0 +1,187 @@
+"""Policy REST API: per-level configs, the effective config, and evaluation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+
+from services.policy import evaluate_service, store
+from services.policy.config_schema import validate_config
+from services.policy.schemas import (
+    EffectiveOut,
+    EvaluateIn,
+    EvaluationOut,
+    Id,
+    Level,
+    PolicyOut,
+    PolicyType,
+)
+from shared.auth import AdminPrincipal, Principal, authenticate
+from shared.deps import READ_ONLY, Session
+from shared.errors import Forbidden, NotFound
+from shared.hierarchy import ConfigCache, check_entity, resolve_chain
+from shared.models import PolicyConfiguration
+
+router = APIRouter(prefix="/v1/policies", tags=["policies"])
+
+EntityId = Annotated[str, Path(min_length=1, max_length=36)]
+ConfigBody = Annotated[
+    dict[str, Any],
+    Body(
+        description="The level's config, e.g. "
+        '{"hours_before": 24, "fee_tiers": [{"min_hours_before": 0, "fee": "10.00"}]}'
+    ),
+]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not_found"}}
+INVALID: dict[int | str, dict[str, Any]] = {422: {"description": "validation_error"}}
+
+
+async def _operator_or_service(
+    principal: Annotated[Principal, Depends(authenticate)],
+) -> Principal:
+    if not (principal.has("operator") or principal.has("service")):
+        raise Forbidden("This API key needs the 'operator' or 'service' scope.")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(_operator_or_service)]
+
+
+def get_cache(request: Request) -> ConfigCache:
+    cache: ConfigCache = request.app.state.policy_cache
+    return cache
+
+
+Cache = Annotated[ConfigCache, Depends(get_cache)]
+
+
+def _policy_json(row: PolicyConfiguration) -> dict[str, Any]:
+    return {
+        "level": row.level,
+        "entity_id": row.entity_id,
+        "policy_type": row.policy_type,
+        "config": row.config,
+        "updated_at": row.updated_at.isoformat(),
+        "updated_by": row.updated_by,
+    }
+
+
+@router.get("/effective", response_model=EffectiveOut, responses={**NOT_FOUND, **INVALID})
+async def get_effective(
+    principal: Reader,
+    session: Session,
+    cache: Cache,
+    policy_type: Annotated[PolicyType, Query()],
+    staff_id: Annotated[Id | None, Query()] = None,
+    service_id: Annotated[Id | None, Query()] = None,
+    branch_id: Annotated[Id | None, Query()] = None,
+) -> dict[str, Any]:
+    """The levels merged from company down to the most specific, with each key's level."""
+    chain = await resolve_chain(
+        session,
+        principal.company_id,
+        branch_id=branch_id,
+        service_id=service_id,
+        staff_id=staff_id,
+    )
+    result = await store.effective_config(session, cache, chain, policy_type)
+    return {
+        "policy_type": policy_type,
+        "config": result["config"],
+        "sources": result["sources"],
+        "chain": {
+            "company_id": chain.company_id,
+            "branch_id": chain.branch_id,
+            "service_id": chain.service_id,
+            "staff_id": chain.staff_id,
+        },
+    }
+
+
+@router.post(
+    "/evaluate",
+    response_model=EvaluationOut,
+    responses={**NOT_FOUND, **INVALID},
+    openapi_extra=READ_ONLY,
+)
+async def evaluate(
+    principal: Reader, session: Session, cache: Cache, body: EvaluateIn
+) -> dict[str, Any]:
+    """May the appointment be cancelled/rescheduled at `at` (default now), at what fee.
+
+    Give `appointment_id`, or the what-if form `service_id` + `start` (with `staff_id`,
+    `branch_id`, `customer_phone` optional) for a hypothetical confirmed appointment.
+    """
+    return await evaluate_service.evaluate(session, cache, principal.company_id, body)
+
+
+@router.put(
+    "/{level}/{entity_id}/{policy_type}",
+    response_model=PolicyOut,
+    responses={201: {"description": "created"}, **NOT_FOUND, **INVALID},
+)
+async def put_policy(
+    principal: AdminPrincipal,
+    session: Session,
+    cache: Cache,
+    response: Response,
+    level: Level,
+    entity_id: EntityId,
+    policy_type: PolicyType,
+    config: ConfigBody,
+) -> dict[str, Any]:
+    """Set one level's config (validated, normalized); every change is audited."""
+    normalized = validate_config(level, policy_type, config)
+    await check_entity(session, principal.company_id, level, entity_id)
+    row, created = await store.put_config(
+        session,
+        cache,
+        company_id=principal.company_id,
+        level=level,
+        entity_id=entity_id,
+        policy_type=policy_type,
+        config=normalized,
+        changed_by=principal.key_id,
+    )
+    response.status_code = 201 if created else 200
+    return _policy_json(row)
+
+
+@router.get("/{level}/{entity_id}/{policy_type}", response_model=PolicyOut, responses=NOT_FOUND)
+async def get_policy(
+    principal: Reader,
+    session: Session,
+    level: Level,
+    entity_id: EntityId,
+    policy_type: PolicyType,
+) -> dict[str, Any]:
+    """The stored config of one level (not merged)."""
+    row = await store.get_config(session, level, entity_id, policy_type)
+    if row is None:
+        raise NotFound("No policy is set at this level.")
+    return _policy_json(row)
+
+
+@router.delete("/{level}/{entity_id}/{policy_type}", status_code=204, responses=NOT_FOUND)
+async def delete_policy(
+    principal: AdminPrincipal,
+    session: Session,
+    cache: Cache,
+    level: Level,
+    entity_id: EntityId,
+    policy_type: PolicyType,
+) -> Response:
+    """Remove one level's config (the levels above apply again); audited with after = null."""
+    deleted = await store.delete_config(
+        session,
+        cache,
+        company_id=principal.company_id,
+        level=level,
+        entity_id=entity_id,
+        policy_type=policy_type,
+        changed_by=principal.key_id,
+    )
+    if not deleted:
+        raise NotFound("No policy is set at this level.")
+    return Response(status_code=204)
