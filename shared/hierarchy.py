@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 LEVELS: Final = ("company", "branch", "service", "staff")
 CACHE_TTL_S: Final = 300
-_SAFE_ISOLATION: Final = frozenset({"READ COMMITTED", "READ UNCOMMITTED", "AUTOCOMMIT"})
 
 CACHE_REQUESTS = Counter(
     "config_cache_requests_total",
@@ -204,7 +203,9 @@ async def snapshot_is_current(session: AsyncSession) -> bool:
     if connection.dialect.name == "sqlite":
         options = connection.sync_connection.get_execution_options()  # type: ignore[union-attr]
         return bool(options.get("sqlite_begin") == "IMMEDIATE")
-    return str(await connection.get_isolation_level()).upper() in _SAFE_ISOLATION
+    # shared.db.engine runs MySQL/MariaDB at READ COMMITTED; asking the server would cost a
+    # round trip on every read.
+    return True
 
 
 class ConfigCache:

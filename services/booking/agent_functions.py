@@ -71,7 +71,7 @@ class AgentCall:
 
 
 async def _company(session: AsyncSession) -> Company:
-    company = await session.scalar(sa.select(Company))
+    company: Company | None = await session.scalar(sa.select(Company))
     assert company is not None
     return company
 

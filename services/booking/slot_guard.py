@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,5 +85,7 @@ async def conflicts(
         TimeOff.starts_at < blocked_until,
         TimeOff.ends_at > blocked_from,
     )
-    rows = await session.execute(sa.union_all(appointments, time_off))
-    return [Conflict(*row) for row in rows]
+    rows: sa.Result[
+        tuple[str, str, str | None, str | None, datetime | None]
+    ] = await session.execute(sa.union_all(appointments, time_off))
+    return [Conflict(str(r[0]), str(r[1]), r[2], r[3], r[4]) for r in rows]

@@ -87,7 +87,7 @@ async def deadline(client: httpx.AsyncClient, salon: Salon) -> str:
 
 
 async def test_a_write_in_one_process_is_seen_by_the_next_read_in_another(
-    settings: Settings, db: Database
+    settings: Settings, db: Database, backend: str
 ) -> None:
     salon = await create_salon(db)
     async with policy_process(settings) as first, policy_process(settings) as second:
@@ -95,8 +95,10 @@ async def test_a_write_in_one_process_is_seen_by_the_next_read_in_another(
         assert await effective_hours(second, salon) == "2"
         before = await deadline(second, salon)
         hits = lookups("hit")
-        assert await deadline(second, salon) == before  # served from the cache
-        assert lookups("hit") == hits + 1
+        assert await deadline(second, salon) == before
+        # Served from the cache on MariaDB; a SQLite read transaction's snapshot may predate
+        # the version it read, so there evaluation is never cached (see snapshot_is_current).
+        assert lookups("hit") == hits + (1 if backend == "mysql" else 0)
 
         await set_hours(first, salon, 5)  # the other replica writes
         assert await effective_hours(second, salon) == "5"
