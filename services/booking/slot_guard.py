@@ -85,6 +85,6 @@ async def conflicts(
         TimeOff.starts_at < blocked_until,
         TimeOff.ends_at > blocked_from,
     )
-    result = await session.execute(sa.union_all(appointments, time_off))
+    result: sa.Result[Any] = await session.execute(sa.union_all(appointments, time_off))
     rows: list[Any] = list(result.all())
     return [Conflict(str(r[0]), str(r[1]), r[2], r[3], r[4]) for r in rows]
