@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from services.booking import appointments_query, changes, idempotency
 from services.booking.booking import BookingRequest, book
@@ -23,8 +22,7 @@ from services.booking.schemas import (
 )
 from services.booking.serialize import appointment_json
 from shared.auth import ServicePrincipal
-from shared.deps import Session, get_db
-from shared.errors import InvalidInput, SlotTaken
+from shared.deps import Session
 from shared.fields import Instant, Phone
 
 router = APIRouter(prefix="/v1", tags=["appointments"])
@@ -72,9 +70,9 @@ async def create_appointment(
     """Book an appointment. Same Idempotency-Key + same body -> the same answer again."""
     fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
     if idempotency_key:
-        existing = await idempotency.find(session, idempotency_key)
-        if existing is not None:
-            raise idempotency.replay_or_refuse(existing, fingerprint)
+        earlier = await idempotency.claim(session, idempotency_key, fingerprint)
+        if earlier is not None:
+            raise idempotency.replay_or_refuse(earlier, fingerprint)
     req = BookingRequest(
         service_id=body.service_id,
         staff_id=body.staff_id,
@@ -86,25 +84,12 @@ async def create_appointment(
         notes=body.notes,
         source="api",
     )
-    try:
-        result = await book(session, req)
-        status = 201
-        payload = appointment_json(result.appointment, result.context.timezone)
-        if idempotency_key:
-            idempotency.record(session, idempotency_key, fingerprint, status, payload)
-            await session.flush()
-    except (IntegrityError, SlotTaken) as exc:
-        if idempotency_key:
-            # A concurrent twin with this key may have won: answer what it answered.
-            row = await idempotency.find_committed(
-                get_db(request), principal.company_id, idempotency_key
-            )
-            if row is not None:
-                raise idempotency.replay_or_refuse(row, fingerprint) from exc
-        if isinstance(exc, IntegrityError):
-            raise InvalidInput("The request conflicts with existing data.") from exc
-        raise
-    return JSONResponse(payload, status_code=status if result.created else 200)
+    result = await book(session, req)
+    status = 201 if result.created else 200
+    payload = appointment_json(result.appointment, result.context.timezone)
+    if idempotency_key:
+        await idempotency.complete(session, idempotency_key, status, payload)
+    return JSONResponse(payload, status_code=status)
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut)

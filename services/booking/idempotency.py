@@ -1,9 +1,11 @@
 """Idempotency keys (Stripe / IETF draft semantics) for POST /v1/appointments and agent calls.
 
-The key row is written in the SAME transaction as the booking, holding the answer; the UNIQUE
-(company_id, key) constraint is the guard. A concurrent twin either waits on the winner's locks
-and then finds the stored answer, or loses the UNIQUE race at its own insert, rolls back
-everything it did, and replays the winner's answer. Same key with another body: 422.
+The request first CLAIMS its key: an insert-if-absent under UNIQUE(company_id, key), in the same
+transaction as the work, which later completes the row with the answer. A concurrent twin's
+claim waits on the winner's uncommitted row (MySQL/MariaDB) or finds it committed (SQLite, whose
+writers are serialized); either way it then reads the winner's answer on its own connection and
+replays it. If the winner rolls back (a refusal), its claim vanishes and the twin proceeds. Same
+key with another body: 422. No second connection is ever needed while locks are held.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.engine import Database
-from shared.db.types import utcnow
+from shared.db.types import new_id, utcnow
 from shared.errors import IdempotencyKeyReused, Replay
 from shared.models import IdempotencyKey
 
@@ -53,28 +55,39 @@ def replay_or_refuse(row: IdempotencyKey, request_fingerprint: str) -> Replay:
     return Replay(row.response_status or 200, row.response_body or {})
 
 
-async def find(session: AsyncSession, key: str) -> IdempotencyKey | None:
-    result = await session.execute(select(IdempotencyKey).where(IdempotencyKey.key == key))
-    return result.scalar_one_or_none()
-
-
-async def find_committed(db: Database, company_id: str, key: str) -> IdempotencyKey | None:
-    """Look the key up on a fresh connection (the current transaction may be failed)."""
-    async with db.transaction(company_id, write=False) as session:
-        return await find(session, key)
-
-
-def record(
-    session: AsyncSession, key: str, request_fingerprint: str, status: int, body: dict[str, Any]
-) -> IdempotencyKey:
+async def claim(session: AsyncSession, key: str, request_fingerprint: str) -> IdempotencyKey | None:
+    """Claim `key` for this request; None when claimed, else the row of an earlier request."""
+    company_id = session.info["tenant"]
     now = utcnow()
-    row = IdempotencyKey(
-        key=key,
-        request_fingerprint=request_fingerprint,
-        response_status=status,
-        response_body=body,
-        created_at=now,
-        expires_at=now + RETENTION,
-    )
-    session.add(row)
+    values = {
+        "id": new_id(),
+        "company_id": company_id,
+        "key": key,
+        "request_fingerprint": request_fingerprint,
+        "created_at": now,
+        "expires_at": now + RETENTION,
+    }
+    if session.get_bind().dialect.name == "sqlite":
+        stmt: Any = sqlite.insert(IdempotencyKey).values(values).on_conflict_do_nothing()
+    else:
+        stmt = mysql.insert(IdempotencyKey).values(values).prefix_with("IGNORE")
+    result = await session.execute(stmt)
+    if getattr(result, "rowcount", 1) == 1:
+        return None
+    row = (
+        await session.execute(
+            select(IdempotencyKey)
+            .where(IdempotencyKey.key == key)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     return row
+
+
+async def complete(session: AsyncSession, key: str, status: int, body: dict[str, Any]) -> None:
+    """Store the answer on the claimed row (same transaction as the work)."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.key == key)
+        .values(response_status=status, response_body=body)
+    )

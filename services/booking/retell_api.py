@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from services.booking import idempotency, speech
 from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
@@ -22,7 +21,7 @@ from services.booking.agent_inputs import Refusal
 from services.booking.retell_auth import MAX_BODY, RetellCaller, authenticate, e164
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
-from shared.deps import Session, get_db
+from shared.deps import Session
 from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
 from shared.logging import correlation_id_var
 from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service
@@ -110,28 +109,15 @@ async def function_call(
     fingerprint = idempotency.fingerprint(args)
     if name in MUTATING and call_id:
         key = idempotency.agent_key(call_id, name, args)
-        existing = await idempotency.find(session, key)
-        if existing is not None:
-            raise idempotency.replay_or_refuse(existing, fingerprint)
+        earlier = await idempotency.claim(session, key, fingerprint)
+        if earlier is not None:
+            raise idempotency.replay_or_refuse(earlier, fingerprint)
     try:
         answer = await function(session, call)
-        if key is not None:
-            idempotency.record(session, key, fingerprint, 200, answer)
-            await session.flush()
-    except IntegrityError as error:
-        if key is not None:
-            row = await idempotency.find_committed(get_db(request), call.company_id, key)
-            if row is not None:
-                raise idempotency.replay_or_refuse(row, fingerprint) from error
-        raise AgentAnswer(
-            200, {"status": "needs_callback", "message": speech.service_unavailable()}
-        ) from error
     except (Refusal, AppError) as error:
-        if key is not None and isinstance(error, AppError | Refusal):
-            row = await idempotency.find_committed(get_db(request), call.company_id, key)
-            if row is not None:
-                raise idempotency.replay_or_refuse(row, fingerprint) from error
         raise AgentAnswer(200, refusal_for(error, name).body) from error
+    if key is not None:
+        await idempotency.complete(session, key, 200, answer)
     return JSONResponse(answer)
 
 

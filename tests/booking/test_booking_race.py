@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.models import Appointment
+from tests.booking.agent_support import enable_retell, signed
 from tests.support.factories import Salon, create_salon, next_weekday
 from tests.support.servers import ServerGroup
 
@@ -99,3 +100,50 @@ async def test_overlapping_intervals_50_concurrent_20_rounds(
         codes = await _fire(booking_servers, salon, starts)
         assert codes == Counter({201: 1, 409: CLIENTS - 1}), (round_no, codes)
         assert await _rows(db, salon, starts[0].date()) == round_no + 1
+
+
+@pytest.mark.slow
+async def test_agent_path_50_concurrent_20_rounds(
+    booking_servers: ServerGroup, db: Database
+) -> None:
+    """The same fence through the agent function: 50 callers, one start, 3 processes."""
+    salon = await create_salon(db)
+    await enable_retell(db, salon)
+    limits = httpx.Limits(max_connections=CLIENTS)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        for round_no in range(ROUNDS):
+            start = start_of(round_no)
+            local = start.astimezone(BERLIN)
+
+            async def one(i: int, local: datetime = local, round_no: int = round_no) -> str:
+                base = booking_servers.urls[i % len(booking_servers.urls)]
+                call = {
+                    "call_id": f"race_{round_no}_{i}",
+                    "to_number": salon.phone_number,
+                    "from_number": f"+4917055{i:05d}",
+                }
+                raw, headers = signed(
+                    {
+                        "call": call,
+                        "name": "book_appointment",
+                        "args": {
+                            "service": "Herrenhaarschnitt",
+                            "staff": "Anna",
+                            "date": local.date().isoformat(),
+                            "time": local.strftime("%H:%M"),
+                            "customer_name": f"Caller {i}",
+                        },
+                    }
+                )
+                response = await client.post(
+                    f"{base}/v1/retell/functions/book_appointment", content=raw, headers=headers
+                )
+                assert response.status_code == 200, response.text
+                return str(response.json()["status"])
+
+            statuses = Counter(await asyncio.gather(*(one(i) for i in range(CLIENTS))))
+            assert statuses == Counter({"booked": 1, "slot_taken": CLIENTS - 1}), (
+                round_no,
+                statuses,
+            )
+            assert await _rows(db, salon, start.date()) == round_no + 1

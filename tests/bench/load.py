@@ -1,0 +1,112 @@
+"""Closed-loop load generation with httpx: fixed request counts, fixed concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+# Request i of a run: (method, path, keyword arguments for httpx). Built at send time, so a
+# signature carries a fresh timestamp.
+Request = tuple[str, str, Mapping[str, Any]]
+MakeRequest = Callable[[int], Request]
+# The error of an answer, or None when it is what the scenario expects.
+Check = Callable[[httpx.Response], str | None]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of `values`; NaN for none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class RunResult:
+    """Latencies (ms) of the successful requests of one run and its wall time."""
+
+    label: str
+    concurrency: int
+    latencies_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.wall_s if self.wall_s > 0 else math.nan
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> str:
+        return (
+            f"{self.label:<44} c={self.concurrency:<3} n={self.ok:<5} "
+            f"p50={self.p(50):7.2f} p95={self.p(95):7.2f} p99={self.p(99):7.2f} ms  "
+            f"{self.throughput:8.1f}/s  errors={len(self.errors)}"
+        )
+
+
+def expect_status(*codes: int) -> Check:
+    def check(response: httpx.Response) -> str | None:
+        if response.status_code in codes:
+            return None
+        return f"{response.status_code} {response.text[:300]}"
+
+    return check
+
+
+def client_for(base_url: str, concurrency: int) -> httpx.AsyncClient:
+    """A keep-alive client with one connection per concurrent worker."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(30.0),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+    )
+
+
+async def run(
+    client: httpx.AsyncClient,
+    label: str,
+    make: MakeRequest,
+    count: int,
+    concurrency: int,
+    check: Check,
+) -> RunResult:
+    """Send `count` requests from `concurrency` workers, each waiting for its answer."""
+    result = RunResult(label, concurrency)
+    indices = iter(range(count))
+
+    async def worker() -> None:
+        for index in indices:  # shared iterator: each index is taken by exactly one worker
+            method, path, kwargs = make(index)
+            started = time.perf_counter()
+            try:
+                response = await client.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                result.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            error = check(response)
+            if error is None:
+                result.latencies_ms.append(elapsed_ms)
+            else:
+                result.errors.append(error)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.wall_s = time.perf_counter() - started
+    print("  " + result.summary(), flush=True)
+    for error in result.errors[:3]:
+        print(f"    error: {error}", flush=True)
+    return result

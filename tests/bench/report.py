@@ -1,0 +1,69 @@
+"""The final table: figure, ours, baseline, ratio, target, PASS/MISS."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    ours: float
+    baseline: float | None
+    target: float
+    unit: str  # "ms", "/s", "stmts", "%"
+    higher_is_better: bool = False
+
+    @property
+    def passed(self) -> bool:
+        if math.isnan(self.ours):
+            return False
+        return self.ours >= self.target if self.higher_is_better else self.ours <= self.target
+
+    @property
+    def ratio(self) -> str:
+        """ours / baseline: how many times the bare endpoint's cost (or rate) ours is."""
+        if self.baseline is None or not self.baseline or math.isnan(self.baseline):
+            return "-"
+        return f"{self.ours / self.baseline:.2f}x"
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "n/a"
+    if unit == "stmts":
+        return f"{value:.0f}"
+    if unit == "/s":
+        return f"{value:.0f}/s"
+    if unit == "%":
+        return f"{value:.1f} %"
+    return f"{value:.1f} ms"
+
+
+def table(figures: Sequence[Figure]) -> str:
+    header = ("figure", "ours", "baseline", "ratio", "target", "result")
+    rows = [
+        (
+            f.name,
+            _value(f.ours, f.unit),
+            _value(f.baseline, f.unit),
+            f.ratio,
+            ("≥ " if f.higher_is_better else "≤ ") + _value(f.target, f.unit),
+            "PASS" if f.passed else "MISS",
+        )
+        for f in figures
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        return "  ".join(
+            [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
+        )
+
+    rule = "-" * len(line(header))
+    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
