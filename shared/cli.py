@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -161,6 +162,11 @@ async def _create_key(
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.service_api_key:
+        # Services call each other (booking -> policy) with a platform key of scope "service".
+        key = asyncio.run(_create_key(settings, None, "services (appointments run)", ["service"]))
+        os.environ["SERVICE_API_KEY"] = key
+        settings = settings.model_copy(update={"service_api_key": key})
     return run(settings, redis_dir=args.redis_dir)
 
 
