@@ -161,13 +161,17 @@ async def _create_key(
 # --- run ---------------------------------------------------------------------------------------
 
 
+def _with_service_key(settings: Settings) -> Settings:
+    """Services call each other (booking -> policy) with a platform key of scope "service"."""
+    if settings.service_api_key:
+        return settings
+    key = asyncio.run(_create_key(settings, None, "services (appointments run)", ["service"]))
+    os.environ["SERVICE_API_KEY"] = key  # inherited by the children
+    return settings.model_copy(update={"service_api_key": key})
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.service_api_key:
-        # Services call each other (booking -> policy) with a platform key of scope "service".
-        key = asyncio.run(_create_key(settings, None, "services (appointments run)", ["service"]))
-        os.environ["SERVICE_API_KEY"] = key
-        settings = settings.model_copy(update={"service_api_key": key})
-    return run(settings, redis_dir=args.redis_dir)
+    return run(settings, redis_dir=args.redis_dir, prepare=_with_service_key)
 
 
 # --- entry point -------------------------------------------------------------------------------

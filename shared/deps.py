@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.engine import WRITE, Database, run_after_commit
+from shared.db.engine import Database
 from shared.outbox import dispatch_staged
 
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -22,15 +22,9 @@ def get_db(request: Request) -> Database:
 
 @asynccontextmanager
 async def _transaction(request: Request, write: bool) -> AsyncIterator[AsyncSession]:
-    db = get_db(request)
-    async with db.sessionmaker() as session:
-        session.info["tenant"] = None
-        async with session.begin():
-            if write and db.is_sqlite:
-                await session.connection(execution_options=WRITE)
-            yield session
-        await run_after_commit(session)
-        await dispatch_staged(session, getattr(request.app.state, "arq", None))
+    async with get_db(request).transaction(None, write=write) as session:
+        yield session
+    await dispatch_staged(session, getattr(request.app.state, "arq", None))
 
 
 READ_ONLY = {"x-read-only": True}  # openapi_extra of a non-GET route that only reads

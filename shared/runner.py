@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -221,14 +221,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run(settings: Settings, redis_dir: Path = DEFAULT_REDIS_DIR) -> int:
-    """Run everything in the foreground until a stop signal (0) or a child's death (1)."""
+def run(
+    settings: Settings,
+    redis_dir: Path = DEFAULT_REDIS_DIR,
+    prepare: Callable[[Settings], Settings] | None = None,
+) -> int:
+    """Run everything in the foreground until a stop signal (0) or a child's death (1).
+
+    `prepare` runs once the ports are known to be free, before anything starts.
+    """
     problems = busy_ports(service_ports(settings))
     if problems:
         for problem in problems:
             say(f"cannot start: {problem}")
         say("set BOOKING_PORT, POLICY_PORT, WEBHOOKS_PORT or NOTIFICATIONS_PORT to other ports")
         return EXIT_PORT_BUSY
+    if prepare is not None:
+        settings = prepare(settings)
 
     embedded: EmbeddedRedis | None = None
     supervisor: Supervisor | None = None

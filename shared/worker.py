@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from shared.config import get_settings
 from shared.db.engine import Database
 from shared.logging import configure_logging
+from shared.queue import HEALTH_CHECK_INTERVAL_S, redis_settings
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +35,29 @@ def worker_hooks(service: str) -> tuple[Any, Any]:
 async def ping(ctx: dict[str, Any]) -> str:
     """A no-op job: proves the worker consumes its queue."""
     return "pong"
+
+
+def worker_settings(
+    service: str,
+    queue: str,
+    functions: Sequence[Any],
+    cron_jobs: Sequence[Any] = (),
+) -> type:
+    """The ARQ `WorkerSettings` class of a service's worker: short job timeouts (a killed
+    worker's job is retried after timeout + 10 s), a 10 s health check for `arq --check`."""
+    startup, shutdown = worker_hooks(service)
+    return type(
+        "WorkerSettings",
+        (),
+        {
+            "queue_name": queue,
+            "functions": [ping, *functions],
+            "cron_jobs": list(cron_jobs),
+            "on_startup": startup,
+            "on_shutdown": shutdown,
+            "redis_settings": redis_settings(),
+            "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+            "job_timeout": 30,
+            "max_tries": 5,
+        },
+    )

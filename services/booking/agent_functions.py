@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,15 @@ from services.booking.booking import BookingRequest, book, free_slots
 from services.booking.callbacks import create_callback
 from services.booking.policy_client import PolicyClient
 from services.booking.retell_auth import e164
-from shared.errors import InvalidInput, NotFound, PolicyViolation, ServiceUnavailable, SlotTaken
+from services.booking.rules import rules_for
+from shared.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PolicyViolation,
+    ServiceUnavailable,
+    SlotTaken,
+)
 from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service, Staff
 
 MAX_SLOTS = 5
@@ -76,15 +84,6 @@ async def _company(session: AsyncSession) -> Company:
     return company
 
 
-def _notice(company: Company, branch: Branch) -> tuple[timedelta, int]:
-    minutes = branch.min_notice_minutes
-    window = branch.booking_window_days
-    return (
-        timedelta(minutes=company.min_notice_minutes if minutes is None else minutes),
-        company.booking_window_days if window is None else window,
-    )
-
-
 async def _staff_names(session: AsyncSession, ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
@@ -113,13 +112,11 @@ async def check_availability(session: AsyncSession, call: AgentCall) -> dict[str
     branches = [branch] if branch is not None else await _all_branches(session, service)
     found: list[tuple[Slot, str]] = []
     for b in branches:
-        notice, window = _notice(company, b)
         slots = await free_slots(
             session,
             service=service,
             branch=b,
-            company_min_notice=notice,
-            window_days=window,
+            rules=rules_for(company, b),
             first_date=day,
             days=7 if wanted else 1,
             now=call.now,
@@ -400,7 +397,9 @@ def refusal_for(error: Exception, function: str) -> Refusal:
         return error
     if isinstance(error, NotFound):
         return Refusal("not_found", speech.appointment_not_found())
-    if isinstance(error, ServiceUnavailable):
+    if isinstance(error, ServiceUnavailable | Conflict):
+        # Conflict: a concurrent change of the same appointment won (version compare-and-set);
+        # still a well-formed call, so an answer the agent can read out, never a bare 409.
         return Refusal("needs_callback", speech.service_unavailable())
     if isinstance(error, InvalidInput):
         field = error.extra.get("field")

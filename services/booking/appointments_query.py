@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.booking import free_slots
+from services.booking.rules import rules_for
 from services.booking.serialize import appointment_json, local_iso
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
@@ -49,16 +50,11 @@ async def availability(
     assert company is not None
     result: list[tuple[datetime, dict[str, Any]]] = []
     for branch in await resolve_branches(session, service, branch_id):
-        notice = branch.min_notice_minutes
-        window = branch.booking_window_days
         slots = await free_slots(
             session,
             service=service,
             branch=branch,
-            company_min_notice=timedelta(
-                minutes=company.min_notice_minutes if notice is None else notice
-            ),
-            window_days=company.booking_window_days if window is None else window,
+            rules=rules_for(company, branch),
             first_date=first_date,
             days=days,
             now=now,

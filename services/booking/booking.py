@@ -26,6 +26,7 @@ from services.booking.booking_context import BookingContext, load_context
 from services.booking.calendar_loader import load_calendars, qualified_staff
 from services.booking.customers import upsert_customer
 from services.booking.events import stage_appointment_events
+from services.booking.rules import BookingRules, rules_for
 from services.booking.slot_guard import conflicts, lock_staff
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, SlotTaken
@@ -114,8 +115,7 @@ async def free_slots(
     *,
     service: Service,
     branch: Branch,
-    company_min_notice: timedelta,
-    window_days: int,
+    rules: BookingRules,
     first_date: date,
     days: int,
     now: datetime,
@@ -133,8 +133,8 @@ async def free_slots(
             first_date=first_date,
             days=days,
             staff_id=staff_id,
-            min_notice=company_min_notice,
-            booking_window_days=window_days,
+            min_notice=rules.min_notice,
+            booking_window_days=rules.window_days,
         )
     )
 
@@ -157,8 +157,7 @@ async def alternatives_for(
         session,
         service=ctx.service,
         branch=ctx.branch,
-        company_min_notice=ctx.min_notice,
-        window_days=ctx.window_days,
+        rules=ctx.rules,
         first_date=local_day,
         days=ALTERNATIVE_DAYS,
         now=now,
@@ -183,16 +182,11 @@ async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime
     assert company is not None
     candidates: list[Slot] = []
     for branch in branches:
-        notice = branch.min_notice_minutes
-        window = branch.booking_window_days
         slots = await free_slots(
             session,
             service=service,
             branch=branch,
-            company_min_notice=timedelta(
-                minutes=company.min_notice_minutes if notice is None else notice
-            ),
-            window_days=company.booking_window_days if window is None else window,
+            rules=rules_for(company, branch),
             first_date=req.start.astimezone(ZoneInfo(branch.timezone)).date(),
             days=1,
             now=now,

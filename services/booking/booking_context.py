@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.availability import ServiceSpec, WorkingInterval
 from services.booking.calendar_loader import parse_time
+from services.booking.rules import BookingRules, rules_for
 from shared.errors import InvalidInput
 from shared.models import Branch, Company, Customer, Service, Staff, StaffService, WorkingHours
 
@@ -38,14 +39,16 @@ class BookingContext:
         )
 
     @property
+    def rules(self) -> BookingRules:
+        return rules_for(self.company, self.branch)
+
+    @property
     def min_notice(self) -> timedelta:
-        minutes = self.branch.min_notice_minutes
-        return timedelta(minutes=self.company.min_notice_minutes if minutes is None else minutes)
+        return self.rules.min_notice
 
     @property
     def window_days(self) -> int:
-        days = self.branch.booking_window_days
-        return self.company.booking_window_days if days is None else days
+        return self.rules.window_days
 
     @property
     def timezone(self) -> str:
