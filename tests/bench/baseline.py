@@ -155,7 +155,9 @@ async def evaluate(request: Request) -> Response:
         if row is None:
             return _json({"error": "not_found"}, 404)
         since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=30)
-        changes = (await conn.execute(_CHANGES, {"customer": row.customer_id, "since": since})).all()
+        changes = (
+            await conn.execute(_CHANGES, {"customer": row.customer_id, "since": since})
+        ).all()
     config = await request.app.state.redis.get(f"bench:policy:{body['company_id']}")
     return _json({"allowed": True, "changes": len(changes), "cached": config is not None})
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psutil
 
 # Request i of a run: (method, path, keyword arguments for httpx). Built at send time, so a
 # signature carries a fresh timestamp.
@@ -37,6 +38,8 @@ class RunResult:
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # CPU time per successful request (ms) by process: server, client, mariadb, redis.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -50,11 +53,22 @@ class RunResult:
         return percentile(self.latencies_ms, q)
 
     def summary(self) -> str:
-        return (
-            f"{self.label:<44} c={self.concurrency:<3} n={self.ok:<5} "
-            f"p50={self.p(50):7.2f} p95={self.p(95):7.2f} p99={self.p(99):7.2f} ms  "
-            f"{self.throughput:8.1f}/s  errors={len(self.errors)}"
+        text = (
+            f"{self.label:<46} c={self.concurrency:<3} n={self.ok:<5} "
+            f"p50={self.p(50):6.1f} p95={self.p(95):6.1f} p99={self.p(99):6.1f} ms "
+            f"{self.throughput:7.1f}/s err={len(self.errors)}"
         )
+        if self.cpu_ms:
+            text += "  cpu ms/req " + " ".join(f"{k}={v:.1f}" for k, v in self.cpu_ms.items())
+        return text
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return math.nan
+    return float(times.user + times.system)
 
 
 def expect_status(*codes: int) -> Check:
@@ -82,8 +96,12 @@ async def run(
     count: int,
     concurrency: int,
     check: Check,
+    processes: Mapping[str, psutil.Process] | None = None,
 ) -> RunResult:
-    """Send `count` requests from `concurrency` workers, each waiting for its answer."""
+    """Send `count` requests from `concurrency` workers, each waiting for its answer.
+
+    `processes` (name -> process): their CPU time over the run is reported per request.
+    """
     result = RunResult(label, concurrency)
     indices = iter(range(count))
 
@@ -103,9 +121,14 @@ async def run(
             else:
                 result.errors.append(error)
 
+    cpu_before = {name: _cpu_s(proc) for name, proc in (processes or {}).items()}
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.wall_s = time.perf_counter() - started
+    if result.ok:
+        for name, proc in (processes or {}).items():
+            used = _cpu_s(proc) - cpu_before[name]
+            result.cpu_ms[name] = used * 1000 / result.ok
     print("  " + result.summary(), flush=True)
     for error in result.errors[:3]:
         print(f"    error: {error}", flush=True)

@@ -35,7 +35,7 @@ def _value(value: float | None, unit: str) -> str:
         return "-"
     if math.isnan(value):
         return "n/a"
-    if unit == "stmts":
+    if unit in ("stmts", "n"):
         return f"{value:.0f}"
     if unit == "/s":
         return f"{value:.0f}/s"

@@ -148,7 +148,12 @@ async def test_reschedule_moves_the_callers_appointment(services: Services, db: 
         booking,
         salon,
         "reschedule_appointment",
-        {"date": day.isoformat(), "time": "10:00", "new_date": day.isoformat(), "new_time": "15:30"},
+        {
+            "date": day.isoformat(),
+            "time": "10:00",
+            "new_date": day.isoformat(),
+            "new_time": "15:30",
+        },
     )
     assert response.status_code == 200, response.text
     assert response.json() == {
@@ -195,6 +200,30 @@ async def test_reschedule_to_a_taken_time_offers_alternatives(
         f"Der Termin am {spoken_day(day)} um 11:00 Uhr ist leider schon vergeben."
     )
     assert_untouched(before, await snapshot(db, salon, mine["id"]))
+
+
+async def test_reschedule_to_a_closed_time_is_invalid_request(
+    services: Services, db: Database
+) -> None:
+    booking = services.clients["booking"]
+    salon = await _salon(db)
+    day = next_weekday(1)
+    created = await book(booking, salon, at(day, 10), phone=CALLER)
+    before = await snapshot(db, salon, created["id"])
+    for new_date, new_time in ((next_weekday(6), "10:00"), (day, "12:45"), (day, "19:00")):
+        response = await call_function(
+            booking,
+            salon,
+            "reschedule_appointment",
+            {
+                "appointment_id": created["id"],
+                "new_date": new_date.isoformat(),
+                "new_time": new_time,
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "invalid_request", (new_time, response.json())
+    assert_untouched(before, await snapshot(db, salon, created["id"]))
 
 
 async def test_policy_refusal_is_not_allowed_with_reason(services: Services, db: Database) -> None:
@@ -254,9 +283,7 @@ async def test_reschedule_quota_per_appointment_is_not_allowed(
     assert len(state.modifications) == 1
 
 
-async def test_policy_service_unreachable_needs_callback(
-    services: Services, db: Database
-) -> None:
+async def test_policy_service_unreachable_needs_callback(services: Services, db: Database) -> None:
     booking = services.clients["booking"]
     salon = await _salon(db)
     day = next_weekday(2)
@@ -295,9 +322,7 @@ async def test_retry_of_the_same_cancel_call_returns_the_first_answer(
     first = await call_function(booking, salon, "cancel_appointment", args, call_id="call_cx_1")
     assert first.status_code == 200
     assert first.json()["status"] == "cancelled", first.text
-    retries = [
-        await call_function(booking, salon, "cancel_appointment", args, call_id="call_cx_1")
-    ]
+    retries = [await call_function(booking, salon, "cancel_appointment", args, call_id="call_cx_1")]
     retries += await asyncio.gather(
         *(
             call_function(booking, salon, "cancel_appointment", args, call_id="call_cx_1")
@@ -313,3 +338,33 @@ async def test_retry_of_the_same_cancel_call_returns_the_first_answer(
     # The same words in a new call are a new request: the appointment is no longer live.
     fresh = await call_function(booking, salon, "cancel_appointment", args, call_id="call_cx_2")
     assert fresh.json()["status"] == "not_found"
+
+
+async def test_simultaneous_cancels_from_separate_calls_all_answer_200(
+    services: Services, db: Database
+) -> None:
+    """One wins; the others lose the compare-and-set (MariaDB) or find no live appointment
+    (SQLite serializes them): a spoken answer either way, never a bare 409 to Retell."""
+    booking = services.clients["booking"]
+    for round_no in range(5):
+        salon = await _salon(db)
+        created = await book(booking, salon, at(next_weekday(1), 10), phone=CALLER)
+        responses = await asyncio.gather(
+            *(
+                call_function(
+                    booking,
+                    salon,
+                    "cancel_appointment",
+                    {"appointment_id": created["id"]},
+                    call_id=f"call_twin_{round_no}_{i}",
+                )
+                for i in range(3)
+            )
+        )
+        assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+        statuses = sorted(r.json()["status"] for r in responses)
+        assert statuses.count("cancelled") == 1, statuses
+        assert set(statuses) - {"cancelled"} <= {"not_found", "needs_callback"}, statuses
+        state = await snapshot(db, salon, created["id"])
+        assert state.appointment.status == "cancelled"
+        assert len(state.modifications) == 1

@@ -3,6 +3,7 @@ atomically with its audit row, its stats counter and its outbox rows, or nothing
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -133,7 +134,7 @@ def appointment_writes(services: Services) -> Iterator[list[str]]:
         verb = words[0].upper()
         if verb in ("INSERT", "UPDATE", "DELETE"):
             table = words[2] if verb in ("INSERT", "DELETE") else words[1]
-            if table.strip("`\"").lower() == "appointments":
+            if table.strip('`"').lower() == "appointments":
                 seen.append(verb)
 
     event.listen(engine, "before_cursor_execute", listen)
@@ -279,9 +280,7 @@ async def test_cancel_after_deadline_without_allow_late_is_refused_and_changes_n
     assert after.modifications == [] and after.stats == []
 
 
-async def test_cancelling_twice_is_refused_not_modifiable(
-    services: Services, db: Database
-) -> None:
+async def test_cancelling_twice_is_refused_not_modifiable(services: Services, db: Database) -> None:
     booking = services.clients["booking"]
     salon = await create_salon(db)
     created = await book(booking, salon, at(next_weekday(2), 11))
@@ -291,6 +290,26 @@ async def test_cancelling_twice_is_refused_not_modifiable(
     assert second.json()["code"] == "policy_violation"
     assert second.json()["reason"] == "not_modifiable"
     state = await snapshot(db, salon, created["id"])
+    assert len(state.modifications) == 1
+    assert [(s.stat_type, s.count) for s in state.stats] == [("cancellation_count", 1)]
+
+
+async def test_simultaneous_cancels_of_one_appointment_apply_once(
+    services: Services, db: Database
+) -> None:
+    booking = services.clients["booking"]
+    salon = await create_salon(db)
+    created = await book(booking, salon, at(next_weekday(2), 15))
+    responses = await asyncio.gather(*(cancel(booking, salon, created["id"]) for _ in range(4)))
+    assert sorted(r.status_code for r in responses) == [200, 409, 409, 409]
+    for response in responses:
+        if response.status_code == 409:
+            # Lost the compare-and-set (MariaDB), or saw it cancelled already (SQLite).
+            problem = response.json()
+            assert problem["code"] in ("conflict", "policy_violation"), problem
+            assert problem.get("reason", "not_modifiable") == "not_modifiable", problem
+    state = await snapshot(db, salon, created["id"])
+    assert state.appointment.status == "cancelled"
     assert len(state.modifications) == 1
     assert [(s.stat_type, s.count) for s in state.stats] == [("cancellation_count", 1)]
 
@@ -364,9 +383,7 @@ async def test_reschedule_to_a_free_time_moves_in_one_update(
     assert clash.json()["code"] == "slot_taken"
 
 
-async def test_reschedule_within_its_own_time_is_allowed(
-    services: Services, db: Database
-) -> None:
+async def test_reschedule_within_its_own_time_is_allowed(services: Services, db: Database) -> None:
     """The fence excludes the appointment itself: 10:00 -> 10:15 overlaps only its old self."""
     booking = services.clients["booking"]
     salon = await create_salon(db)

@@ -1,0 +1,185 @@
+"""`python -m tests.bench`: set up, measure, print the table, tear down.
+
+Exit code 0 when the bench ran, whatever the figures (it is a report); 1 when a request of a
+measured run failed; 2 when the bench itself broke (setup, servers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import time
+import traceback
+from importlib.util import find_spec
+
+import psutil
+import redis.asyncio as aioredis
+from sqlalchemy import text
+
+from shared.config import Settings
+from shared.db.engine import Database
+from tests.bench import scenarios
+from tests.bench.dataset import BenchTenant, SlotPlan, create_bench_tenant
+from tests.bench.report import Figure, table
+from tests.bench.scenarios import Bench, Counts
+from tests.bench.statements import BASELINE_STATEMENTS, StatementCase, count_statements
+from tests.conftest import create_mysql_database, drop_mysql_database
+from tests.support.migrations import migrate
+from tests.support.servers import ServerGroup
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+# High enough that the limiter never refuses the load; it still runs on every request.
+RATE_LIMITS = {
+    "RATE_LIMIT_PER_KEY_PER_MINUTE": "10000000",
+    "RATE_LIMIT_PER_NUMBER_PER_MINUTE": "10000000",
+}
+
+
+async def _flush_redis() -> None:
+    """The bench's own Redis database (BENCH_REDIS_URL, default db 13): rate-limit buckets,
+    cache entries and the outbox jobs nobody consumes here."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+async def _describe(db: Database) -> str:
+    async with db.engine.connect() as conn:
+        version = await conn.scalar(text("SELECT VERSION()"))
+    loop = "uvloop" if find_spec("uvloop") else "asyncio"
+    http = "httptools" if find_spec("httptools") else "h11"
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, MariaDB {version}, "
+        f"uvicorn 1 process per app ({loop} loop, {http}), load from this process (httpx)"
+    )
+
+
+def _shared_processes() -> dict[str, psutil.Process]:
+    """This process (the load generator) and, when local, MariaDB and Redis (read only)."""
+    found = {"client": psutil.Process()}
+    names = {"mariadbd": "mariadb", "mysqld": "mariadb", "redis-server": "redis"}
+    for proc in psutil.process_iter(["name"]):
+        label = names.get(proc.info["name"] or "")
+        if label and label not in found:
+            found[label] = proc
+    return found
+
+
+def _statement_figure(cases: list[StatementCase]) -> Figure:
+    print("\n3. SQL statements per successful booking (in-process, before_cursor_execute):")
+    for case in cases:
+        print(
+            f"  {case.name:<40} {case.statements} statements "
+            f"(+{case.commits} COMMIT, {case.checkouts} pool checkout with pre-ping)"
+        )
+    worst = max(cases, key=lambda c: c.statements)
+    print(f"  statements of '{worst.name}':")
+    for sql in worst.sql:
+        print(f"    {sql}")
+    return Figure(
+        "3 SQL statements per booking (worst case)",
+        float(worst.statements),
+        float(BASELINE_STATEMENTS),
+        8,
+        "stmts",
+    )
+
+
+async def _measure(url: str, tenant: BenchTenant, counts: Counts) -> tuple[list[Figure], Bench]:
+    env = {
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "ENVIRONMENT": "test",
+        "SERVICE_API_KEY": tenant.service_key,
+        "BENCH_COMPANY_ID": tenant.company_id,
+        **RATE_LIMITS,
+    }
+    async with ServerGroup("services.policy.app:create", 1, env) as policy:
+        env["POLICY_SERVICE_URL"] = policy.urls[0]
+        async with (
+            ServerGroup("services.booking.app:create", 1, env) as booking,
+            ServerGroup("tests.bench.baseline:create", 1, env) as baseline,
+        ):
+            bench = Bench(
+                tenant=tenant,
+                plan=SlotPlan([staff_id for staff_id, _ in tenant.book_staff]),
+                booking_url=booking.urls[0],
+                policy_url=policy.urls[0],
+                baseline_url=baseline.urls[0],
+                counts=counts,
+            )
+            for group in (policy, booking, baseline):
+                bench.servers[group.urls[0]] = psutil.Process(group.procs[0].pid)
+            bench.shared = _shared_processes()
+            figures: list[Figure] = []
+            print("\n1. Availability")
+            figures += await scenarios.availability(bench)
+            print("\n2. Booking (distinct slots, a new customer each)")
+            figures += await scenarios.booking(bench)
+            settings = Settings(
+                environment="test",
+                database_url=url,
+                redis_url=REDIS_URL,
+                service_api_key=tenant.service_key,
+                log_json=False,
+                log_level="WARNING",
+            )
+            cases = await count_statements(tenant, bench.plan, settings, bench.next_phone)
+            bench.next_phone += 10
+            figures.append(_statement_figure(cases))
+            print("\n4. Agent function book_appointment (signed, one call at a time)")
+            figures += await scenarios.agent(bench)
+            print("\n5. Policy evaluate (service key + X-Company-ID, as booking asks)")
+            figures += await scenarios.policy(bench)
+    return figures, bench
+
+
+async def main() -> int:
+    started = time.monotonic()
+    os.environ.update(RATE_LIMITS)  # the in-process app of figure 3 reads them too
+    counts = Counts().scaled(float(os.environ.get("BENCH_SCALE", "1")))
+    try:
+        await _flush_redis()
+        url = await create_mysql_database()
+    except Exception:
+        traceback.print_exc()
+        print("bench: MariaDB or Redis unreachable", file=sys.stderr)
+        return 2
+    try:
+        await migrate(url, "upgrade", "head")
+        db = Database(settings=Settings(database_url=url, environment="test"))
+        try:
+            print(f"bench: {await _describe(db)}")
+            setup_started = time.monotonic()
+            tenant = await create_bench_tenant(db)
+        finally:
+            await db.dispose()
+        print(f"bench: tenant ready in {time.monotonic() - setup_started:.1f} s")
+        figures, bench = await _measure(url, tenant, counts)
+    except Exception:
+        traceback.print_exc()
+        print("bench: broke before finishing", file=sys.stderr)
+        return 2
+    finally:
+        await drop_mysql_database(url)
+        await _flush_redis()
+    print("\nAll runs (ms; throughput = successful requests / wall time):")
+    for run in bench.runs:
+        print("  " + run.summary())
+    print(
+        f"\nbench: {bench.plan.taken} booking slots used; total {time.monotonic() - started:.0f} s"
+    )
+    print(table(figures))
+    failed = [run for run in bench.runs if run.errors]
+    if failed:
+        print(f"bench: {len(failed)} measured runs had failed requests", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

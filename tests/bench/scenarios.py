@@ -1,0 +1,377 @@
+"""The measured scenarios, each run against our service and against the baseline."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psutil
+
+from services.booking.availability import local_day_bounds
+from tests.bench import load
+from tests.bench.dataset import ZONE, BenchTenant, SlotPlan, local_day, phone
+from tests.bench.load import RunResult, client_for, expect_status
+from tests.bench.report import Figure
+from tests.booking.agent_support import signed
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Request counts; BENCH_SCALE multiplies them (warm-ups excluded)."""
+
+    availability: int = 300
+    booking_c4: int = 400
+    booking_c20: int = 1000
+    agent: int = 150
+    policy_c4: int = 1000
+    policy_c20: int = 3000
+
+    def scaled(self, factor: float) -> Counts:
+        return Counts(*(max(20, int(getattr(self, f.name) * factor)) for f in fields(self)))
+
+
+@dataclass
+class Bench:
+    tenant: BenchTenant
+    plan: SlotPlan
+    booking_url: str
+    policy_url: str
+    baseline_url: str
+    counts: Counts
+    runs: list[RunResult] = field(default_factory=list)
+    next_phone: int = 0
+    # Server process by base URL, and the shared ones (client, mariadb, redis), for CPU/request.
+    servers: dict[str, psutil.Process] = field(default_factory=dict)
+    shared: dict[str, psutil.Process] = field(default_factory=dict)
+
+    def phones(self, count: int) -> list[str]:
+        """`count` numbers never used before in this run: every booking is a new customer."""
+        first = self.next_phone
+        self.next_phone += count
+        return [phone(first + i) for i in range(count)]
+
+    async def run(
+        self,
+        url: str,
+        label: str,
+        make: load.MakeRequest,
+        count: int,
+        concurrency: int,
+        check: load.Check,
+        warmup: int = 0,
+    ) -> RunResult:
+        processes = {"server": self.servers[url], **self.shared} if url in self.servers else {}
+        async with client_for(url, concurrency) as client:
+            if warmup:
+                await load.run(client, f"{label} (warm-up)", make, warmup, concurrency, check)
+            offset = warmup
+            result = await load.run(
+                client, label, lambda i: make(offset + i), count, concurrency, check, processes
+            )
+        self.runs.append(result)
+        return result
+
+
+# -- 1. availability --------------------------------------------------------------------
+
+
+async def availability(bench: Bench) -> list[Figure]:
+    tenant, n = bench.tenant, bench.counts.availability
+    first_days = [local_day(1 + i % 7) for i in range(n + 20)]  # the window starts on 7 dates
+
+    def ours(i: int) -> load.Request:
+        params = {
+            "service_id": tenant.salon.service_id,
+            "branch_id": tenant.salon.branch_id,
+            "date": first_days[i].isoformat(),
+            "days": 7,
+        }
+        return "GET", "/v1/availability", {"params": params, "headers": tenant.salon.headers}
+
+    def bare(i: int) -> load.Request:
+        lo, _ = local_day_bounds(first_days[i], ZONE)
+        _, hi = local_day_bounds(first_days[i] + timedelta(days=6), ZONE)
+        params: list[tuple[str, str]] = [("staff_id", s) for s in tenant.busy_staff_ids]
+        params += [("from", lo.isoformat()), ("to", hi.isoformat())]
+        return "GET", "/availability", {"params": params}
+
+    def has_slots(response: httpx.Response) -> str | None:
+        if response.status_code != 200 or not response.json()["slots"]:
+            return f"{response.status_code} {response.text[:300]}"
+        return None
+
+    label = "availability 7 days, 2,000 appts in branch"
+    mine = await bench.run(bench.booking_url, label, ours, n, 1, has_slots, warmup=20)
+    base = await bench.run(
+        bench.baseline_url, f"{label} [baseline]", bare, n, 1, expect_status(200), warmup=20
+    )
+    return [Figure("1 availability 7 d: p95, sequential", mine.p(95), base.p(95), 15, "ms")]
+
+
+# -- 2. booking ---------------------------------------------------------------------------
+
+
+def _booking_request(bench: Bench, count: int) -> load.MakeRequest:
+    tenant = bench.tenant
+    slots = bench.plan.take(count)
+    phones = bench.phones(count)
+
+    def make(i: int) -> load.Request:
+        staff_id, start = slots[i]
+        body = {
+            "service_id": tenant.book_service_id,
+            "staff_id": staff_id,
+            "start": start.isoformat(),
+            "customer": {"name": f"Kunde {i}", "phone": phones[i]},
+        }
+        return "POST", "/v1/appointments", {"json": body, "headers": tenant.salon.headers}
+
+    return make
+
+
+def _bare_booking_body(tenant: BenchTenant, staff_id: str, start: datetime) -> dict[str, Any]:
+    return {
+        "company_id": tenant.company_id,
+        "branch_id": tenant.book_branch_id,
+        "service_id": tenant.book_service_id,
+        "staff_id": staff_id,
+        "customer_id": tenant.customer_id,
+        "start": start.astimezone(UTC).isoformat(),
+        "minutes": 30,
+    }
+
+
+def _bare_booking_request(bench: Bench, count: int) -> load.MakeRequest:
+    slots = bench.plan.take(count)
+
+    def make(i: int) -> load.Request:
+        return "POST", "/book", {"json": _bare_booking_body(bench.tenant, *slots[i])}
+
+    return make
+
+
+async def booking(bench: Bench) -> list[Figure]:
+    c4, c20 = bench.counts.booking_c4, bench.counts.booking_c20
+    created = expect_status(201)
+    results: dict[str, RunResult] = {}
+    for concurrency, count in ((4, c4), (20, c20)):
+        warm = 2 * concurrency
+        label = f"booking POST /v1/appointments c={concurrency}"
+        results[f"ours{concurrency}"] = await bench.run(
+            bench.booking_url,
+            label,
+            _booking_request(bench, warm + count),
+            count,
+            concurrency,
+            created,
+            warmup=warm,
+        )
+        results[f"base{concurrency}"] = await bench.run(
+            bench.baseline_url,
+            f"{label} [baseline]",
+            _bare_booking_request(bench, warm + count),
+            count,
+            concurrency,
+            created,
+            warmup=warm,
+        )
+    return [
+        Figure(
+            "2 booking: p95 at 4 clients", results["ours4"].p(95), results["base4"].p(95), 50, "ms"
+        ),
+        Figure(
+            "2 booking: throughput at 20 clients",
+            results["ours20"].throughput,
+            results["base20"].throughput,
+            100,
+            "/s",
+            higher_is_better=True,
+        ),
+        Figure(
+            "2 booking: errors at 4 and 20 clients",
+            float(len(results["ours4"].errors) + len(results["ours20"].errors)),
+            float(len(results["base4"].errors) + len(results["base20"].errors)),
+            0,
+            "n",
+        ),
+    ]
+
+
+# -- 4. agent function book_appointment ---------------------------------------------------
+
+
+def _agent_request(bench: Bench, count: int, named_staff: bool) -> load.MakeRequest:
+    tenant = bench.tenant
+    slots = bench.plan.take(count, whole_groups=not named_staff)
+    phones = bench.phones(count)
+    names = dict(tenant.book_staff)
+
+    def make(i: int) -> load.Request:
+        staff_id, start = slots[i]
+        local = start.astimezone(ZONE)
+        args = {
+            "service": "Bartpflege",
+            "date": local.date().isoformat(),
+            "time": local.strftime("%H:%M"),
+            "customer_name": f"Anrufer {i}",
+        }
+        if named_staff:
+            args["staff"] = names[staff_id]
+        payload = {
+            "call": {
+                "call_id": f"call_{uuid.uuid4().hex[:16]}",
+                "agent_id": "agent_bench",
+                "call_type": "phone_call",
+                "to_number": tenant.book_number,
+                "from_number": phones[i],
+                "direction": "inbound",
+            },
+            "name": "book_appointment",
+            "args": args,
+        }
+        raw, headers = signed(payload)
+        return "POST", "/v1/retell/functions/book_appointment", {"content": raw, "headers": headers}
+
+    return make
+
+
+def _booked(response: httpx.Response) -> str | None:
+    if response.status_code == 200 and response.json().get("status") == "booked":
+        return None
+    return f"{response.status_code} {response.text[:300]}"
+
+
+async def agent(bench: Bench) -> list[Figure]:
+    n, warm = bench.counts.agent, 10
+    results = {}
+    for named in (False, True):
+        label = f"agent book_appointment c=1, {'named' if named else 'any'} staff"
+        results[named] = await bench.run(
+            bench.booking_url, label, _agent_request(bench, warm + n, named), n, 1, _booked, warm
+        )
+    slots = bench.plan.take(warm + n)
+
+    def bare(i: int) -> load.Request:
+        body = {
+            "to_number": bench.tenant.book_number,
+            **_bare_booking_body(bench.tenant, *slots[i]),
+        }
+        return "POST", "/agent_book", {"json": body}
+
+    base = await bench.run(
+        bench.baseline_url,
+        "agent book_appointment c=1 [baseline]",
+        bare,
+        n,
+        1,
+        expect_status(201),
+        warm,
+    )
+    return [
+        Figure(
+            "4 agent book_appointment: p95, any staff", results[False].p(95), base.p(95), 100, "ms"
+        ),
+        Figure(
+            "4 agent book_appointment: p95, named staff", results[True].p(95), base.p(95), 100, "ms"
+        ),
+    ]
+
+
+# -- 5. policy evaluate -------------------------------------------------------------------
+
+POLICY = {
+    "hours_before": 24,
+    "allow_late": True,
+    "fee_tiers": [
+        {"min_hours_before": 0, "fee_percent": 50},
+        {"min_hours_before": 12, "fee": 5},
+        {"min_hours_before": 48, "fee": "0"},
+    ],
+    "max_per_window": 3,
+}
+_CACHE_LINE = re.compile(r"^config_cache_requests_total\{([^}]*)\}\s+([0-9.e+]+)$", re.MULTILINE)
+
+
+async def cache_counts(policy_url: str) -> dict[str, float]:
+    """config_cache_requests_total of the policy namespace, by outcome."""
+    async with httpx.AsyncClient(base_url=policy_url, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    counts: dict[str, float] = {}
+    for labels, value in _CACHE_LINE.findall(text):
+        if 'cache="policy"' in labels:
+            outcome = re.search(r'outcome="([^"]+)"', labels)
+            if outcome:
+                counts[outcome.group(1)] = float(value)
+    return counts
+
+
+async def _configure_policies(bench: Bench) -> None:
+    tenant = bench.tenant
+    levels = (
+        ("company", tenant.company_id, POLICY),
+        ("branch", tenant.salon.branch_id, {"hours_before": 12}),
+    )
+    async with httpx.AsyncClient(base_url=bench.policy_url, timeout=10) as client:
+        for level, entity, config in levels:
+            response = await client.put(
+                f"/v1/policies/{level}/{entity}/cancellation",
+                json=config,
+                headers=tenant.salon.headers,
+            )
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"policy PUT failed: {response.status_code} {response.text}")
+
+
+async def policy(bench: Bench) -> list[Figure]:
+    tenant = bench.tenant
+    await _configure_policies(bench)
+    ids = tenant.evaluate_ids
+    # As booking asks: the platform service key naming the tenant.
+    headers = {"Authorization": f"Bearer {tenant.service_key}", "X-Company-ID": tenant.company_id}
+
+    def ours(i: int) -> load.Request:
+        body = {"appointment_id": ids[i % len(ids)], "action": "cancel"}
+        return "POST", "/v1/policies/evaluate", {"json": body, "headers": headers}
+
+    def bare(i: int) -> load.Request:
+        body = {"appointment_id": ids[i % len(ids)], "company_id": tenant.company_id}
+        return "POST", "/evaluate", {"content": json.dumps(body).encode()}
+
+    ok = expect_status(200)
+    label = "policy POST /v1/policies/evaluate"
+    # Warm the cache for every chain (one per staff member of Mitte) before counting.
+    await bench.run(bench.policy_url, f"{label} (cache warm-up)", ours, 2 * len(ids), 4, ok)
+    bench.runs.pop()
+    before = await cache_counts(bench.policy_url)
+    c4 = await bench.run(bench.policy_url, f"{label} c=4", ours, bench.counts.policy_c4, 4, ok, 40)
+    c20 = await bench.run(
+        bench.policy_url, f"{label} c=20", ours, bench.counts.policy_c20, 20, ok, 100
+    )
+    after = await cache_counts(bench.policy_url)
+    b4 = await bench.run(
+        bench.baseline_url, f"{label} c=4 [baseline]", bare, bench.counts.policy_c4, 4, ok, 40
+    )
+    b20 = await bench.run(
+        bench.baseline_url, f"{label} c=20 [baseline]", bare, bench.counts.policy_c20, 20, ok, 100
+    )
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
+    lookups = sum(delta.values())
+    hit_rate = 100 * delta.get("hit", 0.0) / lookups if lookups else float("nan")
+    print(f"  policy cache lookups in the measured runs: {delta}", flush=True)
+    return [
+        Figure("5 policy evaluate: p95 at 4 clients", c4.p(95), b4.p(95), 5, "ms"),
+        Figure(
+            "5 policy evaluate: throughput at 20 clients",
+            c20.throughput,
+            b20.throughput,
+            1000,
+            "/s",
+            True,
+        ),
+        Figure("5 policy evaluate: cache hit rate", hit_rate, None, 95, "%", True),
+    ]
