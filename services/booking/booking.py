@@ -7,6 +7,7 @@ appointment insert (1), outbox insert (1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -120,10 +121,11 @@ async def free_slots(
     days: int,
     now: datetime,
     staff_id: str | None = None,
+    ignore: Sequence[str] = (),
 ) -> list[Slot]:
     """Free slots of a service in one branch (all qualified staff, or one)."""
     staff = await qualified_staff(session, service.id, [branch.id], staff_id)
-    calendars = await load_calendars(session, staff, first_date, days, branch.timezone)
+    calendars = await load_calendars(session, staff, first_date, days, branch.timezone, ignore)
     return find_slots(
         AvailabilityQuery(
             timezone=branch.timezone,
@@ -149,7 +151,12 @@ def service_spec(service: Service) -> ServiceSpec:
 
 
 async def alternatives_for(
-    session: AsyncSession, ctx: BookingContext, start: datetime, now: datetime, any_staff: bool
+    session: AsyncSession,
+    ctx: BookingContext,
+    start: datetime,
+    now: datetime,
+    any_staff: bool,
+    moving: str | None = None,
 ) -> list[Slot]:
     """Up to 3 free slots nearest the requested start (same day first, then later days)."""
     local_day = start.astimezone(ZoneInfo(ctx.timezone)).date()
@@ -162,6 +169,7 @@ async def alternatives_for(
         days=ALTERNATIVE_DAYS,
         now=now,
         staff_id=None if any_staff else ctx.staff.id,
+        ignore=[moving] if moving else (),
     )
     return nearest_alternatives(slots, start, ctx.timezone, exclude=ctx.staff.id)
 

@@ -66,8 +66,12 @@ async def load_calendars(
     first_date: date,
     days: int,
     timezone: str,
+    ignore: Sequence[str] = (),
 ) -> list[StaffCalendar]:
-    """Working hours, time off and live appointments of `staff` around the local date range."""
+    """Working hours, time off and live appointments of `staff` around the local date range.
+
+    `ignore`: appointment ids to leave out (the one being moved).
+    """
     if not staff:
         return []
     ids = [s.id for s in staff]
@@ -105,6 +109,7 @@ async def load_calendars(
             Appointment.status.in_(LIVE_STATUSES),
             Appointment.blocked_from >= range_start - MAX_BLOCK,
             Appointment.blocked_from < range_end + MAX_BLOCK,
+            Appointment.id.not_in(list(ignore)) if ignore else sa.true(),
         )
     ):
         booked[staff_id].append(

@@ -134,7 +134,9 @@ async def reschedule(
         session, appointment.staff_id, blocked_from, blocked_until, exclude_ids=[appointment.id]
     )
     if clashes:
-        alternatives = await alternatives_for(session, ctx, new_start, now, any_staff=False)
+        alternatives = await alternatives_for(
+            session, ctx, new_start, now, any_staff=False, moving=appointment.id
+        )
         raise slot_taken(alternatives, ctx.timezone)
     await modifications.lock_customer(session, appointment.customer_id)
     await modifications.enforce_quota(

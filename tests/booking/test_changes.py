@@ -408,11 +408,13 @@ async def test_reschedule_to_a_taken_time_is_409_with_alternatives_and_changes_n
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["code"] == "slot_taken"
-    # Anna's free starts nearest 11:00 (10:00-10:40 and 11:00-11:40 blocked, buffers included).
+    # Anna's free starts nearest 11:00: 11:00-11:40 is blocked (buffer included); the
+    # appointment being moved does not count against itself, so 10:15 (ends 10:55 with its
+    # buffer) and 10:00 are offered: 10:15 and 11:45 are 45 min away (earlier first), 10:00 60.
     assert [a["start"] for a in problem["alternatives"]] == [
+        at(day, 10, 15),
         at(day, 11, 45),
-        at(day, 12),
-        at(day, 9, 15),
+        at(day, 10),
     ]
     assert {a["staff_id"] for a in problem["alternatives"]} == {salon.staff_ids[0]}
     assert_untouched(before, await snapshot(db, salon, mine["id"]))
