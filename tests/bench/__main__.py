@@ -175,8 +175,12 @@ async def main() -> int:
     )
     print(table(figures))
     failed = [run for run in bench.runs if run.errors]
-    if failed:
-        print(f"bench: {len(failed)} measured runs had failed requests", file=sys.stderr)
+    if failed or bench.warmup_errors:
+        print(
+            f"bench: {len(failed)} measured runs had failed requests "
+            f"({bench.warmup_errors} failed in warm-ups)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

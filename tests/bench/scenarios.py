@@ -45,6 +45,7 @@ class Bench:
     counts: Counts
     runs: list[RunResult] = field(default_factory=list)
     next_phone: int = 0
+    warmup_errors: int = 0
     # Server process by base URL, and the shared ones (client, mariadb, redis), for CPU/request.
     servers: dict[str, psutil.Process] = field(default_factory=dict)
     shared: dict[str, psutil.Process] = field(default_factory=dict)
@@ -68,7 +69,10 @@ class Bench:
         processes = {"server": self.servers[url], **self.shared} if url in self.servers else {}
         async with client_for(url, concurrency) as client:
             if warmup:
-                await load.run(client, f"{label} (warm-up)", make, warmup, concurrency, check)
+                warm = await load.run(
+                    client, f"{label} (warm-up)", make, warmup, concurrency, check
+                )
+                self.warmup_errors += len(warm.errors)
             offset = warmup
             result = await load.run(
                 client, label, lambda i: make(offset + i), count, concurrency, check, processes
@@ -345,8 +349,9 @@ async def policy(bench: Bench) -> list[Figure]:
     ok = expect_status(200)
     label = "policy POST /v1/policies/evaluate"
     # Warm the cache for every chain (one per staff member of Mitte) before counting.
-    await bench.run(bench.policy_url, f"{label} (cache warm-up)", ours, 2 * len(ids), 4, ok)
-    bench.runs.pop()
+    warm = await bench.run(bench.policy_url, f"{label} (cache warm-up)", ours, 2 * len(ids), 4, ok)
+    bench.runs.remove(warm)
+    bench.warmup_errors += len(warm.errors)
     before = await cache_counts(bench.policy_url)
     c4 = await bench.run(bench.policy_url, f"{label} c=4", ours, bench.counts.policy_c4, 4, ok, 40)
     c20 = await bench.run(
