@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     policy_timeout_s: float = Field(default=1.5, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
 
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
     health_check_timeout_s: float = Field(default=2.0, gt=0)

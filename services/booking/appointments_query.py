@@ -43,11 +43,16 @@ async def availability(
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     now = now or utcnow()
-    service = await session.scalar(sa.select(Service).where(Service.id == service_id))
-    if service is None or not service.active:
+    row = (
+        await session.execute(
+            sa.select(Service, Company)
+            .join(Company, Company.id == Service.company_id)
+            .where(Service.id == service_id)
+        )
+    ).first()
+    if row is None or not row[0].active:
         raise InvalidInput("Unknown service.", field="service_id")
-    company = await session.scalar(sa.select(Company))
-    assert company is not None
+    service, company = row
     result: list[tuple[datetime, dict[str, Any]]] = []
     for branch in await resolve_branches(session, service, branch_id):
         slots = await free_slots(

@@ -125,11 +125,17 @@ async def free_slots(
 ) -> list[Slot]:
     """Free slots of a service in one branch (all qualified staff, or one)."""
     staff = await qualified_staff(session, service.id, [branch.id], staff_id)
-    calendars = await load_calendars(session, staff, first_date, days, branch.timezone, ignore)
+    spec = service_spec(service)
+    reach = timedelta(
+        minutes=spec.duration_minutes + spec.buffer_before_minutes + spec.buffer_after_minutes
+    )
+    calendars = await load_calendars(
+        session, staff, first_date, days, branch.timezone, ignore, margin=reach
+    )
     return find_slots(
         AvailabilityQuery(
             timezone=branch.timezone,
-            service=service_spec(service),
+            service=spec,
             staff=calendars,
             now=now,
             first_date=first_date,

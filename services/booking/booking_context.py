@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.availability import ServiceSpec, WorkingInterval
-from services.booking.calendar_loader import parse_time
+from services.booking.calendar_loader import parse_weekly_hours, weekly_hours_column
 from services.booking.rules import BookingRules, rules_for
 from shared.errors import InvalidInput
-from shared.models import Branch, Company, Customer, Service, Staff, StaffService, WorkingHours
+from shared.models import Branch, Company, Customer, Service, Staff, StaffService
 
 
 @dataclass(frozen=True)
@@ -55,27 +55,6 @@ class BookingContext:
         return self.branch.timezone
 
 
-def _hours_text() -> sa.ColumnElement[str]:
-    part = (
-        sa.cast(WorkingHours.weekday, sa.String)
-        + sa.literal("|")
-        + sa.cast(WorkingHours.start_time, sa.String(16))
-        + sa.literal("|")
-        + sa.cast(WorkingHours.end_time, sa.String(16))
-    )
-    return sa.func.group_concat(part)
-
-
-def _parse_hours(text: str | None) -> tuple[WorkingInterval, ...]:
-    if not text:
-        return ()
-    intervals = []
-    for item in text.split(","):
-        weekday, start, end = item.split("|")
-        intervals.append(WorkingInterval(int(weekday), parse_time(start), parse_time(end)))
-    return tuple(sorted(intervals, key=lambda iv: (iv.weekday, iv.start)))
-
-
 async def load_context(
     session: AsyncSession, *, service_id: str, staff_id: str, phone: str | None
 ) -> BookingContext:
@@ -86,7 +65,7 @@ async def load_context(
         .where(StaffService.staff_id == Staff.id, StaffService.service_id == Service.id)
         .scalar_subquery()
     )
-    hours = sa.select(_hours_text()).where(WorkingHours.staff_id == Staff.id).scalar_subquery()
+    hours = weekly_hours_column()
     customer = sa.select(Customer.id, Customer.name).where(
         Customer.company_id == Staff.company_id, Customer.phone == phone
     )
@@ -114,7 +93,7 @@ async def load_context(
         branch=branch,
         company=company,
         qualified=bool(n_qualified),
-        working_hours=_parse_hours(hours_text),
+        working_hours=parse_weekly_hours(hours_text),
         customer_id=cust_id,
         customer_name=cust_name,
     )

@@ -55,9 +55,9 @@ def create_engine(
         return engine
     kw.setdefault("pool_size", settings.db_pool_size)
     kw.setdefault("max_overflow", settings.db_max_overflow)
-    return create_async_engine(
-        url, pool_pre_ping=True, pool_recycle=1800, isolation_level="READ COMMITTED", **kw
-    )
+    # No pre-ping (a round trip per request): connections are recycled well inside the
+    # server's wait_timeout, and a connection broken by a server restart invalidates the pool.
+    return create_async_engine(url, pool_recycle=1800, isolation_level="READ COMMITTED", **kw)
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, true
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
 
@@ -96,3 +96,13 @@ def bind_tenant(session: Session | Any, company_id: str) -> None:
     target = getattr(session, "sync_session", session)
     target.info["tenant"] = company_id
     session.info["tenant"] = company_id
+
+
+def tenant_condition(session: Any, model: type[TenantMixin]) -> Any:
+    """The company filter for a Core query (which the ORM hook does not see)."""
+    tenant = session.info.get("tenant")
+    if tenant == SYSTEM:
+        return true()
+    if not tenant:
+        raise TenantNotSet("Core query on a tenant-owned table from a session bound to no tenant")
+    return model.company_id == tenant

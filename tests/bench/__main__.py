@@ -170,8 +170,10 @@ async def main() -> int:
     print("\nAll runs (ms; throughput = successful requests / wall time):")
     for run in bench.runs:
         print("  " + run.summary())
+    load1, load5, _ = os.getloadavg()
     print(
-        f"\nbench: {bench.plan.taken} booking slots used; total {time.monotonic() - started:.0f} s"
+        f"\nbench: {bench.plan.taken} booking slots used; total {time.monotonic() - started:.0f} s;"
+        f" load average {load1:.1f} (1 min), {load5:.1f} (5 min)"
     )
     print(table(figures))
     failed = [run for run in bench.runs if run.errors]

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -130,7 +131,7 @@ async def _fill_busy_branch(
     rng = random.Random(20261123)
     now = datetime.now(UTC)
     company_id = salon.tenant.company_id
-    customers = [
+    customers: list[dict[str, Any]] = [
         {
             "id": str(uuid.uuid4()),
             "company_id": company_id,
@@ -149,7 +150,7 @@ async def _fill_busy_branch(
         for staff_id in staff_ids
         for at in BUSY_GRID
     ]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for staff_id, day, at in rng.sample(positions, BUSY_APPOINTMENTS):
         start = local_start(day, at).astimezone(UTC)
         end = start + timedelta(minutes=30)

@@ -38,7 +38,8 @@ class RunResult:
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
-    # CPU time per successful request (ms) by process: server, client, mariadb, redis.
+    # CPU time per successful request (ms): server, client, mariadb, redis, other (the rest
+    # of the machine).
     cpu_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -69,6 +70,14 @@ def _cpu_s(proc: psutil.Process) -> float:
     except psutil.Error:
         return math.nan
     return float(times.user + times.system)
+
+
+def _busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all CPUs)."""
+    times = psutil.cpu_times()._asdict()
+    # guest time is already part of user time on Linux; idle and iowait are not busy.
+    idle = ("idle", "iowait", "guest", "guest_nice")
+    return float(sum(v for k, v in times.items() if k not in idle))
 
 
 def expect_status(*codes: int) -> Check:
@@ -122,13 +131,17 @@ async def run(
                 result.errors.append(error)
 
     cpu_before = {name: _cpu_s(proc) for name, proc in (processes or {}).items()}
+    busy_before = _busy_s()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.wall_s = time.perf_counter() - started
-    if result.ok:
-        for name, proc in (processes or {}).items():
+    if result.ok and processes:
+        for name, proc in processes.items():
             used = _cpu_s(proc) - cpu_before[name]
             result.cpu_ms[name] = used * 1000 / result.ok
+        # Everything else the machine did meanwhile (other jobs on it skew the figures).
+        other = _busy_s() - busy_before - sum(result.cpu_ms.values()) * result.ok / 1000
+        result.cpu_ms["other"] = max(0.0, other) * 1000 / result.ok
     print("  " + result.summary(), flush=True)
     for error in result.errors[:3]:
         print(f"    error: {error}", flush=True)

@@ -367,7 +367,7 @@ async def policy(bench: Bench) -> list[Figure]:
     delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
     lookups = sum(delta.values())
     hit_rate = 100 * delta.get("hit", 0.0) / lookups if lookups else float("nan")
-    print(f"  policy cache lookups in the measured runs: {delta}", flush=True)
+    print(f"  policy cache lookups, c=4 and c=20 runs with warm-ups: {delta}", flush=True)
     return [
         Figure("5 policy evaluate: p95 at 4 clients", c4.p(95), b4.p(95), 5, "ms"),
         Figure(
