@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import appointments_query, changes, speech
+from services.booking import changes, speech
 from services.booking.agent_inputs import (
     Refusal,
     invalid,
@@ -29,7 +29,7 @@ from services.booking.agent_inputs import (
     text_arg,
 )
 from services.booking.availability import Slot, nearest_alternatives
-from services.booking.booking import BookingRequest, book, free_slots
+from services.booking.booking import BookingRequest, book, free_slots, resolve_branches
 from services.booking.callbacks import create_callback
 from services.booking.policy_client import PolicyClient
 from services.booking.retell_auth import e164
@@ -161,7 +161,7 @@ async def check_availability(session: AsyncSession, call: AgentCall) -> dict[str
 
 
 async def _all_branches(session: AsyncSession, service: Service) -> list[Branch]:
-    return await appointments_query.resolve_branches(session, service, None)
+    return await resolve_branches(session, service, None)
 
 
 async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:

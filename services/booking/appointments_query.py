@@ -8,28 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.booking import free_slots
+from services.booking.booking import free_slots, resolve_branches
 from services.booking.rules import rules_for
 from services.booking.serialize import appointment_json, local_iso
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import Appointment, Branch, Company, Customer, Service
-
-
-async def resolve_branches(
-    session: AsyncSession, service: Service, branch_id: str | None
-) -> list[Branch]:
-    """The branches a service is searched in: the given one, the service's, or all active."""
-    wanted = branch_id or service.branch_id
-    query = sa.select(Branch).where(Branch.active.is_(True)).order_by(Branch.name, Branch.id)
-    if wanted is not None:
-        query = query.where(Branch.id == wanted)
-    branches = list((await session.execute(query)).scalars())
-    if wanted is not None and not branches:
-        raise InvalidInput("Unknown branch.", field="branch_id")
-    if service.branch_id is not None and branch_id and branch_id != service.branch_id:
-        raise InvalidInput("This service is not offered at that branch.", field="branch_id")
-    return branches
 
 
 async def availability(

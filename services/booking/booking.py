@@ -180,21 +180,30 @@ async def alternatives_for(
     return nearest_alternatives(slots, start, ctx.timezone, exclude=ctx.staff.id)
 
 
+async def resolve_branches(
+    session: AsyncSession, service: Service, branch_id: str | None
+) -> list[Branch]:
+    """The branches a service is searched in: the given one, the service's, or all active."""
+    wanted = branch_id or service.branch_id
+    query = select(Branch).where(Branch.active.is_(True)).order_by(Branch.name, Branch.id)
+    if wanted is not None:
+        query = query.where(Branch.id == wanted)
+    branches = list((await session.execute(query)).scalars())
+    if wanted is not None and not branches:
+        raise InvalidInput("Unknown branch.", field="branch_id")
+    if service.branch_id is not None and branch_id and branch_id != service.branch_id:
+        raise InvalidInput("This service is not offered at that branch.", field="branch_id")
+    return branches
+
+
 async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime) -> str:
     """'Any staff': the qualified member free at the start with the fewest booked minutes."""
     service = await session.scalar(select(Service).where(Service.id == req.service_id))
     if service is None or not service.active:
         raise InvalidInput("Unknown service.", field="service_id")
-    branch_id = req.branch_id or service.branch_id
-    branches_q = select(Branch).where(Branch.active.is_(True))
-    if branch_id is not None:
-        branches_q = branches_q.where(Branch.id == branch_id)
-    branches = list((await session.execute(branches_q.order_by(Branch.name))).scalars())
-    if not branches:
-        raise InvalidInput("Unknown branch.", field="branch_id")
+    branches = await resolve_branches(session, service, req.branch_id)
     company = await session.scalar(select(Company))
     assert company is not None
-    candidates: list[Slot] = []
     for branch in branches:
         slots = await free_slots(
             session,
@@ -208,7 +217,6 @@ async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime
         for slot in slots:
             if slot.start == req.start:
                 return slot.staff_id
-        candidates.extend(slots)
     staff = await qualified_staff(session, service.id, [b.id for b in branches])
     if not staff:
         raise InvalidInput("No staff member offers this service.", field="service_id")
