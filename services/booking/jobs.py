@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 from arq.connections import ArqRedis
+from sqlalchemy import delete, select
 
 from shared import outbox
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
-from shared.models import Appointment, Company, OutboxEvent
+from shared.models import Appointment, Company, IdempotencyKey, OutboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +50,23 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     if sent:
         log.info("outbox sweeper re-enqueued %d jobs", sent)
     return sent
+
+
+async def reap_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Delete idempotency keys past their retention (48 h), in bounded batches."""
+    db: Database = ctx["db"]
+    async with db.transaction(SYSTEM) as session:
+        expired = (
+            (
+                await session.execute(
+                    select(IdempotencyKey.id)
+                    .where(IdempotencyKey.expires_at < utcnow())
+                    .limit(5000)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if expired:
+            await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired)))
+    return len(expired)

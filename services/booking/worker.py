@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from arq import cron
 
-from services.booking.jobs import sweep_outbox, sync_appointment
+from services.booking.jobs import reap_idempotency_keys, sweep_outbox, sync_appointment
 from shared.queue import BOOKING_QUEUE
 from shared.worker import worker_settings
 
@@ -12,5 +12,8 @@ WorkerSettings = worker_settings(
     "booking",
     BOOKING_QUEUE,
     [sync_appointment],
-    [cron(sweep_outbox, second={0}, unique=True, timeout=30, run_at_startup=True)],
+    [
+        cron(sweep_outbox, second={0}, unique=True, timeout=30, run_at_startup=True),
+        cron(reap_idempotency_keys, minute={17}, second={30}, unique=True, timeout=30),
+    ],
 )

@@ -113,3 +113,30 @@ async def test_rolled_back_booking_leaves_no_outbox_row(services: Services, db: 
     )
     assert response.status_code == 422
     assert await _outbox(db, salon.tenant.company_id) == []
+
+
+async def test_expired_idempotency_keys_are_reaped(db: Database) -> None:
+    from services.booking.jobs import reap_idempotency_keys
+    from shared.models import IdempotencyKey
+
+    salon = await create_salon(db)
+    now = utcnow()
+    async with db.transaction(salon.tenant.company_id) as session:
+        for key, expires in (
+            ("old", now - timedelta(seconds=1)),
+            ("new", now + timedelta(hours=47)),
+        ):
+            session.add(
+                IdempotencyKey(
+                    key=key,
+                    request_fingerprint="f",
+                    response_status=201,
+                    response_body={},
+                    created_at=now - timedelta(hours=48),
+                    expires_at=expires,
+                )
+            )
+    assert await reap_idempotency_keys({"db": db}) >= 1
+    async with db.transaction(salon.tenant.company_id, write=False) as session:
+        keys = (await session.execute(select(IdempotencyKey.key))).scalars().all()
+    assert keys == ["new"]
