@@ -14,6 +14,7 @@ from shared.db.engine import Database
 from shared.models import Appointment, CallbackRequest, Customer
 from tests.booking.agent_support import CALLER, call_function, enable_retell, signed
 from tests.booking.test_booking_api import at
+from tests.conftest import Services
 from tests.support.factories import Salon, create_salon, next_weekday
 
 
@@ -225,16 +226,25 @@ async def test_signature_is_checked_first(booking: httpx.AsyncClient, db: Databa
     assert await _count(db, salon, Appointment) == 0
 
 
-async def test_unknown_called_number_is_a_polite_refusal(
-    booking: httpx.AsyncClient, db: Database, settings: object
-) -> None:
+async def test_unknown_called_number_is_a_polite_refusal(services: Services, db: Database) -> None:
+    booking = services.clients["booking"]
     await _salon(db)
     body = {"call": {"call_id": "c2", "to_number": "+4989123456"}, "name": "x", "args": {}}
-    raw, headers = signed(body)
-    response = await booking.post(
-        "/v1/retell/functions/check_availability", content=raw, headers=headers
+    raw, headers = signed(body, key="key_platform_account")
+    url = "/v1/retell/functions/check_availability"
+    # No tenant owns the number and no platform key is configured: nobody can vouch for it.
+    assert (await booking.post(url, content=raw, headers=headers)).status_code == 401
+    app_settings = services.apps["booking"].state.settings
+    services.apps["booking"].state.settings = app_settings.model_copy(
+        update={"retell_api_key": "key_platform_account"}
     )
-    assert response.status_code == 401  # no tenant and no platform key: nobody can vouch
+    try:
+        response = await booking.post(url, content=raw, headers=headers)
+    finally:
+        services.apps["booking"].state.settings = app_settings
+    assert response.status_code == 200
+    assert response.json()["status"] == "invalid_request"
+    assert response.json()["message"]
 
 
 async def test_inbound_call_greets_a_known_caller(booking: httpx.AsyncClient, db: Database) -> None:
