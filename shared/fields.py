@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
@@ -75,6 +75,13 @@ def _time_of_day(value: time) -> time:
     return value
 
 
+def check_day(value: date) -> date:
+    """A calendar day whose local hours still convert to UTC and back (years 1900-9998)."""
+    if not 1900 <= value.year <= 9998:
+        raise ValueError("date out of range (years 1900-9998)")
+    return value
+
+
 def _instant(value: datetime) -> datetime:
     try:
         utc = value.astimezone(UTC)
@@ -127,6 +134,7 @@ Minutes = Annotated[int, Field(ge=0, le=MAX_MINUTES)]
 PositiveMinutes = Annotated[int, Field(ge=1, le=MAX_MINUTES)]
 TimeOfDay = Annotated[time, AfterValidator(_time_of_day)]
 Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+Day = Annotated[date, AfterValidator(check_day)]
 
 # Output types: JSON shapes of the contract ---------------------------------------------
 

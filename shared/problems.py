@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -46,7 +47,15 @@ def problem(
         "code": code,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return ProblemResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+class ProblemResponse(JSONResponse):
+    """JSON in ASCII: a refusal may quote input that is not valid Unicode (a lone surrogate
+    in an unknown key), which JSON can escape but UTF-8 cannot encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:

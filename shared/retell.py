@@ -13,7 +13,9 @@ import time
 
 HEADER = "X-Retell-Signature"
 TOLERANCE_MS = 300_000
-_PATTERN = re.compile(r"v=([0-9]+),d=([0-9a-f]{64})")
+# Milliseconds since 1970 have 13 digits; a longer timestamp is never inside the window (and
+# int() refuses strings of more than 4300 digits).
+_PATTERN = re.compile(r"v=([0-9]{1,18}),d=([0-9a-f]{64})")
 
 
 def now_ms() -> int:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking import speech
 from services.booking.availability import local_to_utc
 from services.booking.matching import match
+from shared.fields import check_day
 from shared.models import Branch, Service, Staff
 
 _TIME = re.compile(r"^\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr)?\s*$", re.IGNORECASE)
@@ -55,7 +56,7 @@ def parse_date(raw: str | None, missing: speech.AskField = "missing_date") -> da
     if raw is None:
         raise invalid(missing)
     try:
-        return date.fromisoformat(raw.strip()[:10])
+        return check_day(date.fromisoformat(raw.strip()[:10]))
     except ValueError:
         raise invalid("invalid_date") from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -23,7 +22,7 @@ from services.booking.schemas import (
 from services.booking.serialize import appointment_json
 from shared.auth import ServicePrincipal
 from shared.deps import Session
-from shared.fields import Instant, Phone
+from shared.fields import Day, Instant, Phone
 
 router = APIRouter(prefix="/v1", tags=["appointments"])
 AppointmentStatus = Literal[
@@ -37,7 +36,7 @@ async def get_availability(
     principal: ServicePrincipal,
     session: Session,
     service_id: Annotated[str, Query(max_length=36)],
-    date_: Annotated[date, Query(alias="date")],
+    date_: Annotated[Day, Query(alias="date")],
     branch_id: Annotated[str | None, Query(max_length=36)] = None,
     staff_id: Annotated[str | None, Query(max_length=36)] = None,
     days: Annotated[int, Query(ge=1, le=31)] = 1,

@@ -44,12 +44,40 @@ def e164(raw: object, region: str = "DE") -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+MAX_DEPTH = 32  # Retell's bodies nest 3-4 levels; deeper is garbage, not a call
+
+
+def _well_formed(value: object) -> bool:
+    """No nesting deeper than MAX_DEPTH and no lone surrogates (text UTF-8 cannot store).
+
+    Iterative, so a pathological body cannot exhaust the stack here or later, when the args
+    are hashed and stored.
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one (or not a sane one)."""
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, dict) and _well_formed(value) else None
 
 
 async def _route(
@@ -94,7 +122,8 @@ async def authenticate(
     """Verify the request and identify the tenant; 401 (and nothing else done) when invalid."""
     if not signature:
         raise Unauthorized("Missing X-Retell-Signature.")
-    payload = parse_json_object(raw) or {}
+    parsed = parse_json_object(raw)
+    payload = parsed or {}
     call = payload.get(call_key) if isinstance(payload.get(call_key), dict) else {}
     assert isinstance(call, dict)
     to_number = e164(call.get("to_number"))
@@ -102,6 +131,11 @@ async def authenticate(
     company, branch_id = await _route(session, to_number, agent_id, company_hint)
     keys = [k for k in (company.retell_api_key if company else None, platform_key) if k]
     if not any(retell.verify(raw, key, signature) for key in keys):
+        if parsed is None and company is None:
+            raise Unauthorized(
+                "The body is not a well-formed JSON object naming the call, so its signature "
+                "cannot be checked."
+            )
         raise Unauthorized("Invalid or stale Retell signature.")
     return RetellCaller(
         company_id=company.id if company else None,

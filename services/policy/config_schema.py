@@ -184,6 +184,10 @@ def _note(value: object, field: str) -> str:
         raise InvalidInput(f"{field} must be a string", field=field)
     if len(value) > MAX_NOTE_CHARS:
         raise InvalidInput(f"{field} must be at most {MAX_NOTE_CHARS} characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): JSON allows it, storage does not
+        raise InvalidInput(f"{field} must be valid Unicode text", field=field) from None
     return value
 
 

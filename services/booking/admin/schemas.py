@@ -231,7 +231,8 @@ class WorkingHoursOut(Output):
 
 class WorkingHoursFilters(Filters):
     staff_id: str | None = None
-    weekday: int | None = None
+    # Bounded like the column's values: an unbounded int overflows the database's INTEGER.
+    weekday: Annotated[int, Field(ge=0, le=6)] | None = None
 
 
 class TimeOffCreate(Input):
