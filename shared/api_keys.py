@@ -8,13 +8,16 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
 from shared.models import ApiKey, Company
+
+T = TypeVar("T")
 
 SCOPES = ("admin", "agent", "operator", "service")
 KEY_PREFIX = "ak"
@@ -68,33 +71,60 @@ class VerifiedKey:
     expires_at: datetime | None
 
 
-class _KeyCache:
-    """Verified keys by hash for a few seconds, so a request costs no key lookup when warm.
+class _TTLCache(Generic[T]):
+    """Values by key for a few seconds, so a warm request costs no lookup.
 
-    A revocation reaches other replicas after at most the TTL (settings.auth_cache_ttl_s).
+    A change reaches other replicas after at most the TTL (settings.auth_cache_ttl_s).
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, VerifiedKey]] = {}
+        self._entries: dict[str, tuple[float, T]] = {}
 
-    def get(self, digest: str) -> VerifiedKey | None:
-        entry = self._entries.get(digest)
+    def get(self, key: str) -> T | None:
+        entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
-            self._entries.pop(digest, None)
+            self._entries.pop(key, None)
             return None
         return entry[1]
 
-    def put(self, digest: str, key: VerifiedKey, ttl_s: float) -> None:
+    def put(self, key: str, value: T, ttl_s: float) -> None:
         if ttl_s > 0:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[digest] = (time.monotonic() + ttl_s, key)
+            self._entries[key] = (time.monotonic() + ttl_s, value)
 
     def clear(self) -> None:
         self._entries.clear()
 
 
-key_cache = _KeyCache()
+# Verified keys by hash: a revoked key (or a deactivated company) keeps working on other
+# replicas for up to the TTL.
+key_cache: _TTLCache[VerifiedKey] = _TTLCache()
+# Active companies named by a platform key's X-Company-ID. Only "active" is cached, so a new
+# company works at once; a deactivated one is refused only once the entry expires (up to the
+# TTL, on every replica): the same bound as a key's company, see docs/adr/0004-api-key-cache.md.
+company_cache: _TTLCache[bool] = _TTLCache()
+
+
+_ACTIVE_COMPANY = select(Company.id).where(
+    Company.id == bindparam("company_id"), Company.active.is_(True)
+)
+
+
+async def company_is_active(
+    session: AsyncSession, company_id: str, cache_ttl_s: float = 0.0
+) -> bool:
+    """Does an active company with this id exist (cached for `cache_ttl_s` when it does)?"""
+    if cache_ttl_s > 0 and company_cache.get(company_id):
+        return True
+    # Core on the session's connection: companies is no tenant table, and the session is not
+    # bound to a tenant yet, so the ORM's tenant hook has nothing to add.
+    connection = await session.connection()
+    found = await connection.scalar(_ACTIVE_COMPANY, {"company_id": company_id})
+    if found is None:
+        return False
+    company_cache.put(company_id, True, cache_ttl_s)
+    return True
 
 
 async def verify_key(

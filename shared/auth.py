@@ -7,13 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 
-from shared.api_keys import verify_key
+from shared.api_keys import company_is_active, verify_key
 from shared.db.tenancy import bind_tenant
 from shared.deps import Session
 from shared.errors import Forbidden, NotFound, Unauthorized
-from shared.models import Company
 from shared.rate_limit import api_key_bucket, enforce
 
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer ak_...`")
@@ -35,12 +33,17 @@ async def authenticate(
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Resolve the caller's key and bind the session to its company (401 when invalid)."""
+    """Resolve the caller's key and bind the session to its company (401 when invalid).
+
+    A platform key names the company in X-Company-ID (404 unless it exists and is active).
+    Both the key and that company are cached in-process for AUTH_CACHE_TTL_S, so a warm
+    request costs no SQL here: a revoked key or a deactivated company keeps working on a
+    replica for up to that TTL (0 disables the caches).
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A valid API key is required (Authorization: Bearer ...).")
-    key = await verify_key(
-        session, credentials.credentials, request.app.state.settings.auth_cache_ttl_s
-    )
+    cache_ttl_s = request.app.state.settings.auth_cache_ttl_s
+    key = await verify_key(session, credentials.credentials, cache_ttl_s)
     if key is None:
         raise Unauthorized("The API key is invalid, expired or revoked.")
     await enforce(
@@ -54,10 +57,9 @@ async def authenticate(
         company_id = request.headers.get("x-company-id")
         if not company_id:
             raise Unauthorized("A platform key must name the tenant in X-Company-ID.")
-        exists = await session.scalar(
-            select(Company.id).where(Company.id == company_id, Company.active.is_(True))
-        )
-        if exists is None:
+        # Cached like the key itself: a company deactivated meanwhile is refused on this
+        # replica once its entry expires, within AUTH_CACHE_TTL_S (docs/adr/0004).
+        if not await company_is_active(session, company_id, cache_ttl_s):
             raise NotFound("No such company.")
     assert company_id is not None
     bind_tenant(session, company_id)

@@ -16,10 +16,17 @@ predates a commit lands under a version older than that commit's bump. That hold
 the loading reads see every commit made before the version was read (see `snapshot_is_current`);
 otherwise the loaded value is answered but not cached. Redis errors never fail a read: the
 value then comes from the database.
+
+Hot path. Every read still asks Redis for the version (that is what makes it never stale), but
+what a caller derives from a value (e.g. a parsed policy) may be kept in a `Memo` keyed by
+(company, version, key). The chain's SELECT uses statements built once (`tenant_param`), and
+`resolve_effective` overlaps it with the cache read when the ids alone fix the chain.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import time
@@ -34,7 +41,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.engine import after_commit
-from shared.errors import InvalidInput, NotFound
+from shared.db.tenancy import SYSTEM
+from shared.errors import InvalidInput, NotFound, TenantNotSet
 from shared.models import Branch, Service, Staff
 
 log = logging.getLogger(__name__)
@@ -86,6 +94,62 @@ class Chain:
         return ":".join(entity or "-" for entity in entities)
 
 
+def tenant_param(session: AsyncSession, company_id: str) -> str:
+    """The `:tenant` parameter of a statement built once: `tenant_condition` as a value.
+
+    Hot reads run statements built at import time on the session's connection (Core: no ORM
+    hook adds the tenant filter), which spares SQLAlchemy the per-call construction, cache key
+    and result adaptation. Their tenant filter is `company_id = :tenant`: the session's
+    tenant; for a SYSTEM session, whose reads are unfiltered, the queried company itself. A
+    session bound to no tenant may not read tenant tables at all.
+    """
+    tenant = session.info.get("tenant")
+    if tenant == SYSTEM:
+        return company_id
+    if not tenant:
+        raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
+    return str(tenant)
+
+
+def _in_company(model: Any) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        model.company_id == sa.bindparam("company_id"),
+        model.company_id == sa.bindparam("tenant"),
+    )
+
+
+@functools.cache
+def _chain_statement(staff: bool, service: bool, branch: bool) -> sa.Select[Any]:
+    """One SELECT of scalar subqueries for the ids given (built once per combination)."""
+    columns: list[sa.ColumnElement[Any]] = []
+    if staff:
+        columns.append(
+            sa.select(Staff.branch_id)
+            .where(Staff.id == sa.bindparam("staff_id"), _in_company(Staff))
+            .scalar_subquery()
+            .label("staff_branch")
+        )
+    if service:
+        # '' marks a service offered by every branch; NULL marks no such service.
+        columns.append(
+            sa.select(sa.func.coalesce(Service.branch_id, ""))
+            .where(
+                Service.id == sa.bindparam("service_id"),
+                _in_company(Service),
+            )
+            .scalar_subquery()
+            .label("service_branch")
+        )
+    if branch:
+        columns.append(
+            sa.select(Branch.id)
+            .where(Branch.id == sa.bindparam("branch_id"), _in_company(Branch))
+            .scalar_subquery()
+            .label("branch")
+        )
+    return sa.select(*columns)
+
+
 async def resolve_chain(
     session: AsyncSession,
     company_id: str,
@@ -101,30 +165,16 @@ async def resolve_chain(
     """
     if not (branch_id or service_id or staff_id):
         return Chain(company_id)
-    columns: list[sa.ColumnElement[Any]] = []
-    if staff_id:
-        columns.append(
-            sa.select(Staff.branch_id)
-            .where(Staff.id == staff_id, Staff.company_id == company_id)
-            .scalar_subquery()
-            .label("staff_branch")
-        )
-    if service_id:
-        # '' marks a service offered by every branch; NULL marks no such service.
-        columns.append(
-            sa.select(sa.func.coalesce(Service.branch_id, ""))
-            .where(Service.id == service_id, Service.company_id == company_id)
-            .scalar_subquery()
-            .label("service_branch")
-        )
-    if branch_id:
-        columns.append(
-            sa.select(Branch.id)
-            .where(Branch.id == branch_id, Branch.company_id == company_id)
-            .scalar_subquery()
-            .label("branch")
-        )
-    found = (await session.execute(sa.select(*columns))).one()._mapping
+    statement = _chain_statement(bool(staff_id), bool(service_id), bool(branch_id))
+    params = {
+        "company_id": company_id,
+        "tenant": tenant_param(session, company_id),
+        "staff_id": staff_id,
+        "service_id": service_id,
+        "branch_id": branch_id,
+    }
+    connection = await session.connection()
+    found = (await connection.execute(statement, params)).one()._mapping
     if staff_id and found["staff_branch"] is None:
         raise NotFound("No such staff member.", field="staff_id")
     if service_id and found["service_branch"] is None:
@@ -280,13 +330,82 @@ class ConfigCache:
         load: Callable[[], Awaitable[Any]],
     ) -> Any:
         """The cached value of `key`, or `load()`'s (a JSON-able value) filed for the next read."""
+        return (await self.lookup(session, company_id, key, load)).value
+
+    async def lookup(
+        self,
+        session: AsyncSession,
+        company_id: str,
+        key: str,
+        load: Callable[[], Awaitable[Any]],
+    ) -> Entry:
+        """As `get_or_load`, with the version the value is filed under (see `Entry`)."""
         version, cached = await self.read(company_id, key)
+        return await self.settle(session, company_id, key, (version, cached), load)
+
+    async def settle(
+        self,
+        session: AsyncSession,
+        company_id: str,
+        key: str,
+        read: tuple[str | None, Any],
+        load: Callable[[], Awaitable[Any]],
+    ) -> Entry:
+        """The entry for what `read(company_id, key)` answered: the cached value, or `load()`'s
+        (run after that read, as the race demands) filed under the version read."""
+        version, cached = read
         if cached is not None:
-            return cached
+            return Entry(version, cached)
         value = await load()
         if version is not None and await snapshot_is_current(session):
             await self.write(company_id, version, key, value)
+            return Entry(version, value)
+        return Entry(None, value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An effective value and the company version it is filed under.
+
+    `version` is None when the value is filed under none (no cache, Redis unavailable, or a
+    snapshot older than the version it read): then nothing derived from it may be memoized.
+    Otherwise every value ever filed under (company, version, key) is at least as new as the
+    commit that set that version, and a later commit bumps the version before its writer gets
+    an answer, so a value derived from it may be memoized by that triple for as long as the
+    version is current: the next read of a bumped version misses the memo.
+    """
+
+    version: str | None
+    value: Any
+
+
+class Memo:
+    """Values derived from cached entries (e.g. parsed policies), by (company, version, key).
+
+    In-process and bounded; each lookup still reads the current version from Redis, so a
+    memoized value is never served after a write has bumped the company's version.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._values: dict[tuple[str, str, str], Any] = {}
+
+    def get_or_make(self, company_id: str, entry: Entry, key: str, make: Callable[[], Any]) -> Any:
+        if entry.version is None:
+            return make()
+        slot = (company_id, entry.version, key)
+        try:
+            return self._values[slot]
+        except KeyError:
+            pass
+        value = make()
+        if len(self._values) >= self.max_entries:
+            self._values.clear()  # old versions are never read again; a refill is cheap
+        self._values[slot] = value
         return value
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 def _initial_version() -> str:
@@ -307,11 +426,87 @@ async def effective(
 
     The cache key is the filters' values and the chain, so `merge` must depend on nothing else.
     """
+    entry = await effective_entry(session, cache, chain, model, filters, merge, to_config=to_config)
+    return entry.value
+
+
+def cache_key(chain: Chain, filters: Mapping[str, Any]) -> str:
+    """The key of a chain's effective value under its company's version."""
+    return ":".join([*(str(value) for value in filters.values()), chain.cache_key()])
+
+
+def predicted_chain(
+    company_id: str,
+    *,
+    branch_id: str | None = None,
+    service_id: str | None = None,
+    staff_id: str | None = None,
+) -> Chain | None:
+    """The chain `resolve_chain` returns (unless it refuses the ids), when the ids alone fix it:
+    a branch given, or no entity at all. A staff member or service alone: its branch decides."""
+    if branch_id or not (service_id or staff_id):
+        return Chain(company_id, branch_id or None, service_id or None, staff_id or None)
+    return None
+
+
+async def resolve_effective(
+    session: AsyncSession,
+    cache: ConfigCache | None,
+    company_id: str,
+    model: Any,
+    filters: Mapping[str, Any],
+    merge: Callable[[Mapping[str, Mapping[str, Any]]], Any],
+    *,
+    branch_id: str | None = None,
+    service_id: str | None = None,
+    staff_id: str | None = None,
+    to_config: Callable[[Any], Mapping[str, Any]] = _config_column,
+) -> tuple[Chain, Entry]:
+    """`resolve_chain` and then `effective_entry`, with one round trip less when it can.
+
+    When the ids fix the chain (`predicted_chain`), the cache read (version and entry) runs
+    while the chain's SELECT checks the ids; a refused id still answers its 404/422. On a miss
+    the levels are loaded after both, so the version is still read before the config is.
+    """
+    ids = {"branch_id": branch_id, "service_id": service_id, "staff_id": staff_id}
+    predicted = predicted_chain(company_id, **ids)
+    if cache is None or predicted is None or predicted.levels() == [("company", company_id)]:
+        chain = await resolve_chain(session, company_id, **ids)
+        return chain, await effective_entry(
+            session, cache, chain, model, filters, merge, to_config=to_config
+        )
+    key = cache_key(predicted, filters)
+    reading = asyncio.ensure_future(cache.read(company_id, key))
+    try:
+        chain = await resolve_chain(session, company_id, **ids)
+    finally:
+        read = await reading  # never raises: a Redis failure reads as (None, None)
+    if chain != predicted:  # cannot happen (see predicted_chain); never serve another chain
+        return chain, await effective_entry(
+            session, cache, chain, model, filters, merge, to_config=to_config
+        )
+
+    async def load() -> Any:
+        return merge(await load_levels(session, model, chain, filters, to_config))
+
+    return chain, await cache.settle(session, company_id, key, read, load)
+
+
+async def effective_entry(
+    session: AsyncSession,
+    cache: ConfigCache | None,
+    chain: Chain,
+    model: Any,
+    filters: Mapping[str, Any],
+    merge: Callable[[Mapping[str, Mapping[str, Any]]], Any],
+    *,
+    to_config: Callable[[Any], Mapping[str, Any]] = _config_column,
+) -> Entry:
+    """As `effective`, with the version the value is filed under (for a `Memo`)."""
 
     async def load() -> Any:
         return merge(await load_levels(session, model, chain, filters, to_config))
 
     if cache is None:
-        return await load()
-    key = ":".join([*(str(value) for value in filters.values()), chain.cache_key()])
-    return await cache.get_or_load(session, chain.company_id, key, load)
+        return Entry(None, await load())
+    return await cache.lookup(session, chain.company_id, cache_key(chain, filters), load)

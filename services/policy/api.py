@@ -20,7 +20,7 @@ from services.policy.schemas import (
 from shared.auth import AdminPrincipal, Principal, authenticate
 from shared.deps import READ_ONLY, Session
 from shared.errors import Forbidden, NotFound
-from shared.hierarchy import ConfigCache, check_entity, resolve_chain
+from shared.hierarchy import ConfigCache, check_entity
 from shared.models import PolicyConfiguration
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
@@ -48,7 +48,8 @@ async def _operator_or_service(
 Reader = Annotated[Principal, Depends(_operator_or_service)]
 
 
-def get_cache(request: Request) -> ConfigCache:
+async def get_cache(request: Request) -> ConfigCache:
+    # async: a plain `def` dependency would run in the threadpool, a thread hop per request.
     cache: ConfigCache = request.app.state.policy_cache
     return cache
 
@@ -78,14 +79,15 @@ async def get_effective(
     branch_id: Annotated[Id | None, Query()] = None,
 ) -> dict[str, Any]:
     """The levels merged from company down to the most specific, with each key's level."""
-    chain = await resolve_chain(
+    chain, result = await store.resolve_effective_config(
         session,
+        cache,
         principal.company_id,
+        policy_type,
         branch_id=branch_id,
         service_id=service_id,
         staff_id=staff_id,
     )
-    result = await store.effective_config(session, cache, chain, policy_type)
     return {
         "policy_type": policy_type,
         "config": result["config"],

@@ -13,16 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.policy import store
 from services.policy.evaluation import (
     Decision,
-    Policy,
     as_utc,
     can_cancel,
     can_reschedule,
     deadline_local_iso,
 )
 from services.policy.schemas import EvaluateIn
+from shared.db.tenancy import tenant_condition
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
-from shared.hierarchy import Chain, ConfigCache, resolve_chain
+from shared.hierarchy import Chain, ConfigCache, resolve_chain, tenant_param
 from shared.models import Appointment, Branch, Company, Customer, Service
 
 POLICY_TYPE: Final = {"cancel": "cancellation", "reschedule": "reschedule"}
@@ -41,28 +41,61 @@ class Subject:
     timezone: str
     customer_id: str | None
     appointment_id: str | None
+    reschedule_count: int = 0  # the appointment's own earlier moves (when asked for)
 
 
-async def load_appointment(session: AsyncSession, company_id: str, appointment_id: str) -> Subject:
-    """A booked appointment of the company with its branch's zone; 404 otherwise."""
+def _appointment_statement(count_reschedules: bool) -> sa.Select[Any]:
     a = Appointment
-    row = (
-        await session.execute(
-            sa.select(
-                a.branch_id,
-                a.service_id,
-                a.staff_id,
-                a.starts_at,
-                a.status,
-                a.price,
-                a.currency,
-                a.customer_id,
-                Branch.timezone,
-            )
-            .join(Branch, Branch.id == a.branch_id)
-            .where(a.id == appointment_id, a.company_id == company_id)
+    columns: list[Any] = [
+        a.branch_id,
+        a.service_id,
+        a.staff_id,
+        a.starts_at,
+        a.status,
+        a.price,
+        a.currency,
+        a.customer_id,
+        Branch.timezone,
+    ]
+    if count_reschedules:
+        columns.append(store.RESCHEDULES_OF_APPOINTMENT.label("moved"))
+    tenant: sa.BindParameter[str] = sa.bindparam("tenant")
+    return (
+        sa.select(*columns)
+        .join(Branch, Branch.id == a.branch_id)
+        .where(
+            a.id == sa.bindparam("appointment_id"),
+            a.company_id == sa.bindparam("company_id"),
+            a.company_id == tenant,
+            Branch.company_id == tenant,
         )
-    ).first()
+    )
+
+
+# Built once (see shared.hierarchy.tenant_param): with and without the reschedule count.
+_APPOINTMENT: Final = {flag: _appointment_statement(flag) for flag in (False, True)}
+
+
+async def load_appointment(
+    session: AsyncSession,
+    company_id: str,
+    appointment_id: str,
+    *,
+    count_reschedules: bool = False,
+) -> Subject:
+    """A booked appointment of the company with its branch's zone; 404 otherwise.
+
+    One statement: the appointment, its branch's zone and, with `count_reschedules`, how often
+    it has been moved. Core on the session's connection (no ORM machinery on the hot path),
+    so the tenant is filtered here explicitly.
+    """
+    params = {
+        "appointment_id": appointment_id,
+        "company_id": company_id,
+        "tenant": tenant_param(session, company_id),
+    }
+    connection = await session.connection()
+    row = (await connection.execute(_APPOINTMENT[count_reschedules], params)).first()
     if row is None:
         raise NotFound("No such appointment.", field="appointment_id")
     return Subject(
@@ -75,6 +108,7 @@ async def load_appointment(session: AsyncSession, company_id: str, appointment_i
         timezone=row.timezone,
         customer_id=row.customer_id,
         appointment_id=appointment_id,
+        reschedule_count=int(row.moved or 0) if count_reschedules else 0,
     )
 
 
@@ -92,21 +126,30 @@ async def load_hypothetical(session: AsyncSession, company_id: str, body: Evalua
         staff_id=body.staff_id,
     )
     timezone = (
-        sa.select(Branch.timezone).where(Branch.id == chain.branch_id).scalar_subquery()
+        sa.select(Branch.timezone)
+        .where(Branch.id == chain.branch_id, tenant_condition(session, Branch))
+        .scalar_subquery()
         if chain.branch_id
         else sa.select(Company.timezone).where(Company.id == company_id).scalar_subquery()
     )
     customer = (
         sa.select(Customer.id)
-        .where(Customer.company_id == company_id, Customer.phone == body.customer_phone)
+        .where(
+            Customer.company_id == company_id,
+            Customer.phone == body.customer_phone,
+            tenant_condition(session, Customer),
+        )
         .scalar_subquery()
         if body.customer_phone
         else sa.null()
     )
+    connection = await session.connection()
     row = (
-        await session.execute(
+        await connection.execute(
             sa.select(Service.price, Service.currency, timezone, customer).where(
-                Service.id == body.service_id, Service.company_id == company_id
+                Service.id == body.service_id,
+                Service.company_id == company_id,
+                tenant_condition(session, Service),
             )
         )
     ).one()
@@ -132,22 +175,30 @@ async def load_subject(session: AsyncSession, company_id: str, body: EvaluateIn)
                 f"{name} belongs to the what-if form; do not combine it with appointment_id",
                 field=name,
             )
-    return await load_appointment(session, company_id, body.appointment_id)
+    return await load_appointment(
+        session, company_id, body.appointment_id, count_reschedules=body.action == "reschedule"
+    )
 
 
 async def evaluate(
     session: AsyncSession, cache: ConfigCache | None, company_id: str, body: EvaluateIn
 ) -> dict[str, Any]:
-    """The decision for `body.action` on the subject at `body.at` (default now), as JSON."""
+    """The decision for `body.action` on the subject at `body.at` (default now), as JSON.
+
+    Warm, this costs two statements (the subject; the customer's recent changes) and one
+    Redis round trip (the effective config's version and entry); the parsed Policy is
+    memoized per company version.
+    """
     at = body.at or utcnow()
     subject = await load_subject(session, company_id, body)
     policy_type = POLICY_TYPE[body.action]
-    effective = await store.effective_config(session, cache, subject.chain, policy_type)
-    policy = Policy.from_config(policy_type, effective["config"])
+    policy = await store.effective_policy(session, cache, subject.chain, policy_type)
     changes: list[datetime] = []
     if subject.customer_id is not None:
         since = as_utc(at, "at") - timedelta(days=policy.window_days)
-        changes = await store.recent_modifications(session, subject.customer_id, body.action, since)
+        changes = await store.recent_modifications(
+            session, company_id, subject.customer_id, body.action, since
+        )
     common: dict[str, Any] = {
         "start": subject.start,
         "status": subject.status,
@@ -161,10 +212,7 @@ async def evaluate(
     if body.action == "cancel":
         decision = can_cancel(**common)
     else:
-        moved = 0
-        if subject.appointment_id is not None:
-            moved = await store.reschedule_count(session, subject.appointment_id)
-        decision = can_reschedule(**common, reschedule_count=moved)
+        decision = can_reschedule(**common, reschedule_count=subject.reschedule_count)
     return {
         "allowed": decision.allowed,
         "reason": decision.reason.value,

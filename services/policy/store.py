@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -10,10 +10,20 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy.config_schema import merge_levels
+from services.policy.config_schema import POLICY_TYPES, merge_levels
+from services.policy.evaluation import Policy
 from shared.db.types import utcnow
-from shared.hierarchy import Chain, ConfigCache, effective
+from shared.hierarchy import (
+    Chain,
+    ConfigCache,
+    Entry,
+    Memo,
+    effective_entry,
+    resolve_effective,
+    tenant_param,
+)
 from shared.models import (
+    Appointment,
     AppointmentModification,
     PolicyConfiguration,
     PolicyConfigurationChange,
@@ -138,43 +148,130 @@ async def delete_config(
     return True
 
 
-async def effective_config(
-    session: AsyncSession, cache: ConfigCache | None, chain: Chain, policy_type: str
-) -> dict[str, Any]:
-    """{"config": merged, "sources": {key: level}} of the chain, cached per company version."""
-
+def _merge(policy_type: str) -> Callable[[Mapping[str, Mapping[str, Any]]], dict[str, Any]]:
     def merge(levels: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         config, sources = merge_levels(levels, policy_type=policy_type)
         return {"config": config, "sources": sources}
 
-    result: dict[str, Any] = await effective(
-        session, cache, chain, PolicyConfiguration, {"policy_type": policy_type}, merge
-    )
+    return merge
+
+
+_FILTERS: Final = {policy_type: {"policy_type": policy_type} for policy_type in POLICY_TYPES}
+
+
+def _filters(policy_type: str) -> Mapping[str, Any]:
+    return _FILTERS.get(policy_type) or {"policy_type": policy_type}
+
+
+async def effective_config(
+    session: AsyncSession, cache: ConfigCache | None, chain: Chain, policy_type: str
+) -> dict[str, Any]:
+    """{"config": merged, "sources": {key: level}} of the chain, cached per company version."""
+    entry = await _effective_entry(session, cache, chain, policy_type)
+    result: dict[str, Any] = entry.value
     return result
 
 
+async def _effective_entry(
+    session: AsyncSession, cache: ConfigCache | None, chain: Chain, policy_type: str
+) -> Entry:
+    return await effective_entry(
+        session, cache, chain, PolicyConfiguration, _filters(policy_type), _merge(policy_type)
+    )
+
+
+async def resolve_effective_config(
+    session: AsyncSession,
+    cache: ConfigCache | None,
+    company_id: str,
+    policy_type: str,
+    *,
+    branch_id: str | None = None,
+    service_id: str | None = None,
+    staff_id: str | None = None,
+) -> tuple[Chain, dict[str, Any]]:
+    """The target's chain (404/422 for unknown or contradicting ids) and its effective config,
+    the cache read overlapping the chain's SELECT when the ids fix the chain."""
+    chain, entry = await resolve_effective(
+        session,
+        cache,
+        company_id,
+        PolicyConfiguration,
+        _filters(policy_type),
+        _merge(policy_type),
+        branch_id=branch_id,
+        service_id=service_id,
+        staff_id=staff_id,
+    )
+    result: dict[str, Any] = entry.value
+    return chain, result
+
+
+# Parsed policies by (company, version, chain + type): evaluation skips re-validating the
+# cached config while the company's version is unchanged (each read still asks Redis for it).
+policies = Memo()
+
+
+async def effective_policy(
+    session: AsyncSession, cache: ConfigCache | None, chain: Chain, policy_type: str
+) -> Policy:
+    """The chain's effective config as a typed Policy (an invalid stored config: 422)."""
+    entry = await _effective_entry(session, cache, chain, policy_type)
+    key = f"{policy_type}:{chain.cache_key()}"
+    policy: Policy = policies.get_or_make(
+        chain.company_id,
+        entry,
+        key,
+        lambda: Policy.from_config(policy_type, entry.value["config"]),
+    )
+    return policy
+
+
+def _tenant_bind() -> sa.BindParameter[str]:
+    return sa.bindparam("tenant")
+
+
+_M = AppointmentModification
+# Built once (see shared.hierarchy.tenant_param); the quota index's range scan.
+_RECENT: Final = sa.select(_M.created_at).where(
+    _M.customer_id == sa.bindparam("customer_id"),
+    _M.modification_type == sa.bindparam("modification_type"),
+    _M.created_at > sa.bindparam("since"),
+    _M.company_id == _tenant_bind(),
+)
+# How often an appointment has been moved: correlated to appointments.id in an outer query.
+RESCHEDULES_OF_APPOINTMENT: Final = (
+    sa.select(sa.func.count())
+    .select_from(_M)
+    .where(
+        _M.appointment_id == Appointment.id,
+        _M.modification_type == "reschedule",
+        _M.company_id == _tenant_bind(),
+    )
+    .scalar_subquery()
+)
+
+
 async def recent_modifications(
-    session: AsyncSession, customer_id: str, modification_type: str, since: datetime
+    session: AsyncSession,
+    company_id: str,
+    customer_id: str,
+    modification_type: str,
+    since: datetime,
 ) -> list[datetime]:
-    """The customer's modifications of a type after `since` (the quota index's range scan)."""
-    rows = await session.scalars(
-        sa.select(AppointmentModification.created_at).where(
-            AppointmentModification.customer_id == customer_id,
-            AppointmentModification.modification_type == modification_type,
-            AppointmentModification.created_at > since,
-        )
+    """The customer's (of `company_id`) modifications of a type after `since`.
+
+    The quota index's range scan; Core on the session's connection, the tenant filtered
+    explicitly (see shared.hierarchy.tenant_param).
+    """
+    connection = await session.connection()
+    rows = await connection.scalars(
+        _RECENT,
+        {
+            "customer_id": customer_id,
+            "modification_type": modification_type,
+            "since": since,
+            "tenant": tenant_param(session, company_id),
+        },
     )
     return list(rows)
-
-
-async def reschedule_count(session: AsyncSession, appointment_id: str) -> int:
-    """How often this appointment has been rescheduled already."""
-    count = await session.scalar(
-        sa.select(sa.func.count())
-        .select_from(AppointmentModification)
-        .where(
-            AppointmentModification.appointment_id == appointment_id,
-            AppointmentModification.modification_type == "reschedule",
-        )
-    )
-    return int(count or 0)

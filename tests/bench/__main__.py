@@ -2,6 +2,11 @@
 
 Exit code 0 when the bench ran, whatever the figures (it is a report); 1 when a request of a
 measured run failed; 2 when the bench itself broke (setup, servers).
+
+BENCH_ONLY=policy (or a comma-separated list of sections: availability, booking, statements,
+agent, evaluate, effective; "policy" means evaluate and effective) runs only those sections.
+BENCH_POLICY_WORKERS=N (default 2) also measures the policy figures against N policy
+processes (replicas behind a balancer); 1 skips that second measurement.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import platform
 import sys
 import time
 import traceback
+from contextlib import AsyncExitStack
 from importlib.util import find_spec
 
 import psutil
@@ -21,7 +27,14 @@ from sqlalchemy import text
 from shared.config import Settings
 from shared.db.engine import Database
 from tests.bench import scenarios
-from tests.bench.dataset import BenchTenant, SlotPlan, create_bench_tenant
+from tests.bench.dataset import (
+    EFFECTIVE_COMPANIES,
+    BenchTenant,
+    CompanyPolicy,
+    SlotPlan,
+    create_bench_tenant,
+    create_policy_companies,
+)
 from tests.bench.report import Figure, table
 from tests.bench.scenarios import Bench, Counts
 from tests.bench.statements import BASELINE_STATEMENTS, StatementCase, count_statements
@@ -30,11 +43,31 @@ from tests.support.migrations import migrate
 from tests.support.servers import ServerGroup
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+SECTIONS = ("availability", "booking", "statements", "agent", "evaluate", "effective")
+ALIASES = {"policy": ("evaluate", "effective"), "all": SECTIONS}
 # High enough that the limiter never refuses the load; it still runs on every request.
 RATE_LIMITS = {
     "RATE_LIMIT_PER_KEY_PER_MINUTE": "10000000",
     "RATE_LIMIT_PER_NUMBER_PER_MINUTE": "10000000",
 }
+
+
+def selected_sections(raw: str | None) -> frozenset[str]:
+    """The sections BENCH_ONLY names (all when unset or empty); unknown names are an error."""
+    if not raw or not raw.strip():
+        return frozenset(SECTIONS)
+    chosen: set[str] = set()
+    for name in (part.strip().lower() for part in raw.split(",")):
+        if not name:
+            continue
+        if name in ALIASES:
+            chosen.update(ALIASES[name])
+        elif name in SECTIONS:
+            chosen.add(name)
+        else:
+            names = ", ".join((*SECTIONS, *ALIASES))
+            raise ValueError(f"BENCH_ONLY: unknown section {name!r} (choose from {names})")
+    return frozenset(chosen)
 
 
 async def _flush_redis() -> None:
@@ -54,7 +87,8 @@ async def _describe(db: Database) -> str:
     http = "httptools" if find_spec("httptools") else "h11"
     return (
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, MariaDB {version}, "
-        f"uvicorn 1 process per app ({loop} loop, {http}), load from this process (httpx)"
+        f"uvicorn 1 process per app, policy also as replicas ({loop} loop, {http}), "
+        "load from this process (httpx)"
     )
 
 
@@ -89,7 +123,44 @@ def _statement_figure(cases: list[StatementCase]) -> Figure:
     )
 
 
-async def _measure(url: str, tenant: BenchTenant, counts: Counts) -> tuple[list[Figure], Bench]:
+def _settings(url: str, tenant: BenchTenant) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=url,
+        redis_url=REDIS_URL,
+        service_api_key=tenant.service_key,
+        log_json=False,
+        log_level="WARNING",
+    )
+
+
+def _register(bench: Bench, *groups: ServerGroup) -> None:
+    """Every process of the groups, for the CPU-per-request figures; a group of several
+    processes is one target whose requests are spread over them (replicas behind a balancer)."""
+    for group in groups:
+        for url, proc in zip(group.urls, group.procs, strict=True):
+            bench.servers[url] = psutil.Process(proc.pid)
+        bench.replicas[group.urls[0]] = tuple(group.urls)
+
+
+async def _policy_sections(bench: Bench, sections: frozenset[str]) -> list[Figure]:
+    figures: list[Figure] = []
+    if "evaluate" in sections:
+        print(f"\n5. Policy evaluate (service key + X-Company-ID, as booking asks){bench.tag}")
+        figures += await scenarios.policy(bench)
+    if "effective" in sections:
+        print(f"\n6. Effective config, {len(bench.companies)} companies (GET, warm){bench.tag}")
+        figures += await scenarios.effective(bench)
+    return figures
+
+
+async def _measure(
+    url: str,
+    tenant: BenchTenant,
+    companies: tuple[CompanyPolicy, ...],
+    counts: Counts,
+    sections: frozenset[str],
+) -> tuple[list[Figure], Bench]:
     env = {
         "DATABASE_URL": url,
         "REDIS_URL": REDIS_URL,
@@ -98,43 +169,60 @@ async def _measure(url: str, tenant: BenchTenant, counts: Counts) -> tuple[list[
         "BENCH_COMPANY_ID": tenant.company_id,
         **RATE_LIMITS,
     }
+    figures: list[Figure] = []
+    needs_booking = bool(sections & {"availability", "booking", "agent"})
     async with ServerGroup("services.policy.app:create", 1, env) as policy:
         env["POLICY_SERVICE_URL"] = policy.urls[0]
-        async with (
-            ServerGroup("services.booking.app:create", 1, env) as booking,
-            ServerGroup("tests.bench.baseline:create", 1, env) as baseline,
-        ):
+        async with AsyncExitStack() as stack:
+            baseline = await stack.enter_async_context(
+                ServerGroup("tests.bench.baseline:create", 1, env)
+            )
+            booking = (
+                await stack.enter_async_context(ServerGroup("services.booking.app:create", 1, env))
+                if needs_booking
+                else None
+            )
             bench = Bench(
                 tenant=tenant,
                 plan=SlotPlan([staff_id for staff_id, _ in tenant.book_staff]),
-                booking_url=booking.urls[0],
+                booking_url=booking.urls[0] if booking else "",
                 policy_url=policy.urls[0],
                 baseline_url=baseline.urls[0],
                 counts=counts,
+                companies=companies,
             )
-            for group in (policy, booking, baseline):
-                bench.servers[group.urls[0]] = psutil.Process(group.procs[0].pid)
+            _register(bench, policy, baseline, *([booking] if booking else []))
             bench.shared = _shared_processes()
-            figures: list[Figure] = []
-            print("\n1. Availability")
-            figures += await scenarios.availability(bench)
-            print("\n2. Booking (distinct slots, a new customer each)")
-            figures += await scenarios.booking(bench)
-            settings = Settings(
-                environment="test",
-                database_url=url,
-                redis_url=REDIS_URL,
-                service_api_key=tenant.service_key,
-                log_json=False,
-                log_level="WARNING",
+            if "availability" in sections:
+                print("\n1. Availability")
+                figures += await scenarios.availability(bench)
+            if "booking" in sections:
+                print("\n2. Booking (distinct slots, a new customer each)")
+                figures += await scenarios.booking(bench)
+            if "statements" in sections:
+                cases = await count_statements(
+                    tenant, bench.plan, _settings(url, tenant), bench.next_phone
+                )
+                bench.next_phone += 10
+                figures.append(_statement_figure(cases))
+            if "agent" in sections:
+                print("\n4. Agent function book_appointment (signed, one call at a time)")
+                figures += await scenarios.agent(bench)
+            figures += await _policy_sections(bench, sections)
+    workers = int(os.environ.get("BENCH_POLICY_WORKERS", "2"))
+    if workers > 1 and sections & {"evaluate", "effective"}:
+        # As deployed: replicas (k8s) of the policy service, each one uvicorn process, with the
+        # baseline scaled alike; the balancer is the load generator spreading requests evenly.
+        async with (
+            ServerGroup("services.policy.app:create", workers, env) as policy,
+            ServerGroup("tests.bench.baseline:create", workers, env) as baseline,
+        ):
+            replicated = bench.replicated(
+                policy_url=policy.urls[0], baseline_url=baseline.urls[0], processes=workers
             )
-            cases = await count_statements(tenant, bench.plan, settings, bench.next_phone)
-            bench.next_phone += 10
-            figures.append(_statement_figure(cases))
-            print("\n4. Agent function book_appointment (signed, one call at a time)")
-            figures += await scenarios.agent(bench)
-            print("\n5. Policy evaluate (service key + X-Company-ID, as booking asks)")
-            figures += await scenarios.policy(bench)
+            _register(replicated, policy, baseline)
+            figures += await _policy_sections(replicated, sections)
+            bench.warmup_errors = replicated.warmup_errors
     return figures, bench
 
 
@@ -142,6 +230,11 @@ async def main() -> int:
     started = time.monotonic()
     os.environ.update(RATE_LIMITS)  # the in-process app of figure 3 reads them too
     counts = Counts().scaled(float(os.environ.get("BENCH_SCALE", "1")))
+    try:
+        sections = selected_sections(os.environ.get("BENCH_ONLY"))
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     try:
         await _flush_redis()
         url = await create_mysql_database()
@@ -156,10 +249,15 @@ async def main() -> int:
             print(f"bench: {await _describe(db)}")
             setup_started = time.monotonic()
             tenant = await create_bench_tenant(db)
+            companies = (
+                await create_policy_companies(db, EFFECTIVE_COMPANIES)
+                if "effective" in sections
+                else ()
+            )
         finally:
             await db.dispose()
         print(f"bench: tenant ready in {time.monotonic() - setup_started:.1f} s")
-        figures, bench = await _measure(url, tenant, counts)
+        figures, bench = await _measure(url, tenant, companies, counts, sections)
     except Exception:
         traceback.print_exc()
         print("bench: broke before finishing", file=sys.stderr)

@@ -162,6 +162,24 @@ async def evaluate(request: Request) -> Response:
     return _json({"allowed": True, "changes": len(changes), "cached": config is not None})
 
 
+_BRANCH = sa.text("SELECT id FROM branches WHERE id = :branch AND company_id = :company")
+
+
+async def effective(request: Request) -> Response:
+    """The branch must be the company's (one indexed SELECT), then the cached config (GET)."""
+    company, branch = request.query_params["company_id"], request.query_params["branch_id"]
+    async with request.app.state.engine.connect() as conn:
+        found = (await conn.execute(_BRANCH, {"branch": branch, "company": company})).first()
+    if found is None:
+        return _json({"error": "not_found"}, 404)
+    key = f"bench:effective:{company}:{branch}"
+    config = await request.app.state.redis.get(key)
+    if config is None:  # the warm-up pass fills it
+        config = json.dumps({"config": {"hours_before": 12}, "sources": {"hours_before": "branch"}})
+        await request.app.state.redis.set(key, config, ex=300)
+    return Response(config, media_type="application/json")
+
+
 def create() -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -186,6 +204,7 @@ def create() -> Starlette:
             Route("/book", book, methods=["POST"]),
             Route("/agent_book", agent_book, methods=["POST"]),
             Route("/evaluate", evaluate, methods=["POST"]),
+            Route("/effective", effective),
         ],
         lifespan=lifespan,
     )

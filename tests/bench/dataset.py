@@ -3,6 +3,8 @@
 - "Mitte" (from `create_salon`, plus three staff): 5 staff qualified for a 30-min service
   (10 min buffer after), Mon-Sat 09:00-12:30 and 13:00-18:00, holding 2,000 appointments
   (10 % cancelled) spread over its staff and the next 8 weeks: about 250 fall into any 7 days.
+- 100 more companies ("the seeds' production test 1"), each with one branch and an operator
+  key; the effective-config scenario sets a company and a branch policy for each.
 - "Nord": 20 staff qualified for "Bartpflege" (30 min, no buffer, bound to Nord), same hours,
   its own inbound number for the agent. Every booking of the bench lands here, on a distinct
   (staff, start) from `SlotPlan`, so no two requests ever compete for a slot.
@@ -34,7 +36,7 @@ from shared.models import (
     WorkingHours,
 )
 from tests.booking.agent_support import enable_retell
-from tests.support.factories import Salon, create_salon
+from tests.support.factories import Salon, create_salon, create_tenant
 
 ZONE = ZoneInfo("Europe/Berlin")
 HOURS = ((time(9), time(12, 30)), (time(13), time(18)))
@@ -53,6 +55,7 @@ BUSY_GRID = tuple(time(9 + m // 60, m % 60) for m in (0, 45, 90, 135)) + tuple(
     time(13 + m // 60, m % 60) for m in (0, 45, 90, 135, 180, 225, 270)
 )
 BUSY_APPOINTMENTS = 2000
+EFFECTIVE_COMPANIES = 100
 BUSY_WEEKS = 8
 
 
@@ -204,6 +207,31 @@ async def create_bench_tenant(db: Database) -> BenchTenant:
         customer_id=customer_id,
         evaluate_ids=evaluate_ids,
     )
+
+
+@dataclass(frozen=True)
+class CompanyPolicy:
+    """One of the effective-config scenario's companies: its admin key and its one branch."""
+
+    company_id: str
+    key: str
+    branch_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def create_policy_companies(db: Database, count: int) -> tuple[CompanyPolicy, ...]:
+    """`count` companies with one branch each (their policies are set through the API)."""
+    companies = []
+    for i in range(count):
+        tenant = await create_tenant(db, name=f"Bench Policy Co {i:03d} {uuid.uuid4().hex[:6]}")
+        async with db.transaction(tenant.company_id) as session:
+            branch = Branch(name=f"Filiale {i:03d}", timezone="Europe/Berlin", city="Berlin")
+            session.add(branch)
+        companies.append(CompanyPolicy(tenant.company_id, tenant.admin_key, branch.id))
+    return tuple(companies)
 
 
 class SlotPlan:

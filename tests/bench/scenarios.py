@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +16,7 @@ import psutil
 
 from services.booking.availability import local_day_bounds
 from tests.bench import load
-from tests.bench.dataset import ZONE, BenchTenant, SlotPlan, local_day, phone
+from tests.bench.dataset import ZONE, BenchTenant, CompanyPolicy, SlotPlan, local_day, phone
 from tests.bench.load import RunResult, client_for, expect_status
 from tests.bench.report import Figure
 from tests.booking.agent_support import signed
@@ -30,6 +32,7 @@ class Counts:
     agent: int = 150
     policy_c4: int = 1000
     policy_c20: int = 3000
+    effective: int = 1000
 
     def scaled(self, factor: float) -> Counts:
         return Counts(*(max(20, int(getattr(self, f.name) * factor)) for f in fields(self)))
@@ -43,12 +46,29 @@ class Bench:
     policy_url: str
     baseline_url: str
     counts: Counts
+    companies: tuple[CompanyPolicy, ...] = ()
     runs: list[RunResult] = field(default_factory=list)
     next_phone: int = 0
     warmup_errors: int = 0
     # Server process by base URL, and the shared ones (client, mariadb, redis), for CPU/request.
     servers: dict[str, psutil.Process] = field(default_factory=dict)
     shared: dict[str, psutil.Process] = field(default_factory=dict)
+    # A target's first URL -> all its processes' URLs; requests are spread over them in turn.
+    replicas: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tag: str = ""  # appended to labels and figure names, e.g. " (2 procs)"
+    configured: set[str] = field(default_factory=set)  # policies already PUT, by scenario
+
+    def replicated(self, *, policy_url: str, baseline_url: str, processes: int) -> Bench:
+        """This bench against other policy and baseline servers (several processes each),
+        recording into the same list of runs."""
+        return dataclasses.replace(
+            self,
+            policy_url=policy_url,
+            baseline_url=baseline_url,
+            servers={},
+            replicas={},
+            tag=f" ({processes} procs)",
+        )
 
     def phones(self, count: int) -> list[str]:
         """`count` numbers never used before in this run: every booking is a new customer."""
@@ -66,8 +86,16 @@ class Bench:
         check: load.Check,
         warmup: int = 0,
     ) -> RunResult:
-        processes = {"server": self.servers[url], **self.shared} if url in self.servers else {}
-        async with client_for(url, concurrency) as client:
+        urls = self.replicas.get(url, (url,))
+        servers = {
+            "server" if n == 0 else f"server{n + 1}": self.servers[u]
+            for n, u in enumerate(urls)
+            if u in self.servers
+        }
+        processes = {**servers, **self.shared} if servers else {}
+        if len(urls) > 1:
+            make = _spread(make, urls)
+        async with client_for(url, concurrency * len(urls)) as client:
             if warmup:
                 warm = await load.run(
                     client, f"{label} (warm-up)", make, warmup, concurrency, check
@@ -79,6 +107,36 @@ class Bench:
             )
         self.runs.append(result)
         return result
+
+
+def machine_note(base: RunResult) -> str:
+    """The baseline run's CPU per request and the request rate that caps on this machine."""
+    if not base.cpu_ms:
+        return ""
+    cpus = psutil.cpu_count() or 1
+    own = {k: v for k, v in base.cpu_ms.items() if k != "other"}
+    total = sum(own.values())
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in own.items())
+    text = (
+        f"Baseline CPU per request: {total:.1f} ms ({parts}), i.e. at most "
+        f"{cpus * 1000 / total:.0f}/s on {cpus} CPUs"
+        if total > 0
+        else ""
+    )
+    other = base.cpu_ms.get("other", 0.0)
+    if other >= 0.5:
+        text += f"; other load on the machine meanwhile: {other:.1f} ms per request"
+    return text + "." if text else ""
+
+
+def _spread(make: load.MakeRequest, urls: Sequence[str]) -> load.MakeRequest:
+    """Request i goes to replica i mod n, as a round-robin balancer would send it."""
+
+    def spread(i: int) -> load.Request:
+        method, path, kwargs = make(i)
+        return method, urls[i % len(urls)] + path, kwargs
+
+    return spread
 
 
 # -- 1. availability --------------------------------------------------------------------
@@ -301,20 +359,30 @@ POLICY = {
 _CACHE_LINE = re.compile(r"^config_cache_requests_total\{([^}]*)\}\s+([0-9.e+]+)$", re.MULTILINE)
 
 
-async def cache_counts(policy_url: str) -> dict[str, float]:
-    """config_cache_requests_total of the policy namespace, by outcome."""
-    async with httpx.AsyncClient(base_url=policy_url, timeout=10) as client:
-        text = (await client.get("/metrics")).text
+async def cache_counts(bench: Bench) -> dict[str, float]:
+    """config_cache_requests_total of the policy namespace by outcome, summed over replicas."""
     counts: dict[str, float] = {}
-    for labels, value in _CACHE_LINE.findall(text):
-        if 'cache="policy"' in labels:
-            outcome = re.search(r'outcome="([^"]+)"', labels)
-            if outcome:
-                counts[outcome.group(1)] = float(value)
+    async with httpx.AsyncClient(timeout=10) as client:
+        for url in bench.replicas.get(bench.policy_url, (bench.policy_url,)):
+            text = (await client.get(f"{url}/metrics")).text
+            for labels, value in _CACHE_LINE.findall(text):
+                if 'cache="policy"' in labels:
+                    outcome = re.search(r'outcome="([^"]+)"', labels)
+                    if outcome:
+                        counts[outcome[1]] = counts.get(outcome[1], 0.0) + float(value)
     return counts
 
 
+def _hit_rate(before: dict[str, float], after: dict[str, float]) -> tuple[float, dict[str, float]]:
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
+    lookups = sum(delta.values())
+    return (100 * delta.get("hit", 0.0) / lookups if lookups else float("nan")), delta
+
+
 async def _configure_policies(bench: Bench) -> None:
+    if "evaluate" in bench.configured:
+        return
+    bench.configured.add("evaluate")
     tenant = bench.tenant
     levels = (
         ("company", tenant.company_id, POLICY),
@@ -347,36 +415,129 @@ async def policy(bench: Bench) -> list[Figure]:
         return "POST", "/evaluate", {"content": json.dumps(body).encode()}
 
     ok = expect_status(200)
-    label = "policy POST /v1/policies/evaluate"
+    label = f"policy POST /v1/policies/evaluate{bench.tag}"
     # Warm the cache for every chain (one per staff member of Mitte) before counting.
     warm = await bench.run(bench.policy_url, f"{label} (cache warm-up)", ours, 2 * len(ids), 4, ok)
     bench.runs.remove(warm)
     bench.warmup_errors += len(warm.errors)
-    before = await cache_counts(bench.policy_url)
+    before = await cache_counts(bench)
     c4 = await bench.run(bench.policy_url, f"{label} c=4", ours, bench.counts.policy_c4, 4, ok, 40)
     c20 = await bench.run(
         bench.policy_url, f"{label} c=20", ours, bench.counts.policy_c20, 20, ok, 100
     )
-    after = await cache_counts(bench.policy_url)
+    after = await cache_counts(bench)
     b4 = await bench.run(
         bench.baseline_url, f"{label} c=4 [baseline]", bare, bench.counts.policy_c4, 4, ok, 40
     )
     b20 = await bench.run(
         bench.baseline_url, f"{label} c=20 [baseline]", bare, bench.counts.policy_c20, 20, ok, 100
     )
-    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
-    lookups = sum(delta.values())
-    hit_rate = 100 * delta.get("hit", 0.0) / lookups if lookups else float("nan")
+    hit_rate, delta = _hit_rate(before, after)
     print(f"  policy cache lookups, c=4 and c=20 runs with warm-ups: {delta}", flush=True)
+    tag = bench.tag
     return [
-        Figure("5 policy evaluate: p95 at 4 clients", c4.p(95), b4.p(95), 5, "ms"),
         Figure(
-            "5 policy evaluate: throughput at 20 clients",
+            f"5 policy evaluate: p95 at 4 clients{tag}",
+            c4.p(95),
+            b4.p(95),
+            5,
+            "ms",
+            note=machine_note(b4),
+        ),
+        Figure(
+            f"5 policy evaluate: throughput at 20 clients{tag}",
             c20.throughput,
             b20.throughput,
             1000,
             "/s",
             True,
+            note=machine_note(b20),
         ),
-        Figure("5 policy evaluate: cache hit rate", hit_rate, None, 95, "%", True),
+        Figure(f"5 policy evaluate: cache hit rate{tag}", hit_rate, None, 95, "%", True),
+    ]
+
+
+# -- 6. effective configuration of 100 companies -------------------------------------------
+
+
+def _company_policy(n: int) -> dict[str, Any]:
+    return {**POLICY, "hours_before": 24 + n % 24, "max_per_window": 1 + n % 5}
+
+
+async def _configure_companies(bench: Bench) -> None:
+    """A company and a branch cancellation policy for each company, through the API."""
+    if "effective" in bench.configured:
+        return
+    bench.configured.add("effective")
+    async with httpx.AsyncClient(base_url=bench.policy_url, timeout=10) as client:
+        for n, company in enumerate(bench.companies):
+            levels = (
+                ("company", company.company_id, _company_policy(n)),
+                ("branch", company.branch_id, {"hours_before": 12, "allow_late": n % 2 == 0}),
+            )
+            for level, entity, config in levels:
+                response = await client.put(
+                    f"/v1/policies/{level}/{entity}/cancellation",
+                    json=config,
+                    headers=company.headers,
+                )
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"policy PUT failed: {response.status_code} {response.text}")
+
+
+def _merged(response: httpx.Response) -> str | None:
+    """200 with the branch's deadline over the company's, and the company's quota."""
+    if response.status_code == 200:
+        body = response.json()
+        sources = body["sources"]
+        if sources.get("hours_before") == "branch" and sources.get("max_per_window") == "company":
+            return None
+    return f"{response.status_code} {response.text[:300]}"
+
+
+async def effective(bench: Bench) -> list[Figure]:
+    """The seeds' production test 1: every company's effective cancellation config, warm.
+
+    Sequential (one client), as the seeds' loop over the companies; each request names the
+    company's branch, so the company and branch levels are merged. The baseline does what a
+    warm read cannot avoid: the branch's SELECT (it must be the company's) and a Redis GET.
+    """
+    companies = bench.companies
+    await _configure_companies(bench)
+
+    def ours(i: int) -> load.Request:
+        company = companies[i % len(companies)]
+        params = {"policy_type": "cancellation", "branch_id": company.branch_id}
+        return "GET", "/v1/policies/effective", {"params": params, "headers": company.headers}
+
+    def bare(i: int) -> load.Request:
+        company = companies[i % len(companies)]
+        params = {"company_id": company.company_id, "branch_id": company.branch_id}
+        return "GET", "/effective", {"params": params}
+
+    n, warm = bench.counts.effective, len(companies)
+    label = f"policy GET /v1/policies/effective, {len(companies)} cos{bench.tag}"
+    # One pass over every company first: the cache is warm for all of them.
+    warm_run = await bench.run(bench.policy_url, f"{label} (cache warm-up)", ours, warm, 1, _merged)
+    bench.runs.remove(warm_run)
+    bench.warmup_errors += len(warm_run.errors)
+    before = await cache_counts(bench)
+    mine = await bench.run(bench.policy_url, label, ours, n, 1, _merged)
+    after = await cache_counts(bench)
+    base = await bench.run(
+        bench.baseline_url, f"{label} [baseline]", bare, n, 1, expect_status(200), warm
+    )
+    hit_rate, delta = _hit_rate(before, after)
+    print(f"  policy cache lookups, measured run: {delta}", flush=True)
+    tag = bench.tag
+    return [
+        Figure(
+            f"6 effective config, {len(companies)} cos: p95 warm{tag}",
+            mine.p(95),
+            base.p(95),
+            2,
+            "ms",
+            note=machine_note(base),
+        ),
+        Figure(f"6 effective config: cache hit rate{tag}", hit_rate, None, 95, "%", True),
     ]
