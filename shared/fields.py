@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 import phonenumbers
-from pydantic import AfterValidator, AwareDatetime, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 DEFAULT_PHONE_REGION = "DE"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -82,6 +89,20 @@ def check_day(value: date) -> date:
     return value
 
 
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: object) -> object:
+    # pydantic would also read numbers and digit strings as Unix timestamps: refuse them.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError(
+            "must be an ISO 8601 date-time with offset, e.g. 2026-03-30T10:00:00+02:00"
+        )
+    return value
+
+
 def _instant(value: datetime) -> datetime:
     try:
         utc = value.astimezone(UTC)
@@ -133,7 +154,7 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2), AfterVa
 Minutes = Annotated[int, Field(ge=0, le=MAX_MINUTES)]
 PositiveMinutes = Annotated[int, Field(ge=1, le=MAX_MINUTES)]
 TimeOfDay = Annotated[time, AfterValidator(_time_of_day)]
-Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_instant)]
 Day = Annotated[date, AfterValidator(check_day)]
 
 # Output types: JSON shapes of the contract ---------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +63,53 @@ async def _apply_update(
     await session.refresh(appointment)
 
 
+async def _apply(
+    session: AsyncSession,
+    appointment: Appointment,
+    decision: PolicyDecision,
+    *,
+    kind: str,
+    actor: str,
+    values: dict[str, object],
+    new_start: datetime | None,
+    reason: str | None,
+    event: str,
+    event_extra: dict[str, str],
+    now: datetime,
+) -> datetime:
+    """The common tail of a change: the quota rechecked under the customer lock, the
+    compare-and-set update, the audit row with its counter, the outbox events. Returns the
+    old start."""
+    await modifications.lock_customer(session, appointment.customer_id)
+    await modifications.enforce_quota(
+        session,
+        customer_id=appointment.customer_id,
+        modification_type=kind,
+        limit=decision.quota_limit,
+        window_days=decision.window_days,
+        now=now,
+    )
+    old_start = appointment.starts_at
+    await _apply_update(session, appointment, values)
+    await modifications.record(
+        session,
+        appointment,
+        modification_type=kind,
+        actor=actor,
+        old_starts_at=old_start,
+        new_starts_at=new_start,
+        fee=decision.fee,
+        currency=decision.currency,
+        within_policy=decision.reason == "ok",
+        reason=reason,
+        now=now,
+    )
+    stage_appointment_events(
+        session, appointment, event, {**event_extra, "fee": f"{decision.fee:.2f}"}
+    )
+    return old_start
+
+
 async def cancel(
     session: AsyncSession,
     policy: PolicyClient,
@@ -77,36 +123,18 @@ async def cancel(
     decision = await policy.evaluate(appointment.company_id, appointment.id, "cancel", at=now)
     if not decision.allowed:
         raise _refuse(decision)
-    await modifications.lock_customer(session, appointment.customer_id)
-    await modifications.enforce_quota(
-        session,
-        customer_id=appointment.customer_id,
-        modification_type="cancel",
-        limit=decision.quota_limit,
-        window_days=decision.window_days,
-        now=now,
-    )
-    old_start = appointment.starts_at
-    await _apply_update(
+    old_start = await _apply(
         session,
         appointment,
-        {"status": "cancelled", "cancelled_at": now, "cancellation_reason": reason},
-    )
-    await modifications.record(
-        session,
-        appointment,
-        modification_type="cancel",
+        decision,
+        kind="cancel",
         actor=actor,
-        old_starts_at=old_start,
-        new_starts_at=None,
-        fee=decision.fee,
-        currency=decision.currency,
-        within_policy=decision.reason == "ok",
+        values={"status": "cancelled", "cancelled_at": now, "cancellation_reason": reason},
+        new_start=None,
         reason=reason,
+        event="booking_cancelled",
+        event_extra={},
         now=now,
-    )
-    stage_appointment_events(
-        session, appointment, "booking_cancelled", {"fee": f"{decision.fee:.2f}"}
     )
     return ChangeResult(appointment, decision, old_start)
 
@@ -138,16 +166,6 @@ async def reschedule(
             session, ctx, new_start, now, any_staff=False, moving=appointment.id
         )
         raise slot_taken(alternatives, ctx.timezone)
-    await modifications.lock_customer(session, appointment.customer_id)
-    await modifications.enforce_quota(
-        session,
-        customer_id=appointment.customer_id,
-        modification_type="reschedule",
-        limit=decision.quota_limit,
-        window_days=decision.window_days,
-        now=now,
-    )
-    old_start = appointment.starts_at
     values: dict[str, object] = {
         "starts_at": new_start,
         "ends_at": end,
@@ -156,28 +174,17 @@ async def reschedule(
     }
     if appointment.sync_status != "local_only":
         values["sync_status"] = "pending"
-    await _apply_update(session, appointment, values)
-    await modifications.record(
+    old_start = await _apply(
         session,
         appointment,
-        modification_type="reschedule",
+        decision,
+        kind="reschedule",
         actor=actor,
-        old_starts_at=old_start,
-        new_starts_at=new_start,
-        fee=decision.fee,
-        currency=decision.currency,
-        within_policy=decision.reason == "ok",
+        values=values,
+        new_start=new_start,
         reason=None,
+        event="booking_rescheduled",
+        event_extra={"old_start": appointment.starts_at.isoformat()},
         now=now,
     )
-    stage_appointment_events(
-        session,
-        appointment,
-        "booking_rescheduled",
-        {"old_start": old_start.isoformat(), "fee": f"{decision.fee:.2f}"},
-    )
     return ChangeResult(appointment, decision, old_start, ctx)
-
-
-def fee_text(fee: Decimal) -> str:
-    return f"{fee:.2f}"

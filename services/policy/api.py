@@ -12,7 +12,6 @@ from services.policy.schemas import (
     EffectiveOut,
     EvaluateIn,
     EvaluationOut,
-    Id,
     Level,
     PolicyOut,
     PolicyType,
@@ -20,6 +19,7 @@ from services.policy.schemas import (
 from shared.auth import AdminPrincipal, Principal, authenticate
 from shared.deps import READ_ONLY, Session
 from shared.errors import Forbidden, NotFound
+from shared.fields import Id
 from shared.hierarchy import ConfigCache, check_entity
 from shared.models import PolicyConfiguration
 

@@ -2,54 +2,19 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
 )
 
-from shared.fields import normalize_phone
+from shared.fields import Id, Instant, Phone
 
 Level = Literal["company", "branch", "service", "staff"]
 PolicyType = Literal["cancellation", "reschedule"]
 Action = Literal["cancel", "reschedule"]
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=36)]
-Phone = Annotated[str, StringConstraints(max_length=50), AfterValidator(normalize_phone)]
-
-
-_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-
-
-def _iso_text(value: object) -> object:
-    # pydantic would also read numbers and digit strings as Unix timestamps: refuse them.
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
-        raise ValueError(
-            "must be an ISO 8601 date-time with offset, e.g. 2026-03-30T10:00:00+02:00"
-        )
-    return value
-
-
-def _instant(value: datetime) -> datetime:
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("instant out of range") from exc
-    if not 1900 <= utc.year <= 9998:
-        raise ValueError("instant out of range (years 1900-9998)")
-    return utc
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_instant)]
 
 
 class EvaluateIn(BaseModel):
