@@ -1,15 +1,11 @@
-"""ARQ queues: names, connection settings, and enqueueing only after the commit."""
+"""ARQ queues: names and connection settings. Jobs are sent through `shared.outbox`, never
+enqueued directly from a request: the outbox row is what makes them survive a crash."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
-from sqlalchemy.ext.asyncio import AsyncSession
+from arq.connections import RedisSettings
 
 from shared.config import Settings, get_settings
-from shared.db.engine import after_commit
 
 BOOKING_QUEUE = "arq:queue:booking"
 WEBHOOKS_QUEUE = "arq:queue:webhooks"
@@ -23,18 +19,3 @@ def redis_settings(settings: Settings | None = None) -> RedisSettings:
     rs = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379/0")
     rs.conn_timeout = int(max(1, settings.redis_timeout_s))
     return rs
-
-
-async def arq_pool(settings: Settings | None = None) -> ArqRedis:
-    return await create_pool(redis_settings(settings))
-
-
-def enqueue_after_commit(
-    session: AsyncSession, pool: ArqRedis, queue: str, job: str, *args: Any, **kwargs: Any
-) -> None:
-    """Buffer a job; it is sent only if the session's transaction commits (a rollback drops it)."""
-
-    async def _send() -> None:
-        await pool.enqueue_job(job, *args, _queue_name=queue, **kwargs)
-
-    after_commit(session, _send)
