@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
     health_check_timeout_s: float = Field(default=2.0, gt=0)
     redis_timeout_s: float = Field(default=2.0, gt=0)
+    # ARQ job timeout; a killed worker's job runs again after the longest timeout + 10 s.
+    worker_job_timeout_s: int = Field(default=30, ge=1)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -57,7 +57,10 @@ def worker_settings(
             "on_shutdown": shutdown,
             "redis_settings": redis_settings(),
             "health_check_interval": HEALTH_CHECK_INTERVAL_S,
-            "job_timeout": 30,
+            "job_timeout": get_settings().worker_job_timeout_s,
             "max_tries": 5,
+            # No result keys: the database records outcomes, and a finished job's `_job_id`
+            # must be enqueueable again (sweeper, replay) instead of silently refused for 1 h.
+            "keep_result": 0,
         },
     )

@@ -13,7 +13,7 @@ WorkerSettings = worker_settings(
     BOOKING_QUEUE,
     [sync_appointment],
     [
-        cron(sweep_outbox, second={0}, unique=True, timeout=30, run_at_startup=True),
-        cron(reap_idempotency_keys, minute={17}, second={30}, unique=True, timeout=30),
+        cron(sweep_outbox, second={0}, unique=True, run_at_startup=True),
+        cron(reap_idempotency_keys, minute={17}, second={30}, unique=True),
     ],
 )

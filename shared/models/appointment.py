@@ -62,6 +62,8 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancellation_reason: Mapped[str | None] = mapped_column(sa.String(500))
     rescheduled_from_id: Mapped[str | None] = mapped_column(sa.String(36))
+    sync_error: Mapped[str | None] = mapped_column(sa.Text)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
 
 

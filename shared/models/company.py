@@ -24,6 +24,8 @@ class Company(IdMixin, TimestampMixin, Base):
     calcom_webhook_secret: Mapped[str | None] = mapped_column(sa.String(255))
     calcom_api_key: Mapped[str | None] = mapped_column(sa.String(255))
     calcom_base_url: Mapped[str | None] = mapped_column(sa.String(255))
+    # Upper bound of the last completed reconciliation pull (GET /v2/bookings?afterUpdatedAt=).
+    calcom_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     min_notice_minutes: Mapped[int] = mapped_column(sa.Integer, default=120)
     booking_window_days: Mapped[int] = mapped_column(sa.Integer, default=60)
     settings: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)

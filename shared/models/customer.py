@@ -13,14 +13,18 @@ from shared.models.base import Base, IdMixin, TenantMixin, TimestampMixin
 
 
 class Customer(IdMixin, TenantMixin, TimestampMixin, Base):
-    """A customer, identified within a company by the phone number in E.164."""
+    """A customer, identified within a company by the phone number in E.164.
+
+    `phone` is NULL only for customers who booked directly in Cal.com without giving a phone
+    number; they are identified by `email` (UNIQUE ignores NULLs on both backends).
+    """
 
     __tablename__ = "customers"
     __table_args__ = (sa.UniqueConstraint("company_id", "phone"),)
 
     name: Mapped[str] = mapped_column(sa.String(200))
-    phone: Mapped[str] = mapped_column(sa.String(20))
-    email: Mapped[str | None] = mapped_column(sa.String(255))
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
+    email: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     language: Mapped[str] = mapped_column(sa.String(5), default="de")
     notes: Mapped[str | None] = mapped_column(sa.Text)
 
