@@ -1,4 +1,4 @@
-"""The `appointments` command: migrate, seed-demo, create-api-key, run.
+"""The `appointments` command: migrate, seed-demo, create-api-key, run, webhooks replay.
 
 Every command reads its settings from the environment (DATABASE_URL, REDIS_URL, the *_PORT
 variables), like the services do.
@@ -158,6 +158,44 @@ async def _create_key(
         await db.dispose()
 
 
+# --- webhooks replay ---------------------------------------------------------------------------
+
+
+def cmd_webhooks_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay one stored webhook event (any company's): one JSON line on stdout."""
+    try:
+        enqueued = asyncio.run(_replay_webhook(settings, args.event_id))
+    except AppError as exc:
+        print(json.dumps({"status": exc.code, "event_id": args.event_id, "detail": exc.detail}))
+        print(f"appointments: {exc.detail}", file=sys.stderr)
+        return 1
+    print(json.dumps({"status": "accepted", "event_id": args.event_id, "enqueued": enqueued}))
+    if not enqueued:
+        print(
+            "appointments: the event is pending but Redis did not take the job; "
+            "the webhooks worker's sweeper will enqueue it",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _replay_webhook(settings: Settings, event_id: str) -> bool:
+    from arq.connections import ArqRedis
+
+    from services.webhooks.replay import replay
+    from shared.redis import redis_client
+
+    db = Database(settings=settings)
+    client = redis_client(settings=settings) if settings.redis_url else None
+    try:
+        pool = ArqRedis(connection_pool=client.connection_pool) if client else None
+        return await replay(db, pool, event_id)
+    finally:
+        if client is not None:
+            await client.aclose()
+        await db.dispose()
+
+
 # --- run ---------------------------------------------------------------------------------------
 
 
@@ -252,6 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"data directory of the embedded Redis (default: {DEFAULT_REDIS_DIR})",
     )
     run_parser.set_defaults(handler=cmd_run)
+
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="operate on stored webhook events",
+        description="Operate on stored Cal.com and Retell webhook events.",
+    )
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    replay = webhook_commands.add_parser(
+        "replay",
+        help="process a processed, ignored or failed event again",
+        description="Set the event back to pending, clear its error and enqueue its processing "
+        "job (REDIS_URL). Prints one JSON line; exit code 0 when accepted, 1 when the event "
+        "does not exist or is still pending/processing.",
+    )
+    replay.add_argument("event_id", metavar="ID", help="the event's id (webhook_events.id)")
+    replay.set_defaults(handler=cmd_webhooks_replay)
     return parser
 
 

@@ -32,7 +32,6 @@ from services.booking.availability import Slot, nearest_alternatives
 from services.booking.booking import BookingRequest, book, free_slots, resolve_branches
 from services.booking.callbacks import create_callback
 from services.booking.policy_client import PolicyClient
-from services.booking.retell_auth import e164
 from services.booking.rules import rules_for
 from shared.errors import (
     Conflict,
@@ -43,6 +42,7 @@ from shared.errors import (
     SlotTaken,
 )
 from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service, Staff
+from shared.retell_auth import e164
 
 MAX_SLOTS = 5
 

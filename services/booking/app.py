@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.booking.admin_api import router as admin_router
 from services.booking.api import router as api_router
+from services.booking.calcom_availability import CalcomAccess, using
 from services.booking.callbacks_api import router as callbacks_router
 from services.booking.policy_client import PolicyClient
 from services.booking.retell_api import router as retell_router
@@ -24,13 +27,50 @@ async def _stop_policy_client(app: FastAPI) -> None:
     await app.state.policy.aclose()
 
 
+async def _start_calcom(app: FastAPI) -> None:
+    """One pooled HTTP client for Cal.com (each call passes its own timeout)."""
+    app.state.calcom_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=50)
+    )
+    app.state.calcom_access = CalcomAccess(
+        settings=app.state.settings,
+        http=app.state.calcom_http,
+        redis=app.state.redis,
+        db=app.state.db,
+    )
+
+
+async def _stop_calcom(app: FastAPI) -> None:
+    await app.state.calcom_access.drain()
+    await app.state.calcom_http.aclose()
+
+
+class CalcomAccessMiddleware:
+    """Gives every request the app's Cal.com access, so that availability deep in the domain
+    (API, agent functions, any-staff choice) can consult Cal.com without threading clients
+    through every signature."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        access = getattr(scope["app"].state, "calcom_access", None)
+        with using(access):
+            await self.app(scope, receive, send)
+
+
 def create(settings: Settings | None = None) -> FastAPI:
-    return create_app(
+    app = create_app(
         service="booking",
         title="Booking service",
         description="Availability, appointments, agent functions, callbacks and tenant admin.",
         routers=[retell_router, api_router, callbacks_router, admin_router],
         settings=settings,
-        on_startup=[_start_policy_client],
-        on_shutdown=[_stop_policy_client],
+        on_startup=[_start_policy_client, _start_calcom],
+        on_shutdown=[_stop_calcom, _stop_policy_client],
     )
+    app.add_middleware(CalcomAccessMiddleware)
+    return app

@@ -24,6 +24,7 @@ from services.booking.availability import (
     nearest_alternatives,
 )
 from services.booking.booking_context import BookingContext, load_context
+from services.booking.calcom_availability import calcom_starts, restrict
 from services.booking.calendar_loader import load_calendars, qualified_staff
 from services.booking.customers import upsert_customer
 from services.booking.events import stage_appointment_events
@@ -123,7 +124,8 @@ async def free_slots(
     staff_id: str | None = None,
     ignore: Sequence[str] = (),
 ) -> list[Slot]:
-    """Free slots of a service in one branch (all qualified staff, or one)."""
+    """Free slots of a service in one branch (all qualified staff, or one); with Cal.com, only
+    the starts Cal.com also lists, unless it cannot say in time (`calcom_availability`)."""
     staff = await qualified_staff(session, service.id, [branch.id], staff_id)
     spec = service_spec(service)
     reach = timedelta(
@@ -132,7 +134,7 @@ async def free_slots(
     calendars = await load_calendars(
         session, staff, first_date, days, branch.timezone, ignore, margin=reach
     )
-    return find_slots(
+    slots = find_slots(
         AvailabilityQuery(
             timezone=branch.timezone,
             service=spec,
@@ -145,6 +147,12 @@ async def free_slots(
             booking_window_days=rules.window_days,
         )
     )
+    if not slots:
+        return slots
+    allowed = await calcom_starts(
+        session, service=service, time_zone=branch.timezone, first_date=first_date, days=days
+    )
+    return restrict(slots, allowed)
 
 
 def service_spec(service: Service) -> ServiceSpec:
@@ -237,10 +245,13 @@ async def book(
     _check_references(ctx, req)
     check_schedule(ctx, req.start, now)
     end, blocked_from, blocked_until = blocked_range(ctx, req.start)
+    # Asked before the lock (Cal.com may take up to 1.5 s); acted on after the fence, so that
+    # a repeat of our own booking (which Cal.com no longer lists) still finds itself.
+    refused_by_calcom = not await calcom_allows(session, ctx, req.start)
 
     await lock_staff(session, [ctx.staff.id])
     clashes = await conflicts(session, ctx.staff.id, blocked_from, blocked_until)
-    if clashes:
+    if clashes or refused_by_calcom:
         duplicate = next(
             (
                 c
@@ -289,6 +300,19 @@ async def book(
     await session.flush()
     stage_appointment_events(session, appointment, "booking_confirmed")
     return BookingResult(appointment, created=True, context=ctx)
+
+
+async def calcom_allows(session: AsyncSession, ctx: BookingContext, start: datetime) -> bool:
+    """False only when Cal.com's slots for that local day are known and lack `start`."""
+    allowed = await calcom_starts(
+        session,
+        service=ctx.service,
+        company=ctx.company,
+        time_zone=ctx.timezone,
+        first_date=start.astimezone(ZoneInfo(ctx.timezone)).date(),
+        days=1,
+    )
+    return allowed is None or start in allowed
 
 
 def slot_taken(alternatives: list[Slot], timezone: str) -> SlotTaken:

@@ -1,55 +1,197 @@
-"""Jobs of the booking worker: Cal.com sync of a change, and the outbox sweeper."""
+"""Jobs of the booking worker: Cal.com sync of an appointment, the outbox sweeper, the reaper."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+from arq import Retry
 from arq.connections import ArqRedis
-from sqlalchemy import delete, select
+from redis.asyncio import Redis
+from sqlalchemy import delete, select, update
 
+from services.booking import calcom_sync
+from services.booking.calcom_sync import Snapshot, SyncRefused
 from shared import outbox
+from shared.calcom.client import CalcomClient
+from shared.calcom.errors import CalcomError, CalcomRejected, CircuitOpen
+from shared.calcom.retry import backoff_delay
+from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
-from shared.models import Appointment, Company, IdempotencyKey, OutboxEvent
+from shared.logging import correlation_id_var
+from shared.models import Company, IdempotencyKey, OutboxEvent
 
 log = logging.getLogger(__name__)
 
+# ARQ tries of one enqueue of `sync_appointment` (worker.py registers the job with it). After
+# the last one the row stays pending and the sweeper starts a new round later.
+SYNC_MAX_TRIES = 5
+# Outside the job timeout: a killed worker's lock is gone before ARQ re-runs its job
+# (job timeout + 10 s), and a running job never outlives its lock.
+LOCK_MARGIN_S = 5.0
+LOCK_BUSY_DEFER_S = (1.0, 2.0)
+# Used when a job runs without the worker's shared client (tests calling the job directly).
+CALCOM_HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+SWEEP_BATCH = 50
+
 
 async def sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
-    """Bring one appointment change to Cal.com (idempotent; repeated delivery is harmless).
+    """Converge one appointment's Cal.com booking to its current state (idempotent).
 
-    Companies without the Cal.com integration keep the local calendar only: nothing to send.
-    The Cal.com API client itself belongs to the webhooks/Cal.com work; until it exists a
-    change of a company WITH the integration is recorded as failed, visible to operators.
+    Returns what happened: skipped, local_only, busy, synced, deferred or failed. A transient
+    Cal.com failure raises `arq.Retry` with a growing delay while tries remain.
     """
     db: Database = ctx["db"]
-    async with db.transaction(SYSTEM) as session:
+    async with db.transaction(SYSTEM, write=False) as session:
         event = await session.get(OutboxEvent, outbox_id)
-        if event is None or event.status == "done":
+        if event is None or event.status in calcom_sync.FINAL_OUTBOX_STATUSES:
             return "skipped"
-        appointment = await session.get(Appointment, event.payload["appointment_id"])
+        appointment_id = str(event.payload.get("appointment_id") or "")
         company = await session.get(Company, event.company_id) if event.company_id else None
-        if appointment is None or company is None or not company.calcom_api_key:
-            await outbox.mark(session, outbox_id, "done")
-            return "local_only"
-        await outbox.mark(session, outbox_id, "failed", "Cal.com sync is not available yet")
-        return "failed"
+        correlation_id = event.correlation_id
+    if company is None or not company.calcom_api_key or not appointment_id:
+        async with db.transaction(SYSTEM) as session:
+            await calcom_sync.finish_row(session, outbox_id, "done")
+        return "local_only"
+    token = correlation_id_var.set(correlation_id)
+    try:
+        return await _sync_with_lock(ctx, db, outbox_id, appointment_id, company.id)
+    finally:
+        correlation_id_var.reset(token)
+
+
+async def _sync_with_lock(
+    ctx: dict[str, Any], db: Database, outbox_id: str, appointment_id: str, company_id: str
+) -> str:
+    settings: Settings = ctx.get("settings") or db.settings
+    redis = _redis(ctx)
+    job_try = int(ctx.get("job_try") or 1)
+    ttl_s = settings.worker_job_timeout_s + LOCK_MARGIN_S
+    async with calcom_sync.appointment_lock(redis, appointment_id, ttl_s) as held:
+        if held:
+            return await _sync_locked(ctx, db, settings, outbox_id, company_id, job_try)
+    if job_try < SYNC_MAX_TRIES:
+        raise Retry(defer=random.uniform(*LOCK_BUSY_DEFER_S))
+    async with db.transaction(company_id) as session:
+        await calcom_sync.record_transient(
+            session, outbox_id, "another sync of this appointment was running", utcnow()
+        )
+    return "busy"
+
+
+async def _sync_locked(
+    ctx: dict[str, Any],
+    db: Database,
+    settings: Settings,
+    outbox_id: str,
+    company_id: str,
+    job_try: int,
+) -> str:
+    async with db.transaction(company_id) as session:
+        started = await calcom_sync.begin_attempt(session, outbox_id, job_try)
+    if started is None:
+        return "skipped"
+    if isinstance(started, str):
+        return started
+    snapshot = started
+    try:
+        async with _http(ctx) as http:
+            client = CalcomClient.for_company(
+                snapshot.company, settings=settings, http=http, redis=_redis(ctx), db=db
+            )
+            uid = await calcom_sync.converge(client, snapshot)
+    except (SyncRefused, CalcomRejected) as exc:
+        return await _fail(db, outbox_id, snapshot, calcom_sync.describe(exc))
+    except (CalcomError, CircuitOpen, TimeoutError) as exc:
+        return await _defer(db, outbox_id, snapshot, exc, job_try)
+    async with db.transaction(company_id) as session:
+        await calcom_sync.record_success(session, outbox_id, snapshot, uid, utcnow())
+    return "synced"
+
+
+async def _fail(db: Database, outbox_id: str, snapshot: Snapshot, error: str) -> str:
+    log.warning(
+        "Cal.com sync failed for good",
+        extra={"appointment_id": snapshot.appointment_id, "error": error},
+    )
+    async with db.transaction(snapshot.company.id) as session:
+        await calcom_sync.record_failure(session, outbox_id, snapshot, error, utcnow())
+    return "failed"
+
+
+async def _defer(
+    db: Database, outbox_id: str, snapshot: Snapshot, exc: BaseException, job_try: int
+) -> str:
+    """Transient: keep the row pending; Retry while tries remain, else leave it to the sweeper.
+    A change pending for GIVE_UP_AFTER (24 h) becomes a permanent failure."""
+    now = utcnow()
+    error = calcom_sync.describe(exc)
+    if calcom_sync.expired(snapshot.changed_at, now):
+        return await _fail(db, outbox_id, snapshot, f"Cal.com unreachable for 24 h: {error}")
+    delay = backoff_delay(job_try, retry_after_s=getattr(exc, "retry_after_s", None))
+    async with db.transaction(snapshot.company.id) as session:
+        await calcom_sync.record_transient(
+            session, outbox_id, error, now + timedelta(seconds=delay)
+        )
+    if job_try < SYNC_MAX_TRIES:
+        raise Retry(defer=delay)
+    return "deferred"
+
+
+def _redis(ctx: dict[str, Any]) -> Redis:
+    """The worker's Redis client with socket timeouts, else ARQ's connection."""
+    client: Redis = ctx.get("redis_client") or ctx["redis"]
+    return client
+
+
+def _http(ctx: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The worker's shared client, or a short-lived one when the job runs outside a worker."""
+    shared: httpx.AsyncClient | None = ctx.get("http")
+    if shared is not None:
+        return contextlib.nullcontext(shared)
+    return httpx.AsyncClient(timeout=CALCOM_HTTP_TIMEOUT)
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
-    """Re-enqueue outbox rows still pending after the grace period (lost enqueue, lost Redis)."""
+    """Re-enqueue outbox rows still pending after the grace period (lost enqueue, lost Redis,
+    a sync left for later). Enqueues run in concurrent batches; a row whose job is still
+    queued is refused by ARQ's `_job_id` check, which is harmless. Sent rows get
+    `available_at = now`, so a backlog larger than one sweep rotates instead of starving."""
     db: Database = ctx["db"]
     pool: ArqRedis = ctx["redis"]
+    now = utcnow()
     async with db.transaction(SYSTEM, write=False) as session:
-        due = await outbox.due_for_sweep(session, utcnow())
-    sent = 0
-    for event in due:
-        sent += await outbox.send(pool, event)
-    if sent:
-        log.info("outbox sweeper re-enqueued %d jobs", sent)
-    return sent
+        due = await outbox.due_for_sweep(session, now)
+    sent_ids: list[str] = []
+    for start in range(0, len(due), SWEEP_BATCH):
+        batch = due[start : start + SWEEP_BATCH]
+        results = await asyncio.gather(*(outbox.send(pool, event) for event in batch))
+        sent_ids += [event.id for event, ok in zip(batch, results, strict=True) if ok]
+    if sent_ids:
+        await _touch(db, sent_ids, now)
+        log.info("outbox sweeper re-enqueued %d jobs", len(sent_ids))
+    return len(sent_ids)
+
+
+async def _touch(db: Database, ids: list[str], now: datetime) -> None:
+    """Restart the grace period of swept rows that nobody moved meanwhile."""
+    async with db.transaction(SYSTEM) as session:
+        await session.execute(
+            update(OutboxEvent)
+            .where(
+                OutboxEvent.id.in_(ids),
+                OutboxEvent.status == "pending",
+                OutboxEvent.available_at <= now - outbox.SWEEP_GRACE,
+            )
+            .values(available_at=now)
+        )
 
 
 async def reap_idempotency_keys(ctx: dict[str, Any]) -> int:

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from services.booking import idempotency, speech
 from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
 from services.booking.agent_inputs import Refusal
-from services.booking.retell_auth import MAX_BODY, RetellCaller, authenticate, e164
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
 from shared.deps import Session
@@ -26,6 +25,7 @@ from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
 from shared.logging import correlation_id_var
 from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service
 from shared.rate_limit import RateLimiter, caller_bucket, enforce
+from shared.retell_auth import MAX_BODY, RetellCaller, authenticate, e164
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/retell", tags=["retell"])

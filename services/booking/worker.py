@@ -1,19 +1,60 @@
-"""ARQ worker of the booking service: `arq services.booking.worker.WorkerSettings`."""
+"""ARQ worker of the booking service: `arq services.booking.worker.WorkerSettings`.
+
+Besides the shared database context, the worker holds one `httpx.AsyncClient` for Cal.com
+(connection reuse across jobs, timeouts on every call) and a Redis client with socket timeouts
+(`ctx["redis_client"]`) for the per-appointment sync lock and the shared circuit breaker: ARQ's
+own connection (`ctx["redis"]`) has a connect timeout only.
+"""
 
 from __future__ import annotations
 
-from arq import cron
+from typing import Any
 
-from services.booking.jobs import reap_idempotency_keys, sweep_outbox, sync_appointment
+import httpx
+from arq import cron, func
+
+from services.booking.jobs import (
+    SYNC_MAX_TRIES,
+    reap_idempotency_keys,
+    sweep_outbox,
+    sync_appointment,
+)
 from shared.queue import BOOKING_QUEUE
-from shared.worker import worker_settings
+from shared.redis import redis_client
+from shared.worker import worker_hooks, worker_settings
+
+# Default timeouts (the Cal.com client also passes its own on every call); the pool is
+# sized for ARQ's default of 10 concurrent jobs with room for lookups.
+CALCOM_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+CALCOM_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+
+_base_startup, _base_shutdown = worker_hooks("booking")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    await _base_startup(ctx)
+    ctx["http"] = httpx.AsyncClient(timeout=CALCOM_TIMEOUT, limits=CALCOM_LIMITS)
+    ctx["redis_client"] = redis_client(settings=ctx["settings"])
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    http: httpx.AsyncClient | None = ctx.pop("http", None)
+    if http is not None:
+        await http.aclose()
+    redis = ctx.pop("redis_client", None)
+    if redis is not None:
+        await redis.aclose()
+    await _base_shutdown(ctx)
+
 
 WorkerSettings = worker_settings(
     "booking",
     BOOKING_QUEUE,
-    [sync_appointment],
+    [func(sync_appointment, max_tries=SYNC_MAX_TRIES)],
     [
         cron(sweep_outbox, second={0}, unique=True, run_at_startup=True),
         cron(reap_idempotency_keys, minute={17}, second={30}, unique=True),
     ],
 )
+WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
+WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.webhooks.api import events, ingestion
+from services.webhooks.ingest import SECRET_TTL_S, SecretCache
 from shared.app import create_app
 from shared.config import Settings
+
+
+async def _start(app: FastAPI) -> None:
+    # Per process: a replica honours a changed Cal.com secret within the TTL (at most 30 s).
+    ttl = min(app.state.settings.auth_cache_ttl_s, SECRET_TTL_S)
+    app.state.calcom_secrets = SecretCache(ttl)
 
 
 def create(settings: Settings | None = None) -> FastAPI:
@@ -13,5 +21,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         service="webhooks",
         title="Webhooks service",
         description="Receives Cal.com and Retell webhooks, stores them once, processes them later.",
+        routers=[ingestion, events],
         settings=settings,
+        on_startup=[_start],
     )

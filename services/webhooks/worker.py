@@ -1,8 +1,52 @@
-"""ARQ worker of the webhooks service: `arq services.webhooks.worker.WorkerSettings`."""
+"""ARQ worker of the webhooks service: `arq services.webhooks.worker.WorkerSettings`.
+
+Jobs: `process_webhook_event` (enqueued by ingestion, replay and the sweeper). Crons: the
+sweeper every minute, reconciliation with Cal.com every five; both `unique`, so one run per
+tick across all replicas. The context gets one shared httpx client for Cal.com.
+"""
 
 from __future__ import annotations
 
-from shared.queue import WEBHOOKS_QUEUE
-from shared.worker import worker_settings
+from typing import Any
 
-WorkerSettings = worker_settings("webhooks", WEBHOOKS_QUEUE, [])
+import httpx
+from arq import cron
+
+from services.webhooks.jobs import process_webhook_event, sweep_webhook_events
+from services.webhooks.reconciliation import reconcile_calcom
+from shared.queue import WEBHOOKS_QUEUE
+from shared.worker import worker_hooks, worker_settings
+
+# Per-request timeouts are the client's own (CalcomClient.timeout_s); this is the backstop.
+HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+# ARQ sleeps `poll_delay` between queue reads even when jobs wait: its 0.5 s default alone
+# would eat the 500 ms acknowledgement-to-applied target. 20 cheap reads a second instead.
+POLL_DELAY_S = 0.05
+
+_base_startup, _base_shutdown = worker_hooks("webhooks")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    await _base_startup(ctx)
+    ctx["http"] = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    http: httpx.AsyncClient | None = ctx.get("http")
+    if http is not None:
+        await http.aclose()
+    await _base_shutdown(ctx)
+
+
+WorkerSettings = worker_settings(
+    "webhooks",
+    WEBHOOKS_QUEUE,
+    [process_webhook_event],
+    [
+        cron(sweep_webhook_events, second={5}, unique=True, run_at_startup=True),
+        cron(reconcile_calcom, minute=set(range(0, 60, 5)), second={35}, unique=True),
+    ],
+)
+WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
+WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]
+WorkerSettings.poll_delay = POLL_DELAY_S  # type: ignore[attr-defined]

@@ -7,6 +7,8 @@ BENCH_ONLY=policy (or a comma-separated list of sections: availability, booking,
 agent, evaluate, effective; "policy" means evaluate and effective) runs only those sections.
 BENCH_POLICY_WORKERS=N (default 2) also measures the policy figures against N policy
 processes (replicas behind a balancer); 1 skips that second measurement.
+BENCH_WEBHOOK_RATE (default 100/s) and BENCH_WEBHOOK_SECONDS (default 20) pace the load of the
+ack -> applied figure (the webhooks worker runs beside it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db.engine import Database
-from tests.bench import scenarios
+from tests.bench import scenarios, webhooks
 from tests.bench.dataset import (
     EFFECTIVE_COMPANIES,
     BenchTenant,
@@ -43,7 +45,15 @@ from tests.support.migrations import migrate
 from tests.support.servers import ServerGroup
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-SECTIONS = ("availability", "booking", "statements", "agent", "evaluate", "effective")
+SECTIONS = (
+    "availability",
+    "booking",
+    "statements",
+    "agent",
+    "evaluate",
+    "effective",
+    "webhooks",
+)
 ALIASES = {"policy": ("evaluate", "effective"), "all": SECTIONS}
 # High enough that the limiter never refuses the load; it still runs on every request.
 RATE_LIMITS = {
@@ -154,6 +164,38 @@ async def _policy_sections(bench: Bench, sections: frozenset[str]) -> list[Figur
     return figures
 
 
+async def _webhook_section(
+    bench: Bench, url: str, env: dict[str, str], counts: Counts
+) -> list[Figure]:
+    db = Database(settings=Settings(database_url=url, environment="test"))
+    try:
+        tenant = await webhooks.create_webhook_tenant(db)
+        env = {**env, "BENCH_WEBHOOK_SECRET": webhooks.SECRET}
+        async with (
+            ServerGroup("services.webhooks.app:create", 1, env) as server,
+            ServerGroup("tests.bench.baseline:create", 1, env) as baseline,
+        ):
+            bench.webhooks_url = server.urls[0]
+            ack_bench = bench.replicated(
+                policy_url=bench.policy_url, baseline_url=baseline.urls[0], processes=1
+            )
+            ack_bench.tag = ""
+            _register(ack_bench, server, baseline)
+            ack_bench.shared = bench.shared
+            print("\n7. Webhook acknowledgement (signed Cal.com BOOKING_CREATED, first deliveries)")
+            figures = await webhooks.ack_figures(
+                ack_bench, tenant, (counts.webhook_c10, counts.webhook_c50)
+            )
+            rate = float(os.environ.get("BENCH_WEBHOOK_RATE", "100"))
+            seconds = float(os.environ.get("BENCH_WEBHOOK_SECONDS", "20"))
+            print(f"\n8. Webhook acknowledgement -> applied ({rate:.0f}/s, worker running)")
+            figures += await webhooks.applied_figure(ack_bench, db, tenant, env, rate, seconds)
+            bench.warmup_errors += ack_bench.warmup_errors
+        return figures
+    finally:
+        await db.dispose()
+
+
 async def _measure(
     url: str,
     tenant: BenchTenant,
@@ -209,6 +251,8 @@ async def _measure(
                 print("\n4. Agent function book_appointment (signed, one call at a time)")
                 figures += await scenarios.agent(bench)
             figures += await _policy_sections(bench, sections)
+            if "webhooks" in sections:
+                figures += await _webhook_section(bench, url, env, counts)
     workers = int(os.environ.get("BENCH_POLICY_WORKERS", "2"))
     if workers > 1 and sections & {"evaluate", "effective"}:
         # As deployed: replicas (k8s) of the policy service, each one uvicorn process, with the

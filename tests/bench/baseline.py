@@ -9,6 +9,8 @@ DATABASE_URL and REDIS_URL come from the environment.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import uuid
@@ -180,6 +182,44 @@ async def effective(request: Request) -> Response:
     return Response(config, media_type="application/json")
 
 
+_WEBHOOK_INSERT = sa.text(
+    "INSERT INTO webhook_events (id, company_id, source, event_id, event_type, payload, status, "
+    "attempts, created_at, updated_at) VALUES (:id, :company, 'calcom', :key, :trigger, :payload, "
+    "'pending', 0, :now, :now)"
+)
+
+
+async def webhook(request: Request) -> Response:
+    """The unavoidable work of a webhook acknowledgement: HMAC-SHA256 of the raw body checked
+    in constant time, one INSERT under the UNIQUE dedupe key, one Redis push, 202."""
+    raw = await request.body()
+    secret = os.environ["BENCH_WEBHOOK_SECRET"].encode()
+    expected = hmac.new(secret, raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, request.headers.get("x-cal-signature-256", "")):
+        return _json({"error": "signature"}, 401)
+    body = json.loads(raw)
+    payload = body["payload"]
+    key = hashlib.sha256(
+        f"{body['triggerEvent']}|{payload['uid']}|{payload['startTime']}".encode()
+    ).hexdigest()
+    event_id = str(uuid.uuid4())
+    now = datetime.now(UTC).replace(tzinfo=None)
+    async with request.app.state.engine.begin() as conn:
+        await conn.execute(
+            _WEBHOOK_INSERT,
+            {
+                "id": event_id,
+                "company": request.path_params["company"],
+                "key": key,
+                "trigger": body["triggerEvent"],
+                "payload": raw.decode(),
+                "now": now,
+            },
+        )
+    await request.app.state.redis.rpush("bench:webhook-baseline", event_id)
+    return _json({"status": "accepted", "event_id": event_id}, 202)
+
+
 def create() -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -205,6 +245,7 @@ def create() -> Starlette:
             Route("/agent_book", agent_book, methods=["POST"]),
             Route("/evaluate", evaluate, methods=["POST"]),
             Route("/effective", effective),
+            Route("/webhook/{company}", webhook, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

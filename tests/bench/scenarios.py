@@ -33,6 +33,8 @@ class Counts:
     policy_c4: int = 1000
     policy_c20: int = 3000
     effective: int = 1000
+    webhook_c10: int = 2000
+    webhook_c50: int = 3000
 
     def scaled(self, factor: float) -> Counts:
         return Counts(*(max(20, int(getattr(self, f.name) * factor)) for f in fields(self)))
@@ -47,6 +49,7 @@ class Bench:
     baseline_url: str
     counts: Counts
     companies: tuple[CompanyPolicy, ...] = ()
+    webhooks_url: str = ""
     runs: list[RunResult] = field(default_factory=list)
     next_phone: int = 0
     warmup_errors: int = 0

@@ -1,0 +1,21 @@
+"""Cal.com API v2: the client, its errors, the booking model, the call log and retry timing."""
+
+from shared.calcom.call_log import CallLog
+from shared.calcom.client import BOOKINGS_API_VERSION, SLOTS_API_VERSION, CalcomClient
+from shared.calcom.errors import CalcomError, CalcomRejected, CalcomTransient, CircuitOpen
+from shared.calcom.models import CalcomBooking
+from shared.calcom.retry import backoff_delay, retry_after_from_headers
+
+__all__ = [
+    "BOOKINGS_API_VERSION",
+    "SLOTS_API_VERSION",
+    "CalcomBooking",
+    "CalcomClient",
+    "CalcomError",
+    "CalcomRejected",
+    "CalcomTransient",
+    "CallLog",
+    "CircuitOpen",
+    "backoff_delay",
+    "retry_after_from_headers",
+]
