@@ -20,8 +20,8 @@ run: install ## migrate, seed the demo tenant, start all four services and their
 	$(BIN)/appointments seed-demo
 	$(BIN)/appointments run
 
-test: install ## the whole suite on SQLite and MariaDB, with a real Redis
-	$(BIN)/pytest -q -p no:cacheprovider
+test: install ## the whole suite on SQLite and MariaDB, with a real Redis (2 xdist workers)
+	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
 lint: install
 	$(BIN)/ruff check shared services tests alembic

@@ -33,8 +33,21 @@ from tests.support.migrations import migrate
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/test")
-# Database 15 is the suite's own: flushed at the start, so no leftover jobs of earlier runs.
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url() -> str:
+    """Database 15 is the suite's own: flushed at the start, so no leftover jobs of earlier
+    runs. Under pytest-xdist each worker takes its own database (gw0 -> 15, gw1 -> 14, ...),
+    since the suite flushes it and inspects its queues."""
+    url = make_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        base = int(url.database or 15)
+        url = url.set(database=str(base - int(worker[2:])))
+    return url.render_as_string(hide_password=False)
+
+
+REDIS_URL = _redis_url()
 BACKENDS = ["sqlite", "mysql"]
 
 
