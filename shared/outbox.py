@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.types import utcnow
 from shared.logging import correlation_id_var
 from shared.models import OutboxEvent
+from shared.queue import enqueue_unique
 
 log = logging.getLogger(__name__)
 SWEEP_GRACE = timedelta(seconds=60)
@@ -53,11 +54,8 @@ def job_id(event_id: str) -> str:
 async def send(pool: ArqRedis, event: OutboxEvent) -> bool:
     """Enqueue one outbox row's job; False (logged) when Redis refuses: the sweeper retries."""
     try:
-        await pool.enqueue_job(
-            event.job_name,
-            event.id,
-            _job_id=job_id(event.id),
-            _queue_name=event.queue,
+        await enqueue_unique(
+            pool, event.job_name, event.id, job_id=job_id(event.id), queue=event.queue
         )
         return True
     except Exception as exc:  # Redis down must never fail a committed booking

@@ -21,18 +21,17 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import ClientDisconnect, Request
 
 from services.webhooks.handling import PROCESS_JOB, job_id
 from services.webhooks.payloads import parse_object, validate_calcom, validate_retell
-from shared.db.engine import Database
+from shared.db.engine import WRITE, Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import new_id, utcnow
 from shared.errors import BadRequest, PayloadTooLarge, Unauthorized
 from shared.logging import correlation_id_var
 from shared.models import Company, WebhookEvent
-from shared.queue import WEBHOOKS_QUEUE
+from shared.queue import WEBHOOKS_QUEUE, enqueue_unique
 from shared.retell_auth import authenticate as retell_authenticate
 
 log = logging.getLogger(__name__)
@@ -207,16 +206,20 @@ async def store(db: Database, event: NewEvent) -> Receipt:
         "updated_at": now,
     }
     try:
-        async with db.transaction(SYSTEM) as session:
-            connection: AsyncConnection = await session.connection()
-            result = await connection.execute(_insert(db), values)
-            if result.rowcount == 1:
-                return Receipt(row_id, created=True, status=event.status)
-            existing = (
-                await connection.execute(
-                    _EXISTING, {"source": event.source, "event_id": event.event_id}
-                )
-            ).first()
+        # A Core connection, no ORM session: one statement needs no unit of work. On SQLite
+        # the write lock is taken at BEGIN (IMMEDIATE), as every writing transaction does.
+        async with db.engine.connect() as connection:
+            if db.is_sqlite:
+                await connection.execution_options(**WRITE)
+            async with connection.begin():
+                result = await connection.execute(_insert(db), values)
+                if result.rowcount == 1:
+                    return Receipt(row_id, created=True, status=event.status)
+                existing = (
+                    await connection.execute(
+                        _EXISTING, {"source": event.source, "event_id": event.event_id}
+                    )
+                ).first()
     except IntegrityError:  # SQLite: the company was deleted since its secret was cached
         raise Unauthorized("Unknown company.") from None
     if existing is None:  # MariaDB's IGNORE dropped it for the same reason
@@ -229,8 +232,8 @@ async def enqueue(pool: ArqRedis | None, event_id: str) -> bool:
     if pool is None:
         return False
     try:
-        await pool.enqueue_job(
-            PROCESS_JOB, event_id, _job_id=job_id(event_id), _queue_name=WEBHOOKS_QUEUE
+        await enqueue_unique(
+            pool, PROCESS_JOB, event_id, job_id=job_id(event_id), queue=WEBHOOKS_QUEUE
         )
         return True
     except Exception as exc:  # Redis down must never fail an event that is already stored

@@ -7,8 +7,8 @@ BENCH_ONLY=policy (or a comma-separated list of sections: availability, booking,
 agent, evaluate, effective; "policy" means evaluate and effective) runs only those sections.
 BENCH_POLICY_WORKERS=N (default 2) also measures the policy figures against N policy
 processes (replicas behind a balancer); 1 skips that second measurement.
-BENCH_WEBHOOK_RATE (default 100/s) and BENCH_WEBHOOK_SECONDS (default 20) pace the load of the
-ack -> applied figure (the webhooks worker runs beside it).
+BENCH_WEBHOOK_RATE (default 50/s), BENCH_WEBHOOK_SECONDS (default 20) and
+BENCH_WEBHOOK_WORKERS (default 1) shape the ack -> applied run (workers beside the load).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ async def _webhook_section(
             figures = await webhooks.ack_figures(
                 ack_bench, tenant, (counts.webhook_c10, counts.webhook_c50)
             )
-            rate = float(os.environ.get("BENCH_WEBHOOK_RATE", "100"))
+            rate = float(os.environ.get("BENCH_WEBHOOK_RATE", "50"))
             seconds = float(os.environ.get("BENCH_WEBHOOK_SECONDS", "20"))
             print(f"\n8. Webhook acknowledgement -> applied ({rate:.0f}/s, worker running)")
             figures += await webhooks.applied_figure(ack_bench, db, tenant, env, rate, seconds)

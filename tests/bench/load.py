@@ -146,3 +146,87 @@ async def run(
     for error in result.errors[:3]:
         print(f"    error: {error}", flush=True)
     return result
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection over asyncio streams: a load generator far cheaper
+    per request than httpx, so that a 2-core machine spends its CPU on the servers measured.
+    Requests are prepared bytes; answers are read by Content-Length."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def raw_post(host: str, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def run_raw(
+    url: str,
+    label: str,
+    requests: list[bytes],
+    concurrency: int,
+    expected_status: int,
+    processes: Mapping[str, psutil.Process] | None = None,
+) -> RunResult:
+    """`load.run` with prepared raw requests over `RawConnection`s (one per worker)."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    result = RunResult(label, concurrency)
+    items = iter(requests)
+
+    async def worker() -> None:
+        conn = RawConnection(host, int(port))
+        try:
+            for raw in items:
+                started = time.perf_counter()
+                try:
+                    status, body = await conn.request(raw)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    result.errors.append(f"{type(exc).__name__}: {exc}")
+                    conn = RawConnection(host, int(port))
+                    continue
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                if status == expected_status:
+                    result.latencies_ms.append(elapsed_ms)
+                else:
+                    result.errors.append(f"{status} {body[:300]!r}")
+        finally:
+            await conn.close()
+
+    cpu_before = {name: _cpu_s(proc) for name, proc in (processes or {}).items()}
+    busy_before = _busy_s()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.wall_s = time.perf_counter() - started
+    if result.ok and processes:
+        for name, proc in processes.items():
+            result.cpu_ms[name] = (_cpu_s(proc) - cpu_before[name]) * 1000 / result.ok
+        other = _busy_s() - busy_before - sum(result.cpu_ms.values()) * result.ok / 1000
+        result.cpu_ms["other"] = max(0.0, other) * 1000 / result.ok
+    print("  " + result.summary(), flush=True)
+    for error in result.errors[:3]:
+        print(f"    error: {error}", flush=True)
+    return result
