@@ -47,8 +47,8 @@ def e164(raw: object, region: str = "DE") -> str | None:
 MAX_DEPTH = 32  # Retell's bodies nest 3-4 levels; deeper is garbage, not a call
 
 
-def _well_formed(value: object) -> bool:
-    """No nesting deeper than MAX_DEPTH and no lone surrogates (text UTF-8 cannot store).
+def well_formed(value: object, max_depth: int = MAX_DEPTH) -> bool:
+    """No nesting deeper than `max_depth` and no lone surrogates (text UTF-8 cannot store).
 
     Iterative, so a pathological body cannot exhaust the stack here or later, when the args
     are hashed and stored.
@@ -56,7 +56,7 @@ def _well_formed(value: object) -> bool:
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > max_depth:
             return False
         if isinstance(item, dict):
             stack.extend((key, depth + 1) for key in item)
@@ -77,7 +77,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | None:
         value = json.loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
-    return value if isinstance(value, dict) and _well_formed(value) else None
+    return value if isinstance(value, dict) and well_formed(value) else None
 
 
 async def _route(

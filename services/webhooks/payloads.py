@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import BadRequest
+from shared.retell_auth import well_formed
 
 MAX_DEPTH = 32  # Cal.com and Retell bodies nest 5-6 levels; deeper is not theirs
 MAX_UID = 100  # appointments.calcom_booking_uid
@@ -77,27 +78,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _well_formed(value: object) -> bool:
-    """No nesting deeper than MAX_DEPTH and no text UTF-8 cannot store (iterative: no stack
-    to exhaust)."""
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return False
-        if isinstance(item, dict):
-            stack.extend((key, depth + 1) for key in item)
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-    return True
-
-
 def parse_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or InvalidPayload."""
     try:
@@ -107,7 +87,7 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         raise InvalidPayload("The body is not valid UTF-8 JSON.") from None
     if not isinstance(value, dict):
         raise InvalidPayload("The body must be a JSON object.")
-    if not _well_formed(value):
+    if not well_formed(value, MAX_DEPTH):
         raise InvalidPayload(
             f"The body nests deeper than {MAX_DEPTH} levels or holds text that is not Unicode."
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,10 +130,19 @@ async def run(
             else:
                 result.errors.append(error)
 
+    return await _measured(result, [worker() for _ in range(concurrency)], processes)
+
+
+async def _measured(
+    result: RunResult,
+    workers: list[Coroutine[Any, Any, None]],
+    processes: Mapping[str, psutil.Process] | None,
+) -> RunResult:
+    """Run the workers; wall time, and CPU per successful request of `processes`."""
     cpu_before = {name: _cpu_s(proc) for name, proc in (processes or {}).items()}
     busy_before = _busy_s()
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*workers)
     result.wall_s = time.perf_counter() - started
     if result.ok and processes:
         for name, proc in processes.items():
@@ -216,17 +225,4 @@ async def run_raw(
         finally:
             await conn.close()
 
-    cpu_before = {name: _cpu_s(proc) for name, proc in (processes or {}).items()}
-    busy_before = _busy_s()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.wall_s = time.perf_counter() - started
-    if result.ok and processes:
-        for name, proc in processes.items():
-            result.cpu_ms[name] = (_cpu_s(proc) - cpu_before[name]) * 1000 / result.ok
-        other = _busy_s() - busy_before - sum(result.cpu_ms.values()) * result.ok / 1000
-        result.cpu_ms["other"] = max(0.0, other) * 1000 / result.ok
-    print("  " + result.summary(), flush=True)
-    for error in result.errors[:3]:
-        print(f"    error: {error}", flush=True)
-    return result
+    return await _measured(result, [worker() for _ in range(concurrency)], processes)

@@ -20,14 +20,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from arq.connections import ArqRedis, create_pool
+from redis.asyncio import Redis
 
 from services.webhooks.jobs import process_webhook_event
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Appointment, Company, OutboxEvent, Service, Staff, WebhookEvent
-from shared.queue import redis_settings
+from shared.queue import WEBHOOKS_QUEUE, redis_settings
 from tests.support.factories import Salon, create_salon
+from tests.webhooks import AppClient, webhooks_client
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "calcom"
 ORGANIZER = "pro@example.com"
@@ -183,3 +185,28 @@ async def arq_pool(settings: Settings) -> AsyncIterator[ArqRedis]:
 def ctx(db: Database, settings: Settings, arq_pool: ArqRedis) -> dict[str, Any]:
     """The context ARQ gives a job of the webhooks worker (first try)."""
     return {"db": db, "redis": arq_pool, "settings": settings, "job_try": 1}
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings) -> AsyncIterator[AppClient]:
+    """The webhooks app of a test module (lifespan run), behind httpx."""
+    async with webhooks_client(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    assert settings.redis_url
+    connection = Redis.from_url(settings.redis_url)
+    yield connection
+    await connection.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def _drop_new_jobs(redis: Redis) -> AsyncIterator[None]:
+    """Leave the queue as found: no later test's burst worker should meet these jobs."""
+    before = set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1))
+    yield
+    for member in set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1)) - before:
+        await redis.zrem(WEBHOOKS_QUEUE, member)
+        await redis.delete(b"arq:job:" + member)

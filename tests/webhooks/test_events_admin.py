@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,6 @@ from redis.asyncio import Redis
 
 from services.webhooks.handling import PROCESS_JOB
 from shared.api_keys import issue_key
-from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import WebhookEvent
@@ -31,35 +29,11 @@ from tests.webhooks import (
     load_json,
     queued_job,
     set_calcom_secret,
-    webhooks_client,
 )
 
 CREATED = load_json("calcom", "webhook-BOOKING_CREATED.example.json")
 ENDED = load_json("retell", "webhook_call_ended.constructed.json")
 EVENTS = "/v1/webhooks/events"
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
-    async with webhooks_client(settings) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    assert settings.redis_url
-    connection = Redis.from_url(settings.redis_url)
-    yield connection
-    await connection.aclose()
-
-
-@pytest.fixture(autouse=True)
-async def _drop_new_jobs(redis: Redis) -> AsyncIterator[None]:
-    before = set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1))
-    yield
-    for member in set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1)) - before:
-        await redis.zrem(WEBHOOKS_QUEUE, member)
-        await redis.delete(b"arq:job:" + member)
 
 
 @dataclass(frozen=True)

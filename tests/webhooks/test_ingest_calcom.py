@@ -35,7 +35,6 @@ from tests.webhooks import (
     load_json,
     queued_job,
     set_calcom_secret,
-    webhooks_client,
 )
 
 CREATED = load_json("calcom", "webhook-BOOKING_CREATED.example.json")
@@ -78,30 +77,6 @@ def expected_key(company_id: str, *parts: object) -> str:
     """The documented derivation (services/webhooks/payloads.py), computed independently."""
     material = json.dumps([company_id, *parts], separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
-    async with webhooks_client(settings) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    assert settings.redis_url
-    connection = Redis.from_url(settings.redis_url)
-    yield connection
-    await connection.aclose()
-
-
-@pytest.fixture(autouse=True)
-async def _drop_new_jobs(redis: Redis) -> AsyncIterator[None]:
-    """Leave the queue as found: no later test's burst worker should meet these jobs."""
-    before = set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1))
-    yield
-    for member in set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1)) - before:
-        await redis.zrem(WEBHOOKS_QUEUE, member)
-        await redis.delete(b"arq:job:" + member)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,9 +14,7 @@ from redis.asyncio import Redis
 
 from services.webhooks.handling import PROCESS_JOB
 from shared import retell
-from shared.config import Settings
 from shared.db.engine import Database
-from shared.queue import WEBHOOKS_QUEUE
 from tests.booking.agent_support import RETELL_KEY, enable_retell, signed
 from tests.support.factories import Salon, create_salon
 from tests.webhooks import (
@@ -25,35 +22,11 @@ from tests.webhooks import (
     events_of,
     load_json,
     queued_job,
-    webhooks_client,
 )
 
 ENDED = load_json("retell", "webhook_call_ended.constructed.json")
 ANALYZED = load_json("retell", "webhook_call_analyzed.constructed.json")
 UNKNOWN_NUMBER = "+12137771235"  # the contract payloads' to_number: no company has it
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with webhooks_client(settings) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    assert settings.redis_url
-    connection = Redis.from_url(settings.redis_url)
-    yield connection
-    await connection.aclose()
-
-
-@pytest.fixture(autouse=True)
-async def _drop_new_jobs(redis: Redis) -> AsyncIterator[None]:
-    before = set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1))
-    yield
-    for member in set(await redis.zrange(WEBHOOKS_QUEUE, 0, -1)) - before:
-        await redis.zrem(WEBHOOKS_QUEUE, member)
-        await redis.delete(b"arq:job:" + member)
 
 
 @pytest.fixture
