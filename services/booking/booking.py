@@ -123,9 +123,11 @@ async def free_slots(
     now: datetime,
     staff_id: str | None = None,
     ignore: Sequence[str] = (),
+    reschedule_uid: str | None = None,
 ) -> list[Slot]:
     """Free slots of a service in one branch (all qualified staff, or one); with Cal.com, only
-    the starts Cal.com also lists, unless it cannot say in time (`calcom_availability`)."""
+    the starts Cal.com also lists, unless it cannot say in time (`calcom_availability`).
+    `ignore` frees appointments locally; `reschedule_uid` frees the moved booking in Cal.com."""
     staff = await qualified_staff(session, service.id, [branch.id], staff_id)
     spec = service_spec(service)
     reach = timedelta(
@@ -150,7 +152,12 @@ async def free_slots(
     if not slots:
         return slots
     allowed = await calcom_starts(
-        session, service=service, time_zone=branch.timezone, first_date=first_date, days=days
+        session,
+        service=service,
+        time_zone=branch.timezone,
+        first_date=first_date,
+        days=days,
+        reschedule_uid=reschedule_uid,
     )
     return restrict(slots, allowed)
 
@@ -171,8 +178,11 @@ async def alternatives_for(
     now: datetime,
     any_staff: bool,
     moving: str | None = None,
+    reschedule_uid: str | None = None,
 ) -> list[Slot]:
-    """Up to 3 free slots nearest the requested start (same day first, then later days)."""
+    """Up to 3 free slots nearest the requested start (same day first, then later days).
+    `moving`: the appointment being rescheduled (its time counts as free), `reschedule_uid`
+    its Cal.com booking (likewise for Cal.com)."""
     local_day = start.astimezone(ZoneInfo(ctx.timezone)).date()
     slots = await free_slots(
         session,
@@ -184,6 +194,7 @@ async def alternatives_for(
         now=now,
         staff_id=None if any_staff else ctx.staff.id,
         ignore=[moving] if moving else (),
+        reschedule_uid=reschedule_uid,
     )
     return nearest_alternatives(slots, start, ctx.timezone, exclude=ctx.staff.id)
 
@@ -302,8 +313,14 @@ async def book(
     return BookingResult(appointment, created=True, context=ctx)
 
 
-async def calcom_allows(session: AsyncSession, ctx: BookingContext, start: datetime) -> bool:
-    """False only when Cal.com's slots for that local day are known and lack `start`."""
+async def calcom_allows(
+    session: AsyncSession,
+    ctx: BookingContext,
+    start: datetime,
+    reschedule_uid: str | None = None,
+) -> bool:
+    """False only when Cal.com's slots for that local day are known and lack `start`.
+    `reschedule_uid`: the Cal.com booking being moved, which then does not block."""
     allowed = await calcom_starts(
         session,
         service=ctx.service,
@@ -311,6 +328,7 @@ async def calcom_allows(session: AsyncSession, ctx: BookingContext, start: datet
         time_zone=ctx.timezone,
         first_date=start.astimezone(ZoneInfo(ctx.timezone)).date(),
         days=1,
+        reschedule_uid=reschedule_uid,
     )
     return allowed is None or start in allowed
 

@@ -12,6 +12,12 @@ does not answer within `TIMEOUT_S`, the local calendar alone decides (logged and
 nothing is cached. Within one unit of work (one session) each answer, and a fallback, is
 remembered, so a request asks Cal.com at most once per range and waits for a dead Cal.com once.
 
+A reschedule asks with the Cal.com uid of the booking being moved (`bookingUidToReschedule`):
+Cal.com then does not count that booking as busy, so it can move within its own time. Those
+answers are remembered per session under a key that includes the uid, but never cached in
+Redis: each is good for one booking only (a shared cache would hold one entry per booking moved,
+almost never read twice), and a move asks once or twice (the day, then the week of alternatives).
+
 The local slot fence stays the only authority against double booking; this only narrows.
 """
 
@@ -24,7 +30,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from prometheus_client import Counter
@@ -56,7 +62,7 @@ FALLBACKS = Counter(
     ["reason"],
 )
 
-_MEMO = "calcom_slots"  # session.info: {(event type, tz, first, last): starts}
+_MEMO = "calcom_slots"  # session.info: {(event type, tz, first, last, reschedule uid): starts}
 _DEGRADED = "calcom_slots_degraded"  # session.info: the reason Cal.com was given up on
 
 
@@ -130,10 +136,12 @@ async def calcom_starts(
     first_date: date,
     days: int,
     company: Company | None = None,
+    reschedule_uid: str | None = None,
 ) -> frozenset[datetime] | None:
     """The starts (UTC) Cal.com lists as free for the service's event type on the local days
     `first_date`.. `first_date + days - 1`, or None when Cal.com does not constrain them: no
-    integration, or Cal.com unavailable (the fallback)."""
+    integration, or Cal.com unavailable (the fallback). With `reschedule_uid` (the Cal.com
+    booking being moved), that booking does not count as busy."""
     event_type_id = service.calcom_event_type_id
     if event_type_id is None or days < 1:
         return None
@@ -149,13 +157,11 @@ async def calcom_starts(
     if session.info.get(_DEGRADED):
         return None
     last_date = first_date + timedelta(days=days - 1)
-    memo: dict[tuple[int, str, date, date], frozenset[datetime]] = session.info.setdefault(
-        _MEMO, {}
-    )
-    key = (event_type_id, time_zone, first_date, last_date)
+    memo: dict[_Range, frozenset[datetime]] = session.info.setdefault(_MEMO, {})
+    key = _Range(event_type_id, time_zone, first_date, last_date, reschedule_uid)
     if key in memo:
         return memo[key]
-    starts = await _cached_or_fetched(access, company, event_type_id, time_zone, key)
+    starts = await _cached_or_fetched(access, company, key)
     if starts is None:
         session.info[_DEGRADED] = True
     else:
@@ -163,19 +169,27 @@ async def calcom_starts(
     return starts
 
 
+class _Range(NamedTuple):
+    """One question to Cal.com: an event type's local days, maybe for moving one booking."""
+
+    event_type_id: int
+    time_zone: str
+    first_date: date
+    last_date: date
+    reschedule_uid: str | None
+
+
 async def _cached_or_fetched(
-    access: CalcomAccess,
-    company: Company,
-    event_type_id: int,
-    time_zone: str,
-    key: tuple[int, str, date, date],
+    access: CalcomAccess, company: Company, key: _Range
 ) -> frozenset[datetime] | None:
-    _, _, first_date, last_date = key
-    version, cached = await slots_cache.read(
-        access.redis, company.id, event_type_id, time_zone, first_date, last_date
-    )
-    if cached is not None:
-        return cached
+    event_type_id, time_zone, first_date, last_date, reschedule_uid = key
+    version: int | None = None
+    if reschedule_uid is None:  # answers for one booking's move are not shared (module doc)
+        version, cached = await slots_cache.read(
+            access.redis, company.id, event_type_id, time_zone, first_date, last_date
+        )
+        if cached is not None:
+            return cached
     reason: str
     try:
         async with asyncio.timeout(DEADLINE_S):
@@ -185,6 +199,7 @@ async def _cached_or_fetched(
                 end=last_date + _MARGIN,
                 time_zone=time_zone,
                 timeout_s=TIMEOUT_S,
+                booking_uid_to_reschedule=reschedule_uid,
             )
     except CircuitOpen:
         reason = "circuit_open"

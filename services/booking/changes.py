@@ -1,7 +1,10 @@
 """Cancelling and rescheduling: ask the policy service, then apply atomically.
 
 Reschedule is one move: the new time is fenced (staff lock + overlap check excluding the
-appointment itself) and the old one freed by the same UPDATE, or nothing changes.
+appointment itself) and the old one freed by the same UPDATE, or nothing changes. For a company
+with Cal.com the new start must also be one Cal.com lists, asked as book() asks (before the
+lock, local calendar alone when Cal.com cannot say in time) but for moving the appointment's
+own Cal.com booking, which Cal.com would otherwise count as busy.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import modifications
-from services.booking.booking import alternatives_for, blocked_range, check_schedule, slot_taken
+from services.booking.booking import (
+    alternatives_for,
+    blocked_range,
+    calcom_allows,
+    check_schedule,
+    slot_taken,
+)
 from services.booking.booking_context import BookingContext, load_context
 from services.booking.events import stage_appointment_events
 from services.booking.policy_client import PolicyClient, PolicyDecision
@@ -157,13 +166,17 @@ async def reschedule(
     )
     check_schedule(ctx, new_start, now)
     end, blocked_from, blocked_until = blocked_range(ctx, new_start)
+    # Asked before the lock (Cal.com may take up to 1.5 s). None until the first sync: Cal.com
+    # does not know the booking yet, so it blocks nothing there.
+    uid = appointment.calcom_booking_uid
+    refused_by_calcom = not await calcom_allows(session, ctx, new_start, reschedule_uid=uid)
     await lock_staff(session, [appointment.staff_id])
     clashes = await conflicts(
         session, appointment.staff_id, blocked_from, blocked_until, exclude_ids=[appointment.id]
     )
-    if clashes:
+    if clashes or refused_by_calcom:
         alternatives = await alternatives_for(
-            session, ctx, new_start, now, any_staff=False, moving=appointment.id
+            session, ctx, new_start, now, any_staff=False, moving=appointment.id, reschedule_uid=uid
         )
         raise slot_taken(alternatives, ctx.timezone)
     values: dict[str, object] = {

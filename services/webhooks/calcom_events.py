@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.calcom_mirror import BookingSnapshot, State, apply_booking
+from services.webhooks.calcom_mirror import apply_booking
+from services.webhooks.calcom_snapshot import BookingSnapshot, State
 from services.webhooks.handling import HandlerContext, Outcome, ignored
 from shared.calcom import slots_cache
 from shared.models import Company, WebhookEvent

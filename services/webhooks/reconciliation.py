@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from services.webhooks.calcom_mirror import BookingSnapshot, apply_booking
+from services.webhooks.calcom_mirror import apply_booking
+from services.webhooks.calcom_snapshot import BookingSnapshot
 from shared.calcom import CalcomClient, slots_cache
 from shared.config import Settings, get_settings
 from shared.db.engine import Database

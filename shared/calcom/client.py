@@ -288,14 +288,21 @@ class CalcomClient:
         end: date,
         time_zone: str,
         timeout_s: float | None = None,
+        booking_uid_to_reschedule: str | None = None,
     ) -> list[datetime]:
-        """Free slot starts (UTC, sorted) of the event type between the dates (inclusive)."""
+        """Free slot starts (UTC, sorted) of the event type between the dates (inclusive).
+
+        With `booking_uid_to_reschedule`, Cal.com does not count that booking as busy: the
+        slots a booking can be moved to, its own current time included.
+        """
         params = {
             "eventTypeId": str(event_type_id),
             "start": start.isoformat(),
             "end": end.isoformat(),
             "timeZone": time_zone,
         }
+        if booking_uid_to_reschedule is not None:
+            params["bookingUidToReschedule"] = booking_uid_to_reschedule
         endpoint = "/v2/slots"
         answer = await self._call(
             "GET", endpoint, endpoint, SLOTS_API_VERSION, params=params, timeout_s=timeout_s

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from contextlib import AsyncExitStack
+from datetime import date, timedelta
 from importlib.util import find_spec
 
 import psutil
@@ -167,30 +168,40 @@ async def _policy_sections(bench: Bench, sections: frozenset[str]) -> list[Figur
 async def _webhook_section(
     bench: Bench, url: str, env: dict[str, str], counts: Counts
 ) -> list[Figure]:
+    """Figures 7 and 8: acknowledgement against one process, then against
+    BENCH_WEBHOOK_REPLICAS (default 2; 1 skips it) processes of ours and of the baseline;
+    then acknowledgement -> applied with the webhooks worker running."""
     db = Database(settings=Settings(database_url=url, environment="test"))
+    env = {**env, "BENCH_WEBHOOK_SECRET": webhooks.SECRET}
+    replicas = int(os.environ.get("BENCH_WEBHOOK_REPLICAS", "2"))
+    n = (counts.webhook_c10, counts.webhook_c50)
     try:
         tenant = await webhooks.create_webhook_tenant(db)
-        env = {**env, "BENCH_WEBHOOK_SECRET": webhooks.SECRET}
+        figures: list[Figure] = []
         async with (
             ServerGroup("services.webhooks.app:create", 1, env) as server,
             ServerGroup("tests.bench.baseline:create", 1, env) as baseline,
         ):
-            bench.webhooks_url = server.urls[0]
-            ack_bench = bench.replicated(
-                policy_url=bench.policy_url, baseline_url=baseline.urls[0], processes=1
-            )
-            ack_bench.tag = ""
-            _register(ack_bench, server, baseline)
-            ack_bench.shared = bench.shared
+            _register(bench, server, baseline)
             print("\n7. Webhook acknowledgement (signed Cal.com BOOKING_CREATED, first deliveries)")
-            figures = await webhooks.ack_figures(
-                ack_bench, tenant, (counts.webhook_c10, counts.webhook_c50)
+            figures += await webhooks.ack_figures(
+                bench, tenant, n, server.urls, baseline.urls, date.today() + timedelta(days=3)
             )
+            bench.webhooks_url = server.urls[0]
             rate = float(os.environ.get("BENCH_WEBHOOK_RATE", "50"))
             seconds = float(os.environ.get("BENCH_WEBHOOK_SECONDS", "20"))
             print(f"\n8. Webhook acknowledgement -> applied ({rate:.0f}/s, worker running)")
-            figures += await webhooks.applied_figure(ack_bench, db, tenant, env, rate, seconds)
-            bench.warmup_errors += ack_bench.warmup_errors
+            figures += await webhooks.applied_figure(bench, db, tenant, env, rate, seconds)
+        if replicas > 1:
+            async with (
+                ServerGroup("services.webhooks.app:create", replicas, env) as server,
+                ServerGroup("tests.bench.baseline:create", replicas, env) as baseline,
+            ):
+                _register(bench, server, baseline)
+                print(f"\n7b. Webhook acknowledgement, {replicas} processes each (replicas)")
+                figures += await webhooks.ack_figures(
+                    bench, tenant, n, server.urls, baseline.urls, date.today() + timedelta(days=400)
+                )
         return figures
     finally:
         await db.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,19 +194,21 @@ def raw_post(host: str, path: str, body: bytes, headers: Mapping[str, str]) -> b
 
 
 async def run_raw(
-    url: str,
+    url: str | Sequence[str],
     label: str,
     requests: list[bytes],
     concurrency: int,
     expected_status: int,
     processes: Mapping[str, psutil.Process] | None = None,
 ) -> RunResult:
-    """`load.run` with prepared raw requests over `RawConnection`s (one per worker)."""
-    host, _, port = url.removeprefix("http://").partition(":")
+    """`load.run` with prepared raw requests over `RawConnection`s (one per worker); with
+    several URLs (replicas) worker k keeps a connection to URL k mod n, as a balancer would."""
+    urls = [url] if isinstance(url, str) else list(url)
     result = RunResult(label, concurrency)
     items = iter(requests)
 
-    async def worker() -> None:
+    async def worker(k: int) -> None:
+        host, _, port = urls[k % len(urls)].removeprefix("http://").partition(":")
         conn = RawConnection(host, int(port))
         try:
             for raw in items:
@@ -225,4 +227,4 @@ async def run_raw(
         finally:
             await conn.close()
 
-    return await _measured(result, [worker() for _ in range(concurrency)], processes)
+    return await _measured(result, [worker(k) for k in range(concurrency)], processes)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -172,34 +172,48 @@ async def _close_backlog(db: Database, company_id: str, redis_url: str) -> None:
         )
 
 
-async def ack_figures(bench: Bench, tenant: WebhookTenant, counts: tuple[int, int]) -> list[Figure]:
-    """p99 at 10 senders and throughput at 50, ours and the baseline, in one run."""
-    deliveries = Deliveries(tenant, date.today() + timedelta(days=3))
+async def ack_figures(
+    bench: Bench,
+    tenant: WebhookTenant,
+    counts: tuple[int, int],
+    ours: Sequence[str],
+    baseline: Sequence[str],
+    first_day: date,
+) -> list[Figure]:
+    """p99 at 10 senders and throughput at 50, ours and the baseline, in one run; against
+    one process each, or several (replicas, requests spread by connection)."""
+    deliveries = Deliveries(tenant, first_day)
+    tag = f" ({len(ours)} procs)" if len(ours) > 1 else ""
     ours_path = f"/v1/webhooks/calcom/{tenant.company_id}"
     base_path = f"/webhook/{tenant.company_id}"
     n10, n50 = counts
     results: dict[str, RunResult] = {}
-    for label, url, path in (
-        ("webhook ack, ours", bench.webhooks_url, ours_path),
-        ("webhook ack, baseline", bench.baseline_url, base_path),
+    for name, urls, path in (
+        ("ours", ours, ours_path),
+        ("baseline", baseline, base_path),
     ):
-        host = url.removeprefix("http://")
-        processes = {"server": bench.servers[url], **bench.shared}
+        label = f"webhook ack, {name}{tag}"
+        host = urls[0].removeprefix("http://")
+        processes = {
+            "server" if n == 0 else f"server{n + 1}": bench.servers[url]
+            for n, url in enumerate(urls)
+        }
+        processes.update(bench.shared)
         for concurrency, count in ((10, n10), (50, n50)):
             warm = await load.run_raw(
-                url, f"{label} (warm-up)", deliveries.prepared(host, path, 200), concurrency, 202
+                urls, f"{label} (warm-up)", deliveries.prepared(host, path, 200), concurrency, 202
             )
             bench.warmup_errors += len(warm.errors)
             requests = deliveries.prepared(host, path, count)
-            result = await load.run_raw(url, label, requests, concurrency, 202, processes)
+            result = await load.run_raw(urls, label, requests, concurrency, 202, processes)
             bench.runs.append(result)
-            results[f"{label} c={concurrency}"] = result
-    ours10, base10 = results["webhook ack, ours c=10"], results["webhook ack, baseline c=10"]
-    ours50, base50 = results["webhook ack, ours c=50"], results["webhook ack, baseline c=50"]
+            results[f"{name} c={concurrency}"] = result
+    ours10, base10 = results["ours c=10"], results["baseline c=10"]
+    ours50, base50 = results["ours c=50"], results["baseline c=50"]
     return [
-        Figure("W1 webhook ack p99, 10 senders", ours10.p(99), base10.p(99), 20, "ms"),
+        Figure(f"W1 webhook ack p99, 10 senders{tag}", ours10.p(99), base10.p(99), 20, "ms"),
         Figure(
-            "W2 webhook acks/s, 50 senders",
+            f"W2 webhook acks/s, 50 senders{tag}",
             ours50.throughput,
             base50.throughput,
             500,

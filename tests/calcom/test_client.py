@@ -221,6 +221,24 @@ async def test_get_slots_returns_utc_starts(fake: FakeCalcom, client: CalcomClie
     assert fake.violations == []
 
 
+async def test_get_slots_for_a_reschedule_sends_the_booking_uid(
+    fake: FakeCalcom, client: CalcomClient
+) -> None:
+    fake.add_event_type(10, 60, "ten@example.com", hours=(dtime(9), dtime(12)))
+    day = START.date() + timedelta(days=11)
+    moved = await _book(client, datetime.combine(day, dtime(10), UTC), event_type_id=10)
+
+    plain = await client.get_slots(event_type_id=10, start=day, end=day, time_zone="UTC")
+    moving = await client.get_slots(
+        event_type_id=10, start=day, end=day, time_zone="UTC", booking_uid_to_reschedule=moved.uid
+    )
+
+    assert [s.hour for s in plain] == [9, 11]
+    assert [s.hour for s in moving] == [9, 10, 11]
+    assert [q.get("bookingUidToReschedule") for q in fake.slot_queries] == [None, moved.uid]
+    assert fake.violations == []
+
+
 # -- failures ----------------------------------------------------------------------------
 
 

@@ -333,6 +333,55 @@ async def test_slots_follow_the_working_window_minus_bookings(
     assert fake.violations == []
 
 
+async def test_slots_for_a_reschedule_do_not_count_the_booking_being_moved(
+    fake: FakeCalcom, http: httpx.AsyncClient
+) -> None:
+    fake.add_event_type(8, 60, "moving@example.com", hours=(dtime(9), dtime(12)))
+    day = START.date() + timedelta(days=8)
+    created = await http.post(
+        "/v2/bookings",
+        json=_create_body(datetime.combine(day, dtime(10), UTC), event_type_id=8),
+        headers=BOOKINGS,
+    )
+    uid = created.json()["data"]["uid"]
+    params = {"eventTypeId": "8", "start": day.isoformat(), "end": day.isoformat()}
+
+    def hours(response: httpx.Response) -> list[int]:
+        assert response.status_code == 200, response.text
+        slots = response.json()["data"][day.isoformat()]
+        return [datetime.fromisoformat(slot["start"]).hour for slot in slots]
+
+    plain = await http.get("/v2/slots", params=params, headers=SLOTS)
+    moving = await http.get(
+        "/v2/slots", params={**params, "bookingUidToReschedule": uid}, headers=SLOTS
+    )
+    unknown = await http.get(
+        "/v2/slots", params={**params, "bookingUidToReschedule": "nosuchuid"}, headers=SLOTS
+    )
+    assert (hours(plain), hours(moving), hours(unknown)) == ([9, 11], [9, 10, 11], [9, 11])
+    assert [q.get("bookingUidToReschedule") for q in fake.slot_queries] == [
+        None,
+        uid,
+        "nosuchuid",
+    ]
+    assert fake.violations == []
+
+    empty = await http.get(
+        "/v2/slots", params={**params, "bookingUidToReschedule": ""}, headers=SLOTS
+    )
+    twice = await http.get(
+        "/v2/slots",
+        params=[*params.items(), ("bookingUidToReschedule", uid), ("bookingUidToReschedule", uid)],
+        headers=SLOTS,
+    )
+    assert (empty.status_code, twice.status_code) == (400, 400)
+    assert [v["problems"] for v in fake.violations] == [
+        ["query bookingUidToReschedule='' is not a booking uid"],
+        ["query bookingUidToReschedule given 2 times"],
+    ]
+    assert len(fake.slot_queries) == 3  # refused requests are not answered
+
+
 # -- switches ----------------------------------------------------------------------------
 
 

@@ -200,6 +200,11 @@ def _query_problems(name: str, values: list[str], schema: dict[str, Any]) -> lis
                 float(value)
             except ValueError:
                 problems.append(f"query {name}={value!r} is not a number")
+    if name == "bookingUidToReschedule":
+        # Cal.com looks the uid up; an empty or repeated one is a bug of ours, not a request.
+        if len(values) > 1:
+            problems.append(f"query {name} given {len(values)} times")
+        problems.extend(f"query {name}={v!r} is not a booking uid" for v in values if not v.strip())
     if name in {"afterStart", "beforeEnd", "afterUpdatedAt", "beforeUpdatedAt"}:
         for value in values:
             if _parse_instant(value) is None:
@@ -241,6 +246,8 @@ class FakeState:
     performed: Counter[str] = field(default_factory=Counter)
     refused: int = 0
     violations: list[dict[str, Any]] = field(default_factory=list)
+    # The query of every conforming GET /v2/slots, in order (what our lookups asked for).
+    slot_queries: list[dict[str, str]] = field(default_factory=list)
     switches: dict[str, Switch] = field(default_factory=dict)
     api_keys: set[str] = field(default_factory=set)
     rate_limit_reset_s: int = 7
@@ -286,6 +293,7 @@ class FakeState:
             self.performed.clear()
             self.refused = 0
             self.violations.clear()
+            self.slot_queries.clear()
             self.switches.clear()
 
     def snapshot(self) -> dict[str, Any]:
@@ -296,6 +304,7 @@ class FakeState:
                 "performed": dict(self.performed),
                 "refused": self.refused,
                 "violations": copy.deepcopy(self.violations),
+                "slot_queries": copy.deepcopy(self.slot_queries),
                 "switches": {k: vars(v) for k, v in self.switches.items()},
             }
 
@@ -642,9 +651,13 @@ class FakeCalcomApp:
     # -- slots ---------------------------------------------------------------------------
 
     def _slots(self, _path: dict[str, Any], _body: Any, q: dict[str, str]) -> Response:
+        self.state.slot_queries.append(dict(q))
         event_type = self.state.event_types.get(int(float(q.get("eventTypeId") or 0)))
         if event_type is None:
             return _error(404, f"Event type with id={q.get('eventTypeId')} not found", "NOT_FOUND")
+        # The booking being rescheduled does not block (Cal.com offers its own time back); an
+        # unknown uid excludes nothing.
+        moving = q.get("bookingUidToReschedule")
         tz = ZoneInfo(q.get("timeZone") or "UTC")
         first, last = _slot_bound(q["start"], tz, False), _slot_bound(q["end"], tz, True)
         step = timedelta(minutes=int(float(q.get("duration") or event_type.length_minutes)))
@@ -652,7 +665,7 @@ class FakeCalcomApp:
         now = datetime.now(UTC)
         for start in _candidate_starts(event_type, first, last, step):
             end = start + step
-            if start < now or self.calendar.host_busy(event_type.host_email, start, end):
+            if start < now or self.calendar.host_busy(event_type.host_email, start, end, moving):
                 continue
             local = start.astimezone(tz)
             slot = {"start": local.isoformat(timespec="milliseconds")}
@@ -892,14 +905,18 @@ class FakeCalcom:
         name: str = "Walk In",
         email: str = "walkin@example.com",
         metadata: dict[str, str] | None = None,
+        length_minutes: int | None = None,
     ) -> dict[str, Any]:
-        """A booking made in Cal.com itself (not through our API): no call is counted."""
-        spec = {
+        """A booking made in Cal.com itself (not through our API): no call is counted.
+        `length_minutes` as our sync sends `lengthInMinutes` (default: the event type's)."""
+        spec: dict[str, Any] = {
             "eventTypeId": event_type_id,
             "start": _iso(start),
             "attendee": {"name": name, "email": email, "timeZone": "UTC"},
             "metadata": metadata or {},
         }
+        if length_minutes is not None:
+            spec["lengthInMinutes"] = length_minutes
         with self.state.lock:
             response = self.asgi._create({}, spec, {})
         data = json.loads(bytes(response.body))
@@ -930,6 +947,11 @@ class FakeCalcom:
     def performed(self) -> Counter[str]:
         with self.state.lock:
             return Counter(self.state.performed)
+
+    @property
+    def slot_queries(self) -> list[dict[str, str]]:
+        with self.state.lock:
+            return copy.deepcopy(self.state.slot_queries)
 
     @property
     def refused(self) -> int:

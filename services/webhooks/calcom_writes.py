@@ -1,0 +1,47 @@
+"""How the mirror writes an appointment: compare-and-set on the version, and customer notices.
+
+Every change the mirror makes races the booking path (an agent moving the same appointment),
+so it writes as the booking path does, guarded by the row's version; a lost race is a
+`TransientFailure` and the webhook job retries with a fresh read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.events import stage_notification
+from services.webhooks.handling import TransientFailure
+from shared.db.types import utcnow
+from shared.models import Appointment
+
+
+async def compare_and_set(
+    session: AsyncSession, row: Appointment, *, bump: bool = True, **values: Any
+) -> None:
+    """Compare-and-set on the version, as the booking path does: a concurrent local change
+    makes this a TransientFailure, and the retry re-reads."""
+    if bump:
+        values["version"] = row.version + 1
+    result = await session.execute(
+        sa.update(Appointment)
+        .where(Appointment.id == row.id, Appointment.version == row.version)
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise TransientFailure(f"appointment {row.id} changed concurrently; retry")
+    await session.refresh(row)
+
+
+def notify(session: AsyncSession, row: Appointment, event_type: str, **extra: Any) -> None:
+    """A customer notice for a change made in Cal.com; no `sync_appointment`: it is there."""
+    stage_notification(
+        session,
+        company_id=row.company_id,
+        event_type=event_type,
+        aggregate_id=row.id,
+        payload={"appointment_id": row.id, "version": row.version, "source": "calcom", **extra},
+    )
