@@ -162,3 +162,17 @@ Day = Annotated[date, AfterValidator(check_day)]
 MoneyOut = Annotated[Decimal, PlainSerializer(_cents, return_type=str, when_used="json")]
 TimeOut = Annotated[time, PlainSerializer(_hhmm, return_type=str, when_used="json")]
 InstantOut = Annotated[datetime, PlainSerializer(_iso, return_type=str, when_used="json")]
+
+
+def utc_instant(value: object) -> datetime:
+    """An ISO 8601 instant with an offset (`Z` allowed, as Cal.com writes it) as UTC-aware
+    datetime; ValueError naming what is wrong otherwise (not text, not ISO, no offset)."""
+    if not isinstance(value, str):
+        raise ValueError("is not a string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("is not an ISO 8601 instant") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError("has no UTC offset")
+    return parsed.astimezone(UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from services.webhooks.calcom_mirror import apply_booking
 from services.webhooks.calcom_snapshot import BookingSnapshot, State
 from services.webhooks.handling import HandlerContext, Outcome, ignored
 from shared.calcom import slots_cache
+from shared.fields import utc_instant
 from shared.models import Company, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -144,12 +145,7 @@ def _response(responses: Mapping[str, Any], key: str) -> str | None:
 def _instant(value: Any, name: str) -> datetime | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise MalformedPayload(f"{name} is not a string")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return utc_instant(value)
     except ValueError as exc:
-        raise MalformedPayload(f"{name} is not an ISO 8601 instant") from exc
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise MalformedPayload(f"{name} has no UTC offset")
-    return parsed.astimezone(UTC)
+        raise MalformedPayload(f"{name} {exc}") from None

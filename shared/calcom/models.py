@@ -12,19 +12,15 @@ from typing import Any
 import httpx
 
 from shared.calcom.errors import CalcomError
+from shared.fields import utc_instant
 
 
 def parse_instant(value: Any, field: str) -> datetime:
     """An ISO 8601 instant as UTC-aware datetime; Cal.com writes `Z`, naive is refused."""
-    if not isinstance(value, str):
-        raise CalcomError(f"booking field {field!r} is not a string")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return utc_instant(value)
     except ValueError as exc:
-        raise CalcomError(f"booking field {field!r} is not an ISO instant: {value!r}") from exc
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise CalcomError(f"booking field {field!r} has no UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
+        raise CalcomError(f"booking field {field!r} {exc}: {value!r}") from None
 
 
 def _opt_str(value: Any) -> str | None:
