@@ -69,12 +69,13 @@ async def authenticate(
     )
 
 
-def require_scope(scope: str) -> object:
-    """A dependency: authenticated and holding `scope` (admin holds every scope)."""
+def require_scope(*scopes: str) -> object:
+    """A dependency: authenticated and holding one of `scopes` (admin holds every scope)."""
 
     async def _check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.has(scope):
-            raise Forbidden(f"This API key lacks the '{scope}' scope.")
+        if not any(principal.has(scope) for scope in scopes):
+            wanted = " or ".join(f"'{scope}'" for scope in scopes)
+            raise Forbidden(f"This API key needs the {wanted} scope.")
         return principal
 
     return Depends(_check)
@@ -83,4 +84,6 @@ def require_scope(scope: str) -> object:
 AdminPrincipal = Annotated[Principal, require_scope("admin")]
 OperatorPrincipal = Annotated[Principal, require_scope("operator")]
 ServicePrincipal = Annotated[Principal, require_scope("service")]
+# Reads of configuration: operators, and the services that act on it.
+ReaderPrincipal = Annotated[Principal, require_scope("operator", "service")]
 AnyPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     # ARQ job timeout; a killed worker's job runs again after the longest timeout + 10 s.
     worker_job_timeout_s: int = Field(default=30, ge=1)
 
+    # Notification delivery channels. E-mail goes to one SMTP relay (smtp_security: "none",
+    # "starttls" or "tls" = implicit TLS); SMS and WhatsApp go to an HTTP gateway speaking the
+    # API in services/notifications/channels/http_provider.py, enabled only when its URL is set.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Termine <noreply@localhost>"
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    sms_provider_url: str | None = None
+    sms_provider_token: str | None = None
+    whatsapp_provider_url: str | None = None
+    whatsapp_provider_token: str | None = None
+    messaging_timeout_s: float = Field(default=5.0, gt=0)
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET:

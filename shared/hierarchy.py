@@ -408,6 +408,44 @@ class Memo:
         self._values.clear()
 
 
+def overlay(
+    configs: Mapping[str, Mapping[str, Any] | None],
+    defaults: Mapping[str, Any],
+    *,
+    staff_forbidden: frozenset[str] | tuple[str, ...] = (),
+    default_level: str = "default",
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Overlay the levels' configs key by key, company first, over `defaults`.
+
+    Returns (effective config, provenance: the level each key came from). A key a level does
+    not set is inherited; keys in `staff_forbidden` are ignored at staff level even if stored
+    (staff may set preferences only). Values are copied, so callers may mutate the result.
+    """
+    unknown = set(configs) - set(LEVELS)
+    if unknown:
+        raise InvalidInput(f"level must be one of {', '.join(LEVELS)}", field="level")
+    effective: dict[str, Any] = {key: _copy(value) for key, value in defaults.items()}
+    provenance = dict.fromkeys(defaults, default_level)
+    for level in LEVELS:
+        config = configs.get(level)
+        if config is None:
+            continue
+        for key, value in config.items():
+            if level == "staff" and key in staff_forbidden:
+                continue
+            effective[key] = _copy(value)
+            provenance[key] = level
+    return effective, provenance
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return value
+
+
 def _initial_version() -> str:
     return str(time.time_ns() // 1000)
 

@@ -3,10 +3,17 @@
 Open callbacks are `pending`, `assigned` or `contacted`; `resolved` and `expired` are final.
 Every change stages its notification in the same transaction (outbox), and transitions lock
 the row, so two operators acting at once cannot both win (or compute the same escalation level).
+
+Escalation levels follow the branch's `callback_escalation_chain`, steps counted from the
+callback's due time: `next_escalation_at` says when the escalation cron must look at a callback
+next (see callback_escalation.py); one code path, `record_escalation`, writes a level, whether
+an operator escalates by hand or the cron does.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,9 +33,11 @@ from shared.models import (
     Service,
     Staff,
 )
-from shared.models.callback import CALLBACK_PRIORITIES
+from shared.models.callback import CALLBACK_PRIORITIES, CALLBACK_STATUSES
 from shared.outbox import stage
 from shared.queue import NOTIFY_QUEUE
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SLA_MINUTES = 120
 NOTIFY_JOB = "notify"
@@ -71,6 +80,36 @@ def due_at(created: datetime, sla_minutes: int | None) -> datetime:
 
 def is_overdue(status: str, due: datetime, now: datetime) -> bool:
     return status in OVERDUE_STATUSES and due < now
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """One level of a branch's escalation chain: who, and how long after the due time."""
+
+    staff_id: str
+    after_minutes: int
+
+
+def parse_chain(raw: Any) -> tuple[EscalationStep, ...]:
+    """The stored chain as steps; none when unset. A malformed chain (the admin API refuses
+    one, so only a manual edit makes it) counts as none, logged: level 1 still happens."""
+    if not raw:
+        return ()
+    try:
+        return tuple(
+            EscalationStep(str(step["staff_id"]), int(step["after_minutes"])) for step in raw
+        )
+    except (KeyError, TypeError, ValueError):
+        log.warning("ignoring a malformed callback escalation chain", extra={"chain": raw})
+        return ()
+
+
+def escalation_time(due: datetime, chain: Sequence[EscalationStep], level: int) -> datetime | None:
+    """When escalation `level` (1-based) falls due: due time plus its step's minutes. Level 1
+    (overdue) exists without a chain too, at the due time; past the chain there is none."""
+    if level <= len(chain):
+        return due + timedelta(minutes=chain[level - 1].after_minutes)
+    return due if level == 1 else None
 
 
 # JSON -----------------------------------------------------------------------------------
@@ -142,15 +181,28 @@ async def _exists(session: AsyncSession, model: Any, id_: str, field: str) -> An
     return row
 
 
+def _first_branch(column: Any) -> sa.Select[Any]:
+    """`column` of the company's first branch (the only one, for most tenants): what a
+    callback without branch goes by."""
+    return sa.select(column).order_by(Branch.active.desc(), Branch.created_at, Branch.id).limit(1)
+
+
 async def _sla_minutes(session: AsyncSession, branch: Branch | None) -> int | None:
     if branch is not None:
         return branch.callback_sla_minutes
-    # Without a branch: the company's first branch (the only one, for most tenants).
-    return await session.scalar(
-        sa.select(Branch.callback_sla_minutes)
-        .order_by(Branch.active.desc(), Branch.created_at, Branch.id)
-        .limit(1)
-    )
+    minutes: int | None = await session.scalar(_first_branch(Branch.callback_sla_minutes))
+    return minutes
+
+
+async def escalation_chain(
+    session: AsyncSession, branch_id: str | None
+) -> tuple[EscalationStep, ...]:
+    """The escalation chain of the branch, or of the company's first branch without one."""
+    if branch_id is None:
+        query = _first_branch(Branch.callback_escalation_chain)
+    else:
+        query = sa.select(Branch.callback_escalation_chain).where(Branch.id == branch_id)
+    return parse_chain(await session.scalar(query))
 
 
 def _notify(session: AsyncSession, cb: CallbackRequest, event_type: str, **extra: Any) -> None:
@@ -215,6 +267,7 @@ async def create_callback(
     customer = (
         await session.execute(sa.select(Customer.id, Customer.name).where(Customer.phone == phone))
     ).first()
+    due = due_at(now, await _sla_minutes(session, branch))
     callback = CallbackRequest(
         company_id=company_id,
         branch_id=branch.id if branch is not None else None,
@@ -229,7 +282,8 @@ async def create_callback(
         preferred_time=_text(preferred_time, "preferred_time", MAX_PREFERRED),
         priority=priority,
         status="pending",
-        due_at=due_at(now, await _sla_minutes(session, branch)),
+        due_at=due,
+        next_escalation_at=due,
         created_at=now,
         updated_at=now,
     )
@@ -271,6 +325,7 @@ async def mark_contacted(
     callback = await _locked(session, callback_id)
     callback.status = next_status(callback.status, "contacted")
     callback.contacted_at = now or utcnow()
+    callback.next_escalation_at = None
     if notes:
         callback.details = {**(callback.details or {}), "contact_notes": notes}
     await session.flush()
@@ -283,10 +338,61 @@ async def resolve(
     callback = await _locked(session, callback_id)
     callback.status = next_status(callback.status, "resolve")
     callback.resolved_at = now or utcnow()
+    callback.next_escalation_at = None
     if notes:
         callback.resolution_notes = notes
     await session.flush()
     return callback
+
+
+async def escalation_count(session: AsyncSession, callback_id: str) -> int:
+    count = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CallbackEscalation)
+        .where(CallbackEscalation.callback_request_id == callback_id)
+    )
+    return int(count or 0)
+
+
+async def record_escalation(
+    session: AsyncSession,
+    callback: CallbackRequest,
+    *,
+    level: int,
+    reason: str,
+    to: str | None,
+    chain: Sequence[EscalationStep],
+    now: datetime,
+    event_type: str = "callback_escalated",
+) -> CallbackEscalation:
+    """Write escalation `level` of a locked callback, schedule the next level's look and stage
+    the notification. A level written concurrently fails the flush (unique per level)."""
+    escalation = CallbackEscalation(
+        company_id=callback.company_id,
+        callback_request_id=callback.id,
+        escalation_reason=reason,
+        escalated_from=callback.assigned_to,
+        escalated_to=to,
+        level=level,
+        escalated_at=now,
+    )
+    session.add(escalation)
+    callback.updated_at = now
+    callback.next_escalation_at = (
+        escalation_time(callback.due_at, chain, level + 1)
+        if callback.status in OVERDUE_STATUSES
+        else None
+    )
+    await session.flush()
+    _notify(
+        session,
+        callback,
+        event_type,
+        escalation_id=escalation.id,
+        level=level,
+        escalated_to=to,
+    )
+    return escalation
 
 
 async def escalate(
@@ -296,38 +402,24 @@ async def escalate(
     to: str | None = None,
     now: datetime | None = None,
 ) -> CallbackEscalation:
-    """Record the next escalation level of an open callback; its status stays as it is."""
+    """Record the next escalation level of an open callback; its status stays as it is.
+
+    The escalation cron goes on from the level after this one, at that level's time."""
     callback = await _locked(session, callback_id)
     next_status(callback.status, "escalate")
     reason_text = _text(reason, "reason", MAX_ESCALATION_REASON, required=True)
     assert reason_text is not None
     if to:
         await _exists(session, Staff, to, "to")
-    previous = await session.scalar(
-        sa.select(sa.func.count())
-        .select_from(CallbackEscalation)
-        .where(CallbackEscalation.callback_request_id == callback.id)
-    )
-    escalation = CallbackEscalation(
-        company_id=callback.company_id,
-        callback_request_id=callback.id,
-        escalation_reason=reason_text,
-        escalated_from=callback.assigned_to,
-        escalated_to=to or None,
-        level=int(previous or 0) + 1,
-        escalated_at=now or utcnow(),
-    )
-    session.add(escalation)
-    callback.updated_at = now or utcnow()
-    await session.flush()
-    _notify(
+    return await record_escalation(
         session,
         callback,
-        "callback_escalated",
-        escalation_id=escalation.id,
-        level=escalation.level,
+        level=await escalation_count(session, callback.id) + 1,
+        reason=reason_text,
+        to=to or None,
+        chain=await escalation_chain(session, callback.branch_id),
+        now=now or utcnow(),
     )
-    return escalation
 
 
 # Queries --------------------------------------------------------------------------------
@@ -356,6 +448,47 @@ async def get_view(session: AsyncSession, callback_id: str) -> CallbackView:
     return CallbackView(row[0], row[1], int(row[2] or 0))
 
 
+def list_query(
+    *,
+    status: str | None = None,
+    overdue: bool = False,
+    branch_id: str | None = None,
+    now: datetime | None = None,
+    limit: int = 200,
+) -> sa.Select[Any]:
+    """The list of `list_views`, oldest due first, without sorting every matching row.
+
+    The index (company_id, status, due_at) (InnoDB appends the primary key) yields each
+    status's callbacks already in (due_at, id) order: one range read per status, cut at
+    `limit`, gives at most statuses x limit candidates, and only those are merged and sorted.
+    A single range over several statuses would sort all its rows (every overdue callback).
+    """
+    statuses: tuple[str, ...] = CALLBACK_STATUSES if status is None else (status,)
+    if overdue:
+        statuses = tuple(s for s in statuses if s in OVERDUE_STATUSES)
+    parts: list[sa.Select[Any]] = []
+    for each in statuses:
+        part = sa.select(CallbackRequest.id, CallbackRequest.due_at).where(
+            CallbackRequest.status == each
+        )
+        if overdue:
+            part = part.where(CallbackRequest.due_at < (now or utcnow()))
+        if branch_id is not None:
+            part = part.where(CallbackRequest.branch_id == branch_id)
+        ordered = part.order_by(CallbackRequest.due_at, CallbackRequest.id).limit(limit).subquery()
+        # A derived table each: SQLite allows no LIMIT on a UNION member itself.
+        parts.append(sa.select(ordered.c.id, ordered.c.due_at))
+    if not parts:
+        return _view_query().where(sa.false())
+    page = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("page")
+    return (
+        _view_query()
+        .join(page, page.c.id == CallbackRequest.id)
+        .order_by(page.c.due_at, page.c.id)
+        .limit(limit)
+    )
+
+
 async def list_views(
     session: AsyncSession,
     *,
@@ -366,15 +499,6 @@ async def list_views(
     limit: int = 200,
 ) -> list[CallbackView]:
     """Callbacks oldest due first; `overdue` keeps pending/assigned ones past their due time."""
-    query = _view_query().order_by(CallbackRequest.due_at, CallbackRequest.id).limit(limit)
-    if status is not None:
-        query = query.where(CallbackRequest.status == status)
-    if overdue:
-        query = query.where(
-            CallbackRequest.status.in_(OVERDUE_STATUSES),
-            CallbackRequest.due_at < (now or utcnow()),
-        )
-    if branch_id is not None:
-        query = query.where(CallbackRequest.branch_id == branch_id)
+    query = list_query(status=status, overdue=overdue, branch_id=branch_id, now=now, limit=limit)
     rows = await session.execute(query)
     return [CallbackView(cb, tz, int(count or 0)) for cb, tz, count in rows]

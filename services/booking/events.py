@@ -14,6 +14,17 @@ SYNC_JOB = "sync_appointment"
 NOTIFY_JOB = "notify"
 
 
+def appointment_snapshot(appointment: Appointment) -> dict[str, Any]:
+    """What a notice describes: the appointment as this change left it (a notice sent later
+    still tells of this change, not of whatever the row says by then)."""
+    return {
+        "starts_at": appointment.starts_at.isoformat(),
+        "ends_at": appointment.ends_at.isoformat(),
+        "staff_id": appointment.staff_id,
+        "version": appointment.version,
+    }
+
+
 def stage_appointment_events(
     session: AsyncSession,
     appointment: Appointment,
@@ -25,7 +36,7 @@ def stage_appointment_events(
         "appointment_id": appointment.id,
         "company_id": appointment.company_id,
         "event_type": event_type,
-        "version": appointment.version,
+        **appointment_snapshot(appointment),
         **(extra or {}),
     }
     for queue, job in ((BOOKING_QUEUE, SYNC_JOB), (NOTIFY_QUEUE, NOTIFY_JOB)):

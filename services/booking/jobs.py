@@ -1,4 +1,5 @@
-"""Jobs of the booking worker: Cal.com sync of an appointment, the outbox sweeper, the reaper."""
+"""Jobs of the booking worker: Cal.com sync of an appointment, the outbox sweeper, the reaper,
+the callback escalation cron."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from sqlalchemy import delete, select, update
 
-from services.booking import calcom_sync
+from services.booking import calcom_sync, callback_escalation
 from services.booking.calcom_sync import Snapshot, SyncRefused
 from shared import outbox
 from shared.calcom.client import CalcomClient
@@ -212,3 +213,13 @@ async def reap_idempotency_keys(ctx: dict[str, Any]) -> int:
         if expired:
             await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired)))
     return len(expired)
+
+
+async def escalate_overdue_callbacks(ctx: dict[str, Any]) -> int:
+    """Escalate the callbacks due now (see callback_escalation.py); notifications are
+    enqueued after each callback's commit."""
+    db: Database = ctx["db"]
+    redis = ctx.get("redis")
+    return await callback_escalation.escalate_overdue(
+        db, now=utcnow(), pool=redis if isinstance(redis, ArqRedis) else None
+    )

@@ -15,6 +15,7 @@ from arq import cron, func
 
 from services.booking.jobs import (
     SYNC_MAX_TRIES,
+    escalate_overdue_callbacks,
     reap_idempotency_keys,
     sweep_outbox,
     sync_appointment,
@@ -54,6 +55,7 @@ WorkerSettings = worker_settings(
     [
         cron(sweep_outbox, second={0}, unique=True, run_at_startup=True),
         cron(reap_idempotency_keys, minute={17}, second={30}, unique=True),
+        cron(escalate_overdue_callbacks, second={30}, unique=True),
     ],
 )
 WorkerSettings.on_startup = startup  # type: ignore[attr-defined]

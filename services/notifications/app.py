@@ -1,17 +1,32 @@
-"""Notifications service (:8004): notification configuration, event types, delivery."""
+"""Notifications service (:8004): notification configuration, event types, templates, delivery."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.notifications import configs_api, deliveries_api, templates_api
+from services.notifications.config_store import NAMESPACE
 from shared.app import create_app
 from shared.config import Settings
+from shared.hierarchy import ConfigCache
+
+
+async def _start_cache(app: FastAPI) -> None:
+    app.state.notification_cache = ConfigCache(app.state.redis, NAMESPACE)
 
 
 def create(settings: Settings | None = None) -> FastAPI:
     return create_app(
         service="notifications",
         title="Notifications service",
-        description="Who is told what, over which channel; the 13 event types; deliveries.",
+        description="Who is told what, over which channel; the 13 event types; templates; "
+        "deliveries.",
+        routers=[
+            configs_api.events_router,
+            configs_api.router,
+            templates_api.router,
+            deliveries_api.router,
+        ],
+        on_startup=[_start_cache],
         settings=settings,
     )

@@ -1,9 +1,46 @@
-"""ARQ worker of the notifications service: `arq services.notifications.worker.WorkerSettings`."""
+"""ARQ worker of the notifications service: `arq services.notifications.worker.WorkerSettings`.
+
+Holds the channel adapters (one `httpx.AsyncClient` for the SMS/WhatsApp gateways, timeouts on
+every call) and the notification config cache for the jobs.
+"""
 
 from __future__ import annotations
 
-from services.notifications.jobs import notify
-from shared.queue import NOTIFY_QUEUE
-from shared.worker import worker_settings
+from typing import Any
 
-WorkerSettings = worker_settings("notifications", NOTIFY_QUEUE, [notify])
+import httpx
+from arq import cron, func
+
+from services.notifications.channels.registry import adapters_from_settings
+from services.notifications.config_store import NAMESPACE
+from services.notifications.jobs import NOTIFY_MAX_TRIES, notify, stage_reminders
+from shared.hierarchy import ConfigCache
+from shared.queue import NOTIFY_QUEUE
+from shared.worker import worker_hooks, worker_settings
+
+_base_startup, _base_shutdown = worker_hooks("notifications")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    await _base_startup(ctx)
+    settings = ctx["settings"]
+    ctx["http"] = httpx.AsyncClient(timeout=httpx.Timeout(settings.messaging_timeout_s))
+    ctx["adapters"] = adapters_from_settings(settings, ctx["http"])
+    ctx["notification_cache"] = ConfigCache(ctx["redis"], NAMESPACE)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    http: httpx.AsyncClient | None = ctx.pop("http", None)
+    if http is not None:
+        await http.aclose()
+    await _base_shutdown(ctx)
+
+
+WorkerSettings = worker_settings(
+    "notifications",
+    NOTIFY_QUEUE,
+    [func(notify, max_tries=NOTIFY_MAX_TRIES)],
+    [cron(stage_reminders, second={15}, unique=True, run_at_startup=True)],
+)
+WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
+WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ float), counts stay ints, so `validate_config` applied to its own output returns
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from shared.errors import InvalidInput
+from shared.hierarchy import overlay
 
 LEVELS: Final = ("company", "branch", "service", "staff")
 POLICY_TYPES: Final = ("cancellation", "reschedule")
@@ -76,7 +78,7 @@ def check_policy_type(policy_type: str) -> str:
 def defaults_for(policy_type: str) -> dict[str, Any]:
     """A fresh copy of the defaults of one policy type (safe to mutate)."""
     check_policy_type(policy_type)
-    return {key: _copy(value) for key, value in DEFAULTS[policy_type].items()}
+    return copy.deepcopy(dict(DEFAULTS[policy_type]))
 
 
 def to_decimal(value: object, field: str) -> Decimal:
@@ -269,27 +271,5 @@ def merge_levels(
     """
     for level in configs:
         check_level(level)
-    effective: dict[str, Any] = {}
-    provenance: dict[str, str] = {}
-    if policy_type is not None:
-        for key, value in defaults_for(policy_type).items():
-            effective[key] = value
-            provenance[key] = DEFAULT_LEVEL
-    for level in LEVELS:
-        config = configs.get(level)
-        if config is None:
-            continue
-        for key, value in config.items():
-            if level == "staff" and key in BUSINESS_KEYS:
-                continue
-            effective[key] = _copy(value)
-            provenance[key] = level
-    return effective, provenance
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    return value
+    defaults = defaults_for(policy_type) if policy_type is not None else {}
+    return overlay(configs, defaults, staff_forbidden=BUSINESS_KEYS, default_level=DEFAULT_LEVEL)

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.events import stage_notification
+from services.booking.events import appointment_snapshot, stage_notification
 from services.webhooks.handling import TransientFailure
 from shared.db.types import utcnow
 from shared.models import Appointment
@@ -43,5 +43,10 @@ def notify(session: AsyncSession, row: Appointment, event_type: str, **extra: An
         company_id=row.company_id,
         event_type=event_type,
         aggregate_id=row.id,
-        payload={"appointment_id": row.id, "version": row.version, "source": "calcom", **extra},
+        payload={
+            "appointment_id": row.id,
+            **appointment_snapshot(row),
+            "source": "calcom",
+            **extra,
+        },
     )

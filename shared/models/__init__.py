@@ -22,7 +22,14 @@ from shared.models.company import (
 )
 from shared.models.customer import Call, Customer, PhoneNumber
 from shared.models.integration import ApiCallLog, OutboxEvent, WebhookEvent
-from shared.models.notification import NotificationConfiguration, NotificationEventMapping
+from shared.models.notification import (
+    NotificationConfiguration,
+    NotificationConfigurationChange,
+    NotificationDelivery,
+    NotificationEventMapping,
+    NotificationReminder,
+    NotificationTemplate,
+)
 from shared.models.policy import (
     AppointmentModification,
     AppointmentModificationStat,
@@ -49,7 +56,11 @@ __all__ = [
     "Customer",
     "IdempotencyKey",
     "NotificationConfiguration",
+    "NotificationConfigurationChange",
+    "NotificationDelivery",
     "NotificationEventMapping",
+    "NotificationReminder",
+    "NotificationTemplate",
     "OutboxEvent",
     "PhoneNumber",
     "PolicyConfiguration",

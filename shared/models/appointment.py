@@ -28,6 +28,8 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
         sa.Index("ix_appointments_staff_start", "staff_id", "starts_at"),
         sa.Index("ix_appointments_staff_blocked", "staff_id", "blocked_from"),
         sa.Index("ix_appointments_availability", "branch_id", "staff_id", "starts_at", "status"),
+        # The reminder cron's scan across companies: appointments starting in the next hours.
+        sa.Index("ix_appointments_starts_at", "starts_at"),
         sa.CheckConstraint("ends_at > starts_at", name="end_after_start"),
     )
 

@@ -20,6 +20,7 @@ class CallbackRequest(IdMixin, TenantMixin, TimestampMixin, Base):
     __table_args__ = (
         sa.Index("ix_callback_requests_status_due", "company_id", "status", "due_at"),
         sa.Index("ix_callback_requests_branch_status", "branch_id", "status"),
+        sa.Index("ix_callback_requests_next_escalation", "next_escalation_at"),
     )
 
     branch_id: Mapped[str | None] = mapped_column(
@@ -53,12 +54,19 @@ class CallbackRequest(IdMixin, TenantMixin, TimestampMixin, Base):
     contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the escalation cron must look at this callback next: `due_at` at creation, the next
+    # level's time after each escalation, NULL once it is contacted, resolved or the branch's
+    # escalation chain is exhausted.
+    next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution_notes: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
 
 class CallbackEscalation(IdMixin, TenantMixin, Base):
     __tablename__ = "callback_escalations"
+    __table_args__ = (
+        sa.UniqueConstraint("callback_request_id", "level", name="uq_callback_escalations_level"),
+    )
 
     callback_request_id: Mapped[str] = mapped_column(
         sa.String(36), sa.ForeignKey("callback_requests.id", ondelete="CASCADE"), index=True

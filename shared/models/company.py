@@ -47,6 +47,9 @@ class Branch(IdMixin, TenantMixin, TimestampMixin, Base):
     min_notice_minutes: Mapped[int | None] = mapped_column(sa.Integer)
     booking_window_days: Mapped[int | None] = mapped_column(sa.Integer)
     callback_sla_minutes: Mapped[int | None] = mapped_column(sa.Integer)
+    # Who an overdue callback goes to, level by level: [{"staff_id", "after_minutes"}], where
+    # `after_minutes` counts from the callback's due time (level 1 usually 0).
+    callback_escalation_chain: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
 
 

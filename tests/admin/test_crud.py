@@ -68,7 +68,13 @@ async def test_branch_round_trip(booking: httpx.AsyncClient, tenant: Tenant) -> 
         "callback_sla_minutes": 90,
     }
     created = await create(booking, tenant, "branches", body)
-    assert fields(created) == {**body, "phone": "+49301234567", "country": "DE", "active": True}
+    assert fields(created) == {
+        **body,
+        "phone": "+49301234567",
+        "country": "DE",
+        "active": True,
+        "callback_escalation_chain": None,
+    }
     await create(booking, tenant, "branches", {"name": "Altona", "timezone": "Europe/Berlin"})
     listed = await items(booking, tenant, "branches")
     assert [b["name"] for b in listed] == ["Altona", "Kreuzberg"]

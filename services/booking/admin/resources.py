@@ -88,6 +88,24 @@ async def _agent_not_claimed_elsewhere(
         raise Conflict("This Retell agent is already assigned.", field="retell_agent_id")
 
 
+async def _escalation_chain_names_active_staff(
+    session: AsyncSession, values: dict[str, Any], current: Branch | None
+) -> None:
+    """Each step of a new or changed chain names an active staff member of the company."""
+    chain: list[dict[str, Any]] = values.get("callback_escalation_chain") or []
+    if not chain or (current is not None and current.callback_escalation_chain == chain):
+        return
+    ids = {step["staff_id"] for step in chain}
+    rows = await session.execute(select(Staff.id, Staff.active).where(Staff.id.in_(ids)))
+    active: dict[str, bool] = {staff_id: is_active for staff_id, is_active in rows}
+    for index, step in enumerate(chain):
+        field = f"callback_escalation_chain[{index}].staff_id"
+        if step["staff_id"] not in active:
+            raise InvalidInput("names no staff member of your company", field=field)
+        if not active[step["staff_id"]]:
+            raise InvalidInput("names an inactive staff member", field=field)
+
+
 async def _time_off_in_branch_time(
     session: AsyncSession, rows: Sequence[TimeOff]
 ) -> list[schemas.Output]:
@@ -118,6 +136,7 @@ BRANCHES = Resource(
     filters=schemas.BranchFilters,
     order_by=lambda: (Branch.name, Branch.id),
     unique=(Unique(("name",), "A branch with this name exists."),),
+    rules=(_escalation_chain_names_active_staff,),
     before_delete=_no_upcoming_appointments("branch_id", "branch"),
 )
 SERVICES = Resource(

@@ -10,13 +10,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     create_model,
     field_validator,
 )
 
 from shared.api_keys import SCOPES
+from shared.errors import InvalidInput
 from shared.fields import (
     MAX_INT32,
     Country,
@@ -90,6 +95,52 @@ def _after_start(start_field: str) -> Any:
 
 # Branches ------------------------------------------------------------------------------
 
+MAX_ESCALATION_STEPS = 10
+MAX_ESCALATION_MINUTES = 7 * DAY_MINUTES
+
+
+class EscalationStep(Input):
+    staff_id: Id = Field(description="An active staff member of the company")
+    after_minutes: Annotated[StrictInt, Field(ge=0, le=MAX_ESCALATION_MINUTES)] = Field(
+        description="Minutes after the callback's due time"
+    )
+
+
+def _step_field(field: str, loc: tuple[int | str, ...]) -> str:
+    """`chain` + (1, "after_minutes") -> `chain[1].after_minutes`."""
+    return field + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _escalation_chain(
+    value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+) -> Any:
+    """Validate the steps and name a bad one as `callback_escalation_chain[1].after_minutes`
+    (InvalidInput passes through pydantic untouched); the times must strictly increase."""
+    field = info.field_name or "callback_escalation_chain"
+    try:
+        steps: list[EscalationStep] | None = handler(value)
+    except ValidationError as exc:
+        errors = [
+            {"field": _step_field(field, tuple(err["loc"])), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise InvalidInput(
+            f"Invalid value for: {', '.join(dict.fromkeys(e['field'] for e in errors))}",
+            field=errors[0]["field"],
+            errors=errors,
+        ) from None
+    for index, (before, step) in enumerate(zip(steps or [], (steps or [])[1:], strict=False)):
+        if step.after_minutes <= before.after_minutes:
+            raise InvalidInput(
+                f"{field} must be strictly ordered by after_minutes ascending",
+                field=f"{field}[{index + 1}].after_minutes",
+            )
+    return steps
+
+
+EscalationSteps = Annotated[list[EscalationStep], Field(max_length=MAX_ESCALATION_STEPS)]
+EscalationChain = Annotated[EscalationSteps | None, WrapValidator(_escalation_chain)]
+
 
 class BranchCreate(Input):
     name: Name
@@ -103,6 +154,11 @@ class BranchCreate(Input):
     min_notice_minutes: Minutes | None = None
     booking_window_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     callback_sla_minutes: PositiveMinutes | None = None
+    callback_escalation_chain: EscalationChain = Field(
+        default=None,
+        description="Who an overdue callback goes to, level by level (level 1 at the first "
+        "step's time); at most 10 steps, after_minutes strictly increasing",
+    )
     active: bool = True
 
 
@@ -118,6 +174,7 @@ class BranchOut(Output):
     min_notice_minutes: int | None
     booking_window_days: int | None
     callback_sla_minutes: int | None
+    callback_escalation_chain: list[EscalationStep] | None
     active: bool
 
 

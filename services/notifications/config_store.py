@@ -1,0 +1,198 @@
+"""Database reads and writes of notification configs: rows, their audit trail, the effective
+config of a target through the shared hierarchy code (same never-stale cache as policies)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notifications.config_schema import merge_levels
+from shared.db.types import utcnow
+from shared.hierarchy import Chain, ConfigCache, effective, resolve_effective
+from shared.models import NotificationConfiguration, NotificationConfigurationChange
+
+NAMESPACE: Final = "notification"
+_N = NotificationConfiguration
+
+
+def _stored(row: Any) -> Mapping[str, Any]:
+    config: Mapping[str, Any] = row.config or {}
+    return config
+
+
+async def get_config(
+    session: AsyncSession,
+    level: str,
+    entity_id: str,
+    event_type: str,
+    channel: str,
+    *,
+    lock: bool = False,
+) -> NotificationConfiguration | None:
+    statement = sa.select(_N).where(
+        _N.level == level,
+        _N.entity_id == entity_id,
+        _N.event_type == event_type,
+        _N.channel == channel,
+    )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return (await session.scalars(statement)).first()
+
+
+async def list_configs(
+    session: AsyncSession, *, level: str | None = None, entity_id: str | None = None
+) -> list[NotificationConfiguration]:
+    statement = sa.select(_N).order_by(_N.level, _N.entity_id, _N.event_type, _N.channel)
+    if level is not None:
+        statement = statement.where(_N.level == level)
+    if entity_id is not None:
+        statement = statement.where(_N.entity_id == entity_id)
+    return list((await session.scalars(statement)).all())
+
+
+def _apply(row: NotificationConfiguration, config: Mapping[str, Any]) -> None:
+    """The sparse config is the truth; the columns mirror it for people reading the table."""
+    row.config = dict(config)
+    row.enabled = bool(config.get("enabled", True))
+    row.recipients = list(config.get("recipients", []))
+    row.template_override = config.get("template_override")
+    row.reminder_offset_minutes = config.get("reminder_offset_minutes")
+    row.updated_at = utcnow()
+
+
+def _record(
+    session: AsyncSession,
+    scope: Mapping[str, str],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    changed_by: str,
+) -> None:
+    session.add(
+        NotificationConfigurationChange(
+            **scope,
+            before=None if before is None else dict(before),
+            after=None if after is None else dict(after),
+            changed_by=changed_by,
+            changed_at=utcnow(),
+        )
+    )
+
+
+async def put_config(
+    session: AsyncSession,
+    cache: ConfigCache,
+    *,
+    company_id: str,
+    level: str,
+    entity_id: str,
+    event_type: str,
+    channel: str,
+    config: Mapping[str, Any],
+    changed_by: str,
+) -> tuple[NotificationConfiguration, bool]:
+    """Insert or replace one scope's (validated) config; (row, created). Audited; bumps the
+    company's config version after commit."""
+    scope = {"level": level, "entity_id": entity_id, "event_type": event_type, "channel": channel}
+    row = await get_config(session, level, entity_id, event_type, channel, lock=True)
+    created = row is None
+    before: Mapping[str, Any] | None = None
+    if row is None:
+        row = NotificationConfiguration(**scope)
+        _apply(row, config)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            # A concurrent first PUT of this scope committed in between: update its row.
+            row = await get_config(session, level, entity_id, event_type, channel, lock=True)
+            assert row is not None
+            created = False
+    if not created:
+        before = dict(row.config or {})
+        _apply(row, config)
+    _record(session, scope, before, config, changed_by)
+    await session.flush()
+    cache.bump_after_commit(session, company_id)
+    return row, created
+
+
+async def delete_config(
+    session: AsyncSession,
+    cache: ConfigCache,
+    *,
+    company_id: str,
+    level: str,
+    entity_id: str,
+    event_type: str,
+    channel: str,
+    changed_by: str,
+) -> bool:
+    row = await get_config(session, level, entity_id, event_type, channel, lock=True)
+    if row is None:
+        return False
+    scope = {"level": level, "entity_id": entity_id, "event_type": event_type, "channel": channel}
+    _record(session, scope, row.config, None, changed_by)
+    await session.delete(row)
+    await session.flush()
+    cache.bump_after_commit(session, company_id)
+    return True
+
+
+def _merge(event_type: str, channel: str) -> Callable[[Mapping[str, Mapping[str, Any]]], Any]:
+    def merge(levels: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        return merge_levels(levels, event_type, channel)
+
+    return merge
+
+
+def _filters(event_type: str, channel: str) -> dict[str, str]:
+    return {"event_type": event_type, "channel": channel}
+
+
+async def effective_config(
+    session: AsyncSession, cache: ConfigCache | None, chain: Chain, event_type: str, channel: str
+) -> dict[str, Any]:
+    """{"config": merged, "sources": {key: level}} of a known chain (the notify job's path)."""
+    result: dict[str, Any] = await effective(
+        session,
+        cache,
+        chain,
+        NotificationConfiguration,
+        _filters(event_type, channel),
+        _merge(event_type, channel),
+        to_config=_stored,
+    )
+    return result
+
+
+async def resolve_effective_config(
+    session: AsyncSession,
+    cache: ConfigCache | None,
+    company_id: str,
+    event_type: str,
+    channel: str,
+    *,
+    branch_id: str | None = None,
+    service_id: str | None = None,
+    staff_id: str | None = None,
+) -> tuple[Chain, dict[str, Any]]:
+    """The target's chain (404/422 for unknown or contradicting ids) and its effective config."""
+    chain, entry = await resolve_effective(
+        session,
+        cache,
+        company_id,
+        NotificationConfiguration,
+        _filters(event_type, channel),
+        _merge(event_type, channel),
+        branch_id=branch_id,
+        service_id=service_id,
+        staff_id=staff_id,
+        to_config=_stored,
+    )
+    result: dict[str, Any] = entry.value
+    return chain, result
