@@ -4,8 +4,8 @@ Exit code 0 when the bench ran, whatever the figures (it is a report); 1 when a 
 measured run failed; 2 when the bench itself broke (setup, servers).
 
 BENCH_ONLY=policy (or a comma-separated list of sections: availability, booking, statements,
-agent, evaluate, effective, webhooks, callbacks; "policy" means evaluate and effective) runs
-only those sections.
+agent, evaluate, effective, webhooks, callbacks, notifications; "policy" means evaluate and
+effective) runs only those sections.
 BENCH_POLICY_WORKERS=N (default 2) also measures the policy figures against N policy
 processes (replicas behind a balancer); 1 skips that second measurement.
 BENCH_WEBHOOK_RATE (default 50/s), BENCH_WEBHOOK_SECONDS (default 20) and
@@ -31,6 +31,7 @@ from sqlalchemy import text
 from shared.config import Settings
 from shared.db.engine import Database
 from tests.bench import callbacks as callback_bench
+from tests.bench import notifications as notification_bench
 from tests.bench import scenarios, webhooks
 from tests.bench.dataset import (
     EFFECTIVE_COMPANIES,
@@ -57,6 +58,7 @@ SECTIONS = (
     "effective",
     "webhooks",
     "callbacks",
+    "notifications",
 )
 ALIASES = {"policy": ("evaluate", "effective"), "all": SECTIONS}
 # High enough that the limiter never refuses the load; it still runs on every request.
@@ -229,6 +231,9 @@ async def _measure(
     if "callbacks" in sections:
         print("\n9. Callbacks: overdue list and escalation scan, 100,000 rows (in-process)")
         figures += await callback_bench.section(url)
+    if "notifications" in sections:
+        print("\n10. Notifications: effective config of 50 branches, warm (in-process)")
+        figures += await notification_bench.effective_figures(url, REDIS_URL)
     needs_booking = bool(sections & {"availability", "booking", "agent"})
     async with ServerGroup("services.policy.app:create", 1, env) as policy:
         env["POLICY_SERVICE_URL"] = policy.urls[0]

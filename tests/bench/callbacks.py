@@ -62,11 +62,16 @@ def captured_sql(db: Database) -> Iterator[list[tuple[str, Any]]]:
 
 
 async def last_select(db: Database, tenant: str, query: Query) -> tuple[str, Any]:
-    """The SQL and parameters of the (last) SELECT `query` sends, bound to `tenant`."""
+    """The SQL and parameters of the SELECT of `query` that reads callback_requests (the list's
+    page; a follow-up read of the page's escalation counts is not it), bound to `tenant`."""
     with captured_sql(db) as statements:
         async with db.transaction(tenant, write=False) as session:
             await query(session)
-    return [s for s in statements if s[0].lstrip().upper().startswith("SELECT")][-1]
+    return next(
+        s
+        for s in statements
+        if s[0].lstrip().upper().startswith("SELECT") and "callback_requests" in s[0]
+    )
 
 
 async def explain(db: Database, tenant: str, query: Query) -> list[dict[str, Any]]:
