@@ -6,7 +6,6 @@ import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ import psutil
 from services.booking.availability import local_day_bounds
 from tests.bench import load
 from tests.bench.dataset import ZONE, BenchTenant, CompanyPolicy, SlotPlan, local_day, phone
-from tests.bench.load import RunResult, client_for, expect_status
+from tests.bench.load import RunResult, expect_status
 from tests.bench.report import Figure
 from tests.booking.agent_support import signed
 
@@ -96,18 +95,13 @@ class Bench:
             if u in self.servers
         }
         processes = {**servers, **self.shared} if servers else {}
-        if len(urls) > 1:
-            make = _spread(make, urls)
-        async with client_for(url, concurrency * len(urls)) as client:
-            if warmup:
-                warm = await load.run(
-                    client, f"{label} (warm-up)", make, warmup, concurrency, check
-                )
-                self.warmup_errors += len(warm.errors)
-            offset = warmup
-            result = await load.run(
-                client, label, lambda i: make(offset + i), count, concurrency, check, processes
-            )
+        if warmup:
+            warm = await load.run(urls, f"{label} (warm-up)", make, warmup, concurrency, check)
+            self.warmup_errors += len(warm.errors)
+        offset = warmup
+        result = await load.run(
+            urls, label, lambda i: make(offset + i), count, concurrency, check, processes
+        )
         self.runs.append(result)
         return result
 
@@ -130,16 +124,6 @@ def machine_note(base: RunResult) -> str:
     if other >= 0.5:
         text += f"; other load on the machine meanwhile: {other:.1f} ms per request"
     return text + "." if text else ""
-
-
-def _spread(make: load.MakeRequest, urls: Sequence[str]) -> load.MakeRequest:
-    """Request i goes to replica i mod n, as a round-robin balancer would send it."""
-
-    def spread(i: int) -> load.Request:
-        method, path, kwargs = make(i)
-        return method, urls[i % len(urls)] + path, kwargs
-
-    return spread
 
 
 # -- 1. availability --------------------------------------------------------------------
@@ -359,11 +343,11 @@ POLICY = {
     ],
     "max_per_window": 3,
 }
-_CACHE_LINE = re.compile(r"^config_cache_requests_total\{([^}]*)\}\s+([0-9.e+]+)$", re.MULTILINE)
+_CACHE_LINE = re.compile(r"^cache_requests_total\{([^}]*)\}\s+([0-9.e+]+)$", re.MULTILINE)
 
 
 async def cache_counts(bench: Bench) -> dict[str, float]:
-    """config_cache_requests_total of the policy namespace by outcome, summed over replicas."""
+    """cache_requests_total of the policy namespace by outcome, summed over replicas."""
     counts: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for url in bench.replicas.get(bench.policy_url, (bench.policy_url,)):
