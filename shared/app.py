@@ -17,6 +17,7 @@ from shared.metrics import MetricsMiddleware, metrics_endpoint
 from shared.problems import install_problem_handlers
 from shared.rate_limit import RateLimiter, limits_from_env
 from shared.redis import redis_client
+from shared.tracing import TracingMiddleware, configure_tracing
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -32,13 +33,14 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     configure_logs: bool = True,
 ) -> FastAPI:
-    """Build a service app: problem+json errors, correlation ids, metrics, health, docs."""
+    """Build a service app: problem+json errors, correlation ids, traces, metrics, health, docs."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if configure_logs:
             configure_logging(service, settings.log_level, settings.log_json)
+        configure_tracing(service, settings)
         app.state.db = Database(settings=settings)
         app.state.redis = redis_client(settings=settings)
         # ARQ's client over the same connection pool; no ping, so start-up never waits on Redis.
@@ -66,6 +68,8 @@ def create_app(
     app.state.settings = settings
     app.state.service = service
     install_problem_handlers(app)
+    # Innermost of the three: the span sees the correlation id the endpoint settles on.
+    app.add_middleware(TracingMiddleware)
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health_router)

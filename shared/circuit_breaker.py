@@ -181,6 +181,7 @@ class CircuitBreaker:
         window_s: float = 60.0,
         open_s: float = 30.0,
         probe_timeout_s: float = 30.0,
+        redis_budget_s: float = _REDIS_BUDGET_S,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError(f"failure_threshold must be >= 1, got {failure_threshold}")
@@ -192,6 +193,7 @@ class CircuitBreaker:
         self.redis = redis
         self.name = name
         self.failure_threshold = failure_threshold
+        self.redis_budget_s = redis_budget_s
         self._keys = [f"breaker:{{{name}}}:state", f"breaker:{{{name}}}:failures"]
         self._window_us = math.ceil(window_s * 1_000_000)
         self._open_us = math.ceil(open_s * 1_000_000)
@@ -301,7 +303,7 @@ class CircuitBreaker:
             self._warn(exc)
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        async with asyncio.timeout(_REDIS_BUDGET_S):
+        async with asyncio.timeout(self.redis_budget_s):
             return await script(keys=keys, args=args, client=self.redis)
 
     def _observe(self, code: int, *, transitioned: bool = False) -> State:

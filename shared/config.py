@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=2.0, gt=0)
     # ARQ job timeout; a killed worker's job runs again after the longest timeout + 10 s.
     worker_job_timeout_s: int = Field(default=30, ge=1)
+    # Workers serve Prometheus metrics on this port (0: not at all); see shared/worker_metrics.py.
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    worker_metrics_host: str = "0.0.0.0"
 
     # Notification delivery channels. E-mail goes to one SMTP relay (smtp_security: "none",
     # "starttls" or "tls" = implicit TLS); SMS and WhatsApp go to an HTTP gateway speaking the
@@ -60,6 +63,13 @@ class Settings(BaseSettings):
     whatsapp_provider_url: str | None = None
     whatsapp_provider_token: str | None = None
     messaging_timeout_s: float = Field(default=5.0, gt=0)
+
+    # OpenTelemetry traces (shared/tracing.py): "none" records nothing; "otlp" posts batches
+    # to OTLP_ENDPOINT, the collector's traces URL (e.g. http://otel-collector:4318/v1/traces;
+    # unset: OTEL_EXPORTER_OTLP_* or localhost).
+    tracing_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str | None = None
+    otlp_timeout_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
-from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,18 +42,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.engine import after_commit
 from shared.db.tenancy import SYSTEM
 from shared.errors import InvalidInput, NotFound, TenantNotSet
+from shared.metrics import CACHE_REQUESTS
 from shared.models import Branch, Service, Staff
 
 log = logging.getLogger(__name__)
 
 LEVELS: Final = ("company", "branch", "service", "staff")
 CACHE_TTL_S: Final = 300
-
-CACHE_REQUESTS = Counter(
-    "config_cache_requests_total",
-    "Effective-configuration cache lookups by cache and outcome (hit, miss, error).",
-    ["cache", "outcome"],
-)
 
 # KEYS[1] version key; ARGV: entry prefix, entry suffix, initial version. A missing version
 # (never written, evicted, flushed) starts at the current time in microseconds, far above any

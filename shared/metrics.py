@@ -1,4 +1,9 @@
-"""Prometheus metrics shared by all services; `/metrics` serves them in text format."""
+"""Prometheus metrics shared by all services; `/metrics` serves them in text format.
+
+Metrics of one domain live beside the code that counts them (`booking_attempts_total` in
+services/booking/booking_metrics.py, `jobs_total` in shared/worker_metrics.py, ...); the
+alert rules and the dashboard in deploy/monitoring/ name only metrics exported somewhere.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,18 @@ REQUEST_LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency by service, route template, method and status.",
     ["service", "route", "method", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    # 1.5 and 2.0: the p95 warning and critical thresholds of the alert rules.
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0),
 )
 REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests by service, route, method, status.",
     ["service", "route", "method", "status"],
+)
+CACHE_REQUESTS = Counter(
+    "cache_requests_total",
+    "Cache lookups by cache (policy, notification, calcom_slots) and outcome (hit, miss, error).",
+    ["cache", "outcome"],
 )
 
 

@@ -18,6 +18,7 @@ from shared.db.types import utcnow
 from shared.logging import correlation_id_var
 from shared.models import OutboxEvent
 from shared.queue import enqueue_unique
+from shared.tracing import TRACE_KEY, inject_job_context
 
 log = logging.getLogger(__name__)
 SWEEP_GRACE = timedelta(seconds=60)
@@ -32,11 +33,15 @@ def stage(
     company_id: str | None,
     aggregate_id: str | None = None,
 ) -> OutboxEvent:
-    """Add an outbox row to the session's transaction (flushed with the business rows)."""
+    """Add an outbox row to the session's transaction (flushed with the business rows).
+
+    With tracing on, the payload keeps the trace context under `_trace`: the job continues
+    this request's trace even when the sweeper sends it much later."""
+    trace = inject_job_context()
     event = OutboxEvent(
         queue=queue,
         job_name=job,
-        payload=payload,
+        payload={**payload, TRACE_KEY: trace} if trace else payload,
         company_id=company_id,
         aggregate_id=aggregate_id,
         correlation_id=correlation_id_var.get(),
@@ -55,7 +60,12 @@ async def send(pool: ArqRedis, event: OutboxEvent) -> bool:
     """Enqueue one outbox row's job; False (logged) when Redis refuses: the sweeper retries."""
     try:
         await enqueue_unique(
-            pool, event.job_name, event.id, job_id=job_id(event.id), queue=event.queue
+            pool,
+            event.job_name,
+            event.id,
+            job_id=job_id(event.id),
+            queue=event.queue,
+            trace=event.payload.get(TRACE_KEY) or {},
         )
         return True
     except Exception as exc:  # Redis down must never fail a committed booking

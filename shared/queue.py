@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from shared.config import Settings, get_settings
+from shared.tracing import TRACE_KEY, inject_job_context
 
 BOOKING_QUEUE = "arq:queue:booking"
 WEBHOOKS_QUEUE = "arq:queue:webhooks"
@@ -43,12 +45,22 @@ EXPIRES_EXTRA_MS = 86_400_000  # ARQ's default: a job not started within a day i
 
 
 async def enqueue_unique(
-    redis: ArqRedis | Redis, function: str, *args: Any, job_id: str, queue: str
+    redis: ArqRedis | Redis,
+    function: str,
+    *args: Any,
+    job_id: str,
+    queue: str,
+    trace: Mapping[str, str] | None = None,
 ) -> bool:
     """Enqueue `function(*args)` as job `job_id` unless that job is queued, running or has a
-    result; True when enqueued. Readable by any ARQ worker (ARQ's own job format)."""
+    result; True when enqueued. Readable by any ARQ worker (ARQ's own job format).
+
+    `trace` (default: the current one) is the trace context the job continues, sent as its
+    `_trace` kwarg only when tracing is on (see `shared.tracing.traced_job`)."""
     now_ms = int(time.time() * 1000)
-    job = serialize_job(function, args, {}, None, now_ms, serializer=pickle.dumps)
+    context = inject_job_context() if trace is None else trace
+    kwargs = {TRACE_KEY: dict(context)} if context else {}
+    job = serialize_job(function, args, kwargs, None, now_ms, serializer=pickle.dumps)
     script = _script(redis)
     done = await script(
         keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],

@@ -82,6 +82,25 @@ def _uvicorn(factory: str, port: int) -> list[str]:
     return argv
 
 
+def worker_metrics_ports(settings: Settings) -> dict[str, int]:
+    """Each worker's metrics port, by child name: WORKER_METRICS_PORT + 1, + 2, + 3 (all 0
+    when it is 0), so the three workers on one machine do not compete for one port."""
+    base = settings.worker_metrics_port
+    return {
+        f"{name}-worker": base + offset if base and base + offset <= 65535 else 0
+        for offset, name in enumerate(WORKERS, start=1)
+    }
+
+
+def child_overrides(settings: Settings) -> dict[str, dict[str, str]]:
+    """Per-child additions to the shared environment: the workers' metrics ports, on the
+    loopback like the services."""
+    return {
+        name: {"WORKER_METRICS_PORT": str(port), "WORKER_METRICS_HOST": HOST}
+        for name, port in worker_metrics_ports(settings).items()
+    }
+
+
 def child_env(settings: Settings, redis_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = settings.database_url
@@ -142,12 +161,14 @@ class Supervisor:
 
     commands: Mapping[str, Sequence[str]]
     env: Mapping[str, str]
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
 
     def start(self) -> None:
         for name, argv in self.commands.items():
+            env = {**self.env, **self.overrides.get(name, {})}
             # Output is inherited: every child logs straight to our stdout/stderr.
-            self.children[name] = subprocess.Popen(argv, env=dict(self.env))  # noqa: S603
+            self.children[name] = subprocess.Popen(argv, env=env)  # noqa: S603
             say(f"started {name} (pid {self.children[name].pid})")
 
     def exited(self) -> tuple[str, int] | None:
@@ -258,10 +279,17 @@ def run(
             if stop.received:
                 return EXIT_STOPPED
 
-            supervisor = Supervisor(child_commands(settings), child_env(settings, redis_url))
+            supervisor = Supervisor(
+                child_commands(settings),
+                child_env(settings, redis_url),
+                child_overrides(settings),
+            )
             supervisor.start()
             for name, url in docs_urls(settings).items():
                 say(f"{name:<14} {url}")
+            for name, port in worker_metrics_ports(settings).items():
+                if port:
+                    say(f"{name:<21} http://{HOST}:{port}/metrics")
             say("press Ctrl-C to stop")
 
             readiness = Readiness(service_ports(settings))

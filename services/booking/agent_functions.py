@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import changes, speech
+from services.booking import booking_metrics, changes, speech
 from services.booking.agent_inputs import (
     Refusal,
     invalid,
@@ -164,7 +164,10 @@ async def _all_branches(session: AsyncSession, service: Service) -> list[Branch]
     return await resolve_branches(session, service, None)
 
 
-async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def _booking_request(
+    session: AsyncSession, call: AgentCall
+) -> tuple[BookingRequest, Service, str]:
+    """The agent's arguments as a request, the service and the local zone; else a Refusal."""
     args = call.args
     name = text_arg(args, "customer_name")
     service = await resolve_service(session, text_arg(args, "service"))
@@ -178,26 +181,31 @@ async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, 
     if phone is None:
         raise invalid("missing_customer_phone")
     tz = branch.timezone if branch is not None else (await _company(session)).timezone
-    start = local_instant(day, at, tz)
+    request = BookingRequest(
+        service_id=service.id,
+        staff_id=staff.id if staff else None,
+        branch_id=branch.id if branch else None,
+        start=local_instant(day, at, tz),
+        customer_name=name,
+        customer_phone=phone,
+        customer_email=text_arg(args, "customer_email", 255),
+        notes=text_arg(args, "notes", 2000),
+        source="agent",
+        call_id=call.call_id,
+    )
+    return request, service, tz
+
+
+async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
     try:
-        result = await book(
-            session,
-            BookingRequest(
-                service_id=service.id,
-                staff_id=staff.id if staff else None,
-                branch_id=branch.id if branch else None,
-                start=start,
-                customer_name=name,
-                customer_phone=phone,
-                customer_email=text_arg(args, "customer_email", 255),
-                notes=text_arg(args, "notes", 2000),
-                source="agent",
-                call_id=call.call_id,
-            ),
-            now=call.now,
-        )
+        request, service, tz = await _booking_request(session, call)
+    except Refusal:  # refused before `book`, which counts every attempt it sees
+        booking_metrics.count("agent", "invalid")
+        raise
+    try:
+        result = await book(session, request, now=call.now)
     except SlotTaken as taken:
-        raise await _slot_taken(session, start, taken, tz) from None
+        raise await _slot_taken(session, request.start, taken, tz) from None
     appointment = result.appointment
     tz = result.context.timezone
     return {

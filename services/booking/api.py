@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from services.booking import appointments_query, changes, idempotency
 from services.booking.booking import BookingRequest, book
+from services.booking.failures import ApiBookingAttempt
 from services.booking.schemas import (
     AppointmentCreate,
     AppointmentList,
@@ -61,12 +62,14 @@ async def get_availability(
 )
 async def create_appointment(
     request: Request,
+    attempt: ApiBookingAttempt,  # first: it sees errors after the session rolled back
     principal: ServicePrincipal,
     session: Session,
     body: AppointmentCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Book an appointment. Same Idempotency-Key + same body -> the same answer again."""
+    attempt.arm(service_id=body.service_id, staff_id=body.staff_id, start=body.start)
     fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
     if idempotency_key:
         earlier = await idempotency.claim(session, idempotency_key, fingerprint)

@@ -10,10 +10,13 @@ from services.booking.admin_api import router as admin_router
 from services.booking.api import router as api_router
 from services.booking.calcom_availability import CalcomAccess, using
 from services.booking.callbacks_api import router as callbacks_router
+from services.booking.ops_api import router as ops_router
+from services.booking.ops_page import router as ops_page_router
 from services.booking.policy_client import PolicyClient
 from services.booking.retell_api import router as retell_router
 from shared.app import create_app
 from shared.config import Settings
+from shared.tracing import traced_transport
 
 
 async def _start_policy_client(app: FastAPI) -> None:
@@ -30,7 +33,8 @@ async def _stop_policy_client(app: FastAPI) -> None:
 async def _start_calcom(app: FastAPI) -> None:
     """One pooled HTTP client for Cal.com (each call passes its own timeout)."""
     app.state.calcom_http = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0), limits=httpx.Limits(max_connections=50)
+        timeout=httpx.Timeout(10.0),
+        transport=traced_transport(limits=httpx.Limits(max_connections=50)),
     )
     app.state.calcom_access = CalcomAccess(
         settings=app.state.settings,
@@ -67,7 +71,14 @@ def create(settings: Settings | None = None) -> FastAPI:
         service="booking",
         title="Booking service",
         description="Availability, appointments, agent functions, callbacks and tenant admin.",
-        routers=[retell_router, api_router, callbacks_router, admin_router],
+        routers=[
+            retell_router,
+            api_router,
+            callbacks_router,
+            admin_router,
+            ops_router,
+            ops_page_router,
+        ],
         settings=settings,
         on_startup=[_start_policy_client, _start_calcom],
         on_shutdown=[_stop_calcom, _stop_policy_client],

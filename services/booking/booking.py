@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking import booking_metrics
 from services.booking.availability import (
     AvailabilityQuery,
     ServiceSpec,
@@ -246,8 +247,19 @@ async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime
 async def book(
     session: AsyncSession, req: BookingRequest, now: datetime | None = None
 ) -> BookingResult:
-    """Book `req`; raises InvalidInput (422) or SlotTaken (409 with alternatives)."""
-    now = now or utcnow()
+    """Book `req`; raises InvalidInput (422) or SlotTaken (409 with alternatives). Every call
+    is counted in `booking_attempts_total` (a new booking once its transaction commits)."""
+    try:
+        result = await _book(session, req, now or utcnow())
+    except Exception as error:
+        booking_metrics.count_refused(req.source, error)
+        raise
+    outcome = "booked" if result.created else "duplicate"
+    booking_metrics.count_after_commit(session, req.source, outcome)
+    return result
+
+
+async def _book(session: AsyncSession, req: BookingRequest, now: datetime) -> BookingResult:
     any_staff = req.staff_id is None
     staff_id = req.staff_id or await choose_staff(session, req, now)
     ctx = await load_context(

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from arq import Retry
 from arq.connections import ArqRedis
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy import delete, select, update
 
@@ -42,13 +43,34 @@ LOCK_BUSY_DEFER_S = (1.0, 2.0)
 CALCOM_HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 SWEEP_BATCH = 50
 
+SYNC_OUTCOMES = Counter(
+    "calcom_sync_total",
+    "Runs of the Cal.com sync job by outcome (synced, local_only, skipped, busy, deferred, "
+    "failed, retry, error); failed = given up for good, deferred/retry = Cal.com unreachable.",
+    ["outcome"],
+)
+
 
 async def sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
     """Converge one appointment's Cal.com booking to its current state (idempotent).
 
     Returns what happened: skipped, local_only, busy, synced, deferred or failed. A transient
-    Cal.com failure raises `arq.Retry` with a growing delay while tries remain.
+    Cal.com failure raises `arq.Retry` with a growing delay while tries remain. Each run is
+    counted in `calcom_sync_total{outcome}` (also `retry`, and `error` for anything else).
     """
+    try:
+        outcome = await _sync_appointment(ctx, outbox_id)
+    except Retry:
+        SYNC_OUTCOMES.labels("retry").inc()
+        raise
+    except Exception:
+        SYNC_OUTCOMES.labels("error").inc()
+        raise
+    SYNC_OUTCOMES.labels(outcome).inc()
+    return outcome
+
+
+async def _sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
     db: Database = ctx["db"]
     async with db.transaction(SYSTEM, write=False) as session:
         event = await session.get(OutboxEvent, outbox_id)

@@ -18,6 +18,7 @@ import httpx
 from shared.correlation import HEADER as CORRELATION_HEADER
 from shared.errors import NotFound, ServiceUnavailable
 from shared.logging import correlation_id_var
+from shared.tracing import traced_transport
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class PolicyClient:
     ) -> None:
         self.service_key = service_key
         self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout_s), transport=transport
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s),
+            transport=traced_transport(transport),
         )
 
     async def aclose(self) -> None:

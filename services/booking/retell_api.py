@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from services.booking import idempotency, speech
 from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
 from services.booking.agent_inputs import Refusal
+from services.booking.failures import AgentBookingAttempt
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
 from shared.deps import Session
@@ -72,6 +73,7 @@ async def _rate_limit(request: Request, company_id: str, caller: str | None) -> 
 @router.post("/functions/{name}", summary="A Retell custom function call")
 async def function_call(
     request: Request,
+    attempt: AgentBookingAttempt,  # first: it sees errors after the session rolled back
     session: Session,
     name: str,
     signature: Signature = None,
@@ -91,6 +93,8 @@ async def function_call(
     )
     if call_id:
         correlation_id_var.set(call_id)
+    if name == "book_appointment":
+        attempt.arm(call_id=call_id)
     function = FUNCTIONS.get(name)
     if function is None:
         raise AgentAnswer(200, {"status": "invalid_request", "message": speech.needs_callback()})

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from arq import cron, func
 
+from services.booking.callback_metrics import REFRESH_INTERVAL_S, refresh_overdue_callbacks
 from services.booking.jobs import (
     SYNC_MAX_TRIES,
     escalate_overdue_callbacks,
@@ -22,7 +23,9 @@ from services.booking.jobs import (
 )
 from shared.queue import BOOKING_QUEUE
 from shared.redis import redis_client
+from shared.tracing import traced_transport
 from shared.worker import worker_hooks, worker_settings
+from shared.worker_metrics import run_periodically
 
 # Default timeouts (the Cal.com client also passes its own on every call); the pool is
 # sized for ARQ's default of 10 concurrent jobs with room for lookups.
@@ -32,10 +35,19 @@ CALCOM_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 _base_startup, _base_shutdown = worker_hooks("booking")
 
 
+def calcom_http() -> httpx.AsyncClient:
+    """The worker's client for Cal.com: pooled, timeouts, every call a traced span."""
+    return httpx.AsyncClient(
+        timeout=CALCOM_TIMEOUT, transport=traced_transport(limits=CALCOM_LIMITS)
+    )
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     await _base_startup(ctx)
-    ctx["http"] = httpx.AsyncClient(timeout=CALCOM_TIMEOUT, limits=CALCOM_LIMITS)
+    ctx["http"] = calcom_http()
     ctx["redis_client"] = redis_client(settings=ctx["settings"])
+    # Every replica refreshes its own gauge (a cron would run on one replica only).
+    run_periodically(ctx, REFRESH_INTERVAL_S, refresh_overdue_callbacks)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

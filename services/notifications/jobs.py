@@ -27,6 +27,7 @@ from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.hierarchy import ConfigCache
+from shared.logging import correlation_id_var
 from shared.models import OutboxEvent
 from shared.queue import NOTIFY_QUEUE
 
@@ -131,6 +132,8 @@ async def notify(ctx: dict[str, Any], outbox_id: str) -> str:
         if event is None or event.status == "done":
             return "skipped"
         session.expunge(event)
+    if event.correlation_id and not correlation_id_var.get():
+        correlation_id_var.set(event.correlation_id)  # the booking's id on this job's logs
     if not last_try and await _predecessor_pending(db, event):
         raise Retry(defer=retry_delay(job_try))
     plans = await plan_event(db, ctx.get("notification_cache"), event)

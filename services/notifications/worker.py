@@ -14,17 +14,26 @@ from arq import cron, func
 from services.notifications.channels.registry import adapters_from_settings
 from services.notifications.config_store import NAMESPACE
 from services.notifications.jobs import NOTIFY_MAX_TRIES, notify, stage_reminders
+from shared.config import Settings
 from shared.hierarchy import ConfigCache
 from shared.queue import NOTIFY_QUEUE
+from shared.tracing import traced_transport
 from shared.worker import worker_hooks, worker_settings
 
 _base_startup, _base_shutdown = worker_hooks("notifications")
 
 
+def messaging_http(settings: Settings) -> httpx.AsyncClient:
+    """The worker's client for the SMS/WhatsApp gateways, every call a traced span."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.messaging_timeout_s), transport=traced_transport()
+    )
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     await _base_startup(ctx)
     settings = ctx["settings"]
-    ctx["http"] = httpx.AsyncClient(timeout=httpx.Timeout(settings.messaging_timeout_s))
+    ctx["http"] = messaging_http(settings)
     ctx["adapters"] = adapters_from_settings(settings, ctx["http"])
     ctx["notification_cache"] = ConfigCache(ctx["redis"], NAMESPACE)
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from services.webhooks import ingest, replay
+from services.webhooks import event_metrics, ingest, replay
 from services.webhooks.replay import Scope
 from services.webhooks.schemas import Accepted, EventDetail, EventList, Repeated
 from shared.api_keys import verify_key
@@ -65,11 +65,13 @@ async def calcom_webhook(
     signature: Annotated[str | None, Header(alias="X-Cal-Signature-256")] = None,
 ) -> JSONResponse:
     """Signed with the company's webhook secret (hex HMAC-SHA256 of the raw body)."""
-    raw = await ingest.read_body(request)
-    state = request.app.state
-    receipt = await ingest.ingest_calcom(
-        state.db, state.arq, state.calcom_secrets, company_id, raw, signature
-    )
+    with event_metrics.refusals_counted("calcom"):
+        raw = await ingest.read_body(request)
+        state = request.app.state
+        receipt = await ingest.ingest_calcom(
+            state.db, state.arq, state.calcom_secrets, company_id, raw, signature
+        )
+    event_metrics.count_delivery("calcom", receipt.created)
     return _answer(receipt)
 
 
@@ -86,11 +88,13 @@ async def retell_webhook(
     signature: Annotated[str | None, Header(alias="X-Retell-Signature")] = None,
 ) -> JSONResponse:
     """Signed like every Retell request (retell-sdk scheme, 5-minute window)."""
-    raw = await ingest.read_body(request)
-    state = request.app.state
-    receipt = await ingest.ingest_retell(
-        state.db, state.arq, state.settings.retell_api_key, raw, signature
-    )
+    with event_metrics.refusals_counted("retell"):
+        raw = await ingest.read_body(request)
+        state = request.app.state
+        receipt = await ingest.ingest_retell(
+            state.db, state.arq, state.settings.retell_api_key, raw, signature
+        )
+    event_metrics.count_delivery("retell", receipt.created)
     return _answer(receipt)
 
 

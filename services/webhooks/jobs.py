@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.webhooks import event_metrics
 from services.webhooks.handling import (
     PROCESS_JOB,
     Handler,
@@ -117,6 +118,8 @@ async def _process(ctx: dict[str, Any], settings: Settings, webhook_event_id: st
         event.status = outcome.status
         event.error_message = outcome.reason
         event.processed_at = utcnow()
+        source = event.source
+    event_metrics.count(source, outcome.status)
     await dispatch_staged(session, _pool(ctx))
     return outcome.status
 
@@ -162,13 +165,16 @@ async def _record_failure(ctx: dict[str, Any], webhook_event_id: str, exc: Excep
             attempt = max(job_try, event.attempts)
             event.error_message = _describe(exc)
             event.status = "failed" if attempt >= MAX_TRIES else "pending"
+            source = event.source
     except Exception as record_error:
         log.warning("could not record the failure", extra={"error": _describe(record_error)})
         if job_try >= MAX_TRIES:
             raise  # the row still says pending: the sweeper brings it back later
         raise Retry(defer=retry_delay(job_try)) from exc
     if attempt >= MAX_TRIES:
+        event_metrics.count(source, "failed")
         return "failed"
+    event_metrics.count(source, "retried")
     raise Retry(defer=retry_delay(attempt)) from exc
 
 

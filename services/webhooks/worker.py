@@ -15,6 +15,7 @@ from arq import cron
 from services.webhooks.jobs import process_webhook_event, sweep_webhook_events
 from services.webhooks.reconciliation import reconcile_calcom
 from shared.queue import WEBHOOKS_QUEUE
+from shared.tracing import traced_transport
 from shared.worker import worker_hooks, worker_settings
 
 # Per-request timeouts are the client's own (CalcomClient.timeout_s); this is the backstop.
@@ -28,7 +29,7 @@ _base_startup, _base_shutdown = worker_hooks("webhooks")
 
 async def startup(ctx: dict[str, Any]) -> None:
     await _base_startup(ctx)
-    ctx["http"] = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+    ctx["http"] = httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=traced_transport())
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

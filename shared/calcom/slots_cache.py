@@ -15,8 +15,11 @@ from datetime import UTC, date, datetime
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.metrics import CACHE_REQUESTS
+
 log = logging.getLogger(__name__)
 TTL_S = 600  # the 10-minute TTL of cached Cal.com slots
+CACHE = "calcom_slots"  # the `cache` label of cache_requests_total
 VERSION_TTL_S = 7 * 86400  # far beyond TTL_S: an expired version cannot resurrect an entry
 
 
@@ -76,9 +79,12 @@ async def read(
         version = await current_version(redis, company_id, event_type_id)
         raw = await redis.get(slots_key(company_id, event_type_id, version, time_zone, first, last))
     except RedisError as exc:
+        CACHE_REQUESTS.labels(CACHE, "error").inc()
         log.warning("slot cache read failed", extra={"error": str(exc)})
         return None, None
-    return version, (decode(raw) if raw is not None else None)
+    starts = decode(raw) if raw is not None else None
+    CACHE_REQUESTS.labels(CACHE, "miss" if starts is None else "hit").inc()
+    return version, starts
 
 
 async def write(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 
 from shared.config import Settings, get_settings
 from shared.db.tenancy import SYSTEM, install_tenant_guard
+from shared.tracing import instrument_engine
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}
 
@@ -85,6 +86,7 @@ class Database:
         self.settings = settings or get_settings()
         self.url = url or self.settings.database_url
         self.engine = create_engine(self.url, self.settings)
+        instrument_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         install_tenant_guard()
 

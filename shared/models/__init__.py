@@ -30,6 +30,7 @@ from shared.models.notification import (
     NotificationReminder,
     NotificationTemplate,
 )
+from shared.models.ops import BookingFailure
 from shared.models.policy import (
     AppointmentModification,
     AppointmentModificationStat,
@@ -48,6 +49,7 @@ __all__ = [
     "AppointmentModificationStat",
     "AvailabilityCache",
     "Base",
+    "BookingFailure",
     "Branch",
     "Call",
     "CallbackEscalation",

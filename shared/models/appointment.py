@@ -30,6 +30,8 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
         sa.Index("ix_appointments_availability", "branch_id", "staff_id", "starts_at", "status"),
         # The reminder cron's scan across companies: appointments starting in the next hours.
         sa.Index("ix_appointments_starts_at", "starts_at"),
+        # The ops view and overview: a company's appointments whose Cal.com sync failed/pends.
+        sa.Index("ix_appointments_company_sync", "company_id", "sync_status"),
         sa.CheckConstraint("ends_at > starts_at", name="end_after_start"),
     )
 

@@ -42,7 +42,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 def lookups(outcome: str) -> float:
     value = REGISTRY.get_sample_value(
-        "config_cache_requests_total", {"cache": NAMESPACE, "outcome": outcome}
+        "cache_requests_total", {"cache": NAMESPACE, "outcome": outcome}
     )
     return value or 0.0
 

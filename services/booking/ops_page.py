@@ -1,0 +1,169 @@
+"""`/ops`: the failed-booking view as a small server-rendered page (no JavaScript).
+
+Behind an operator key: `Authorization: Bearer <key>`, or for a browser the key stored by the
+login form in an HttpOnly, SameSite=Strict cookie scoped to /ops. Autoescaping is on for every
+template; the answers forbid caching, framing, scripts and foreign form targets. The routes
+are not part of the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking import ops_overview
+from services.booking.ops_api import failed_bookings_json, overview_json
+from shared.auth import Principal, authenticate
+from shared.db.types import utcnow
+from shared.deps import READ_ONLY, Session
+from shared.errors import AppError, Forbidden, PayloadTooLarge, RateLimited
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES = Path(__file__).parent / "templates" / "ops"
+COOKIE = "ops_key"
+COOKIE_MAX_AGE_S = 8 * 3600
+MAX_FORM_BYTES = 4096
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make Origin "null"
+}
+
+
+def when(iso: str | None) -> str:
+    """An ISO instant as the page shows it: local date and time to the second (the page names
+    the time zone once)."""
+    return iso[:19].replace("T", " ") if iso else "\u2013"
+
+
+@cache
+def templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = when
+    return env
+
+
+def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = templates().get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(COOKIE) or None
+
+
+async def _operator(request: Request, session: AsyncSession, key: str) -> Principal | None:
+    """The operator behind `key`, or None (invalid, revoked, no operator scope)."""
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
+    try:
+        principal = await authenticate(request, session, credentials)
+    except RateLimited:
+        raise
+    except AppError:
+        return None
+    return principal if principal.has("operator") else None
+
+
+def _login_page(status: int, error: str | None = None) -> HTMLResponse:
+    response = render("login.html", status, error=error)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post from our own page, or from a client that is no browser (curl sends neither
+    Sec-Fetch-Site nor Origin). An opaque origin ("null") is refused."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+@router.get("/ops", response_class=HTMLResponse)
+async def ops_page(
+    request: Request,
+    session: Session,
+    hours: Annotated[int, Query(ge=1, le=168)] = 24,
+) -> Response:
+    key = _presented_key(request)
+    principal = await _operator(request, session, key) if key else None
+    if principal is None:
+        error = "The key is invalid or lacks the operator scope." if key else None
+        return _login_page(401, error)
+    now = utcnow()
+    view = await ops_overview.overview(
+        session, principal.company_id, request.app.state.redis, now=now
+    )
+    failures = await failed_bookings_json(session, principal.company_id, hours, now)
+    return render(
+        "ops.html",
+        overview=overview_json(view, now),
+        failures=failures,
+        hours=hours,
+        company_id=principal.company_id,
+        cookie_login=request.cookies.get(COOKIE) == key,
+    )
+
+
+@router.get("/ops/login", response_class=HTMLResponse)
+async def login_form() -> Response:
+    return _login_page(200)
+
+
+@router.post("/ops/login", response_class=HTMLResponse, openapi_extra=READ_ONLY)
+async def login(request: Request, session: Session) -> Response:
+    if not _same_origin(request):
+        raise Forbidden("Cross-site login is not allowed.")
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise PayloadTooLarge("The login form is too large.")
+    fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=5)
+    key = (fields.get("api_key") or [""])[0].strip()
+    if not key or await _operator(request, session, key) is None:
+        return _login_page(401, "The key is invalid or lacks the operator scope.")
+    response = RedirectResponse("/ops", status_code=303, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        COOKIE,
+        key,
+        max_age=COOKIE_MAX_AGE_S,
+        path="/ops",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/ops/logout")
+async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        raise Forbidden("Cross-site logout is not allowed.")
+    response = RedirectResponse("/ops/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict")
+    return response
