@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.tenancy import tenant_condition
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.fields import normalize_phone
@@ -437,10 +438,14 @@ def _escalation_count() -> Any:
     )
 
 
-# The list's columns: every column of the callback (as attributes) and its branch's zone.
+# The list's columns: every column of the callback (as attributes), its branch's zone and its
+# escalation count (run on the Core connection: the count then reads the UNIQUE (callback,
+# level) index; the ORM's tenant filter on escalations would make MariaDB pick the company
+# index instead).
 _LIST_COLUMNS: Final = sa.select(
     *(getattr(CallbackRequest, attr.key) for attr in sa.inspect(CallbackRequest).column_attrs),
     Branch.timezone.label("timezone"),
+    _escalation_count().label("escalations"),
 ).outerjoin(Branch, Branch.id == CallbackRequest.branch_id)
 
 
@@ -465,8 +470,12 @@ def list_query(
     branch_id: str | None = None,
     now: datetime | None = None,
     limit: int = 200,
+    tenant: sa.ColumnElement[bool] | None = None,
 ) -> sa.Select[Any]:
     """The list of `list_views`, oldest due first, without sorting every matching row.
+
+    `tenant` (see `tenant_condition`) filters the company explicitly, for running the query
+    on the Core connection; without it the ORM's tenant hook adds the filter.
 
     The index (company_id, status, due_at) (InnoDB appends the primary key) yields each
     status's callbacks already in (due_at, id) order: one range read per status, cut at
@@ -481,6 +490,8 @@ def list_query(
         part = sa.select(CallbackRequest.id, CallbackRequest.due_at).where(
             CallbackRequest.status == each
         )
+        if tenant is not None:
+            part = part.where(tenant)
         if overdue:
             part = part.where(CallbackRequest.due_at < (now or utcnow()))
         if branch_id is not None:
@@ -511,16 +522,15 @@ async def list_views(
 
     The rows are read as plain column tuples (attribute access like the model's), not ORM
     objects: a page is 200 rows, and building entities was most of its cost."""
-    query = list_query(status=status, overdue=overdue, branch_id=branch_id, now=now, limit=limit)
-    rows = (await session.execute(query)).all()
-    counts: dict[str, int] = {}
-    if rows:
-        # One grouped read of the page's escalations (the UNIQUE (callback, level) index)
-        # instead of a correlated count per row.
-        counted = await session.execute(
-            sa.select(CallbackEscalation.callback_request_id, sa.func.count())
-            .where(CallbackEscalation.callback_request_id.in_([row.id for row in rows]))
-            .group_by(CallbackEscalation.callback_request_id)
-        )
-        counts = {callback_id: int(count) for callback_id, count in counted}
-    return [CallbackView(row, row.timezone, counts.get(row.id, 0)) for row in rows]
+    query = list_query(
+        status=status,
+        overdue=overdue,
+        branch_id=branch_id,
+        now=now,
+        limit=limit,
+        tenant=tenant_condition(session, CallbackRequest),
+    )
+    # Core on the session's connection (company filtered above): no ORM result machinery.
+    connection = await session.connection()
+    rows = (await connection.execute(query)).all()
+    return [CallbackView(row, row.timezone, int(row.escalations or 0)) for row in rows]
