@@ -382,6 +382,7 @@ async def record_escalation(
     )
     session.add(escalation)
     callback.updated_at = now
+    callback.escalation_level = max(callback.escalation_level or 0, level)
     callback.next_escalation_at = (
         escalation_time(callback.due_at, chain, level + 1)
         if callback.status in OVERDUE_STATUSES
@@ -438,14 +439,16 @@ def _escalation_count() -> Any:
     )
 
 
-# The list's columns: every column of the callback (as attributes), its branch's zone and its
-# escalation count (run on the Core connection: the count then reads the UNIQUE (callback,
-# level) index; the ORM's tenant filter on escalations would make MariaDB pick the company
-# index instead).
+# The list's columns: the callback's columns that `callback_json` shows (as attributes;
+# `escalation_level` is its escalation count) and its branch's zone.
+_NOT_LISTED: Final = frozenset({"updated_at", "expired_at", "next_escalation_at"})
 _LIST_COLUMNS: Final = sa.select(
-    *(getattr(CallbackRequest, attr.key) for attr in sa.inspect(CallbackRequest).column_attrs),
+    *(
+        getattr(CallbackRequest, attr.key)
+        for attr in sa.inspect(CallbackRequest).column_attrs
+        if attr.key not in _NOT_LISTED
+    ),
     Branch.timezone.label("timezone"),
-    _escalation_count().label("escalations"),
 ).outerjoin(Branch, Branch.id == CallbackRequest.branch_id)
 
 
@@ -533,4 +536,4 @@ async def list_views(
     # Core on the session's connection (company filtered above): no ORM result machinery.
     connection = await session.connection()
     rows = (await connection.execute(query)).all()
-    return [CallbackView(row, row.timezone, int(row.escalations or 0)) for row in rows]
+    return [CallbackView(row, row.timezone, int(row.escalation_level or 0)) for row in rows]

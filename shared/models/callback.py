@@ -58,6 +58,11 @@ class CallbackRequest(IdMixin, TenantMixin, TimestampMixin, Base):
     # level's time after each escalation, NULL once it is contacted, resolved or the branch's
     # escalation chain is exhausted.
     next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The highest escalation level written (0: never escalated), kept with each
+    # `callback_escalations` row in the same transaction: lists show it without counting.
+    escalation_level: Mapped[int] = mapped_column(
+        sa.Integer, default=0, server_default=sa.text("0")
+    )
     resolution_notes: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 

@@ -62,8 +62,8 @@ def captured_sql(db: Database) -> Iterator[list[tuple[str, Any]]]:
 
 
 async def last_select(db: Database, tenant: str, query: Query) -> tuple[str, Any]:
-    """The SQL and parameters of the SELECT of `query` that reads callback_requests (the list's
-    page; a follow-up read of the page's escalation counts is not it), bound to `tenant`."""
+    """The SQL and parameters of the first SELECT of `query` that reads callback_requests,
+    bound to `tenant`."""
     with captured_sql(db) as statements:
         async with db.transaction(tenant, write=False) as session:
             await query(session)
@@ -152,9 +152,15 @@ async def seed(db: Database, now: datetime, rows: int = ROWS, branches: int = BR
         staff_ids = [member.id for member in staff]
     source = _callback_rows(company_id, branch_ids, staff_ids, now, rows)
     while chunk := [row for _, row in zip(range(CHUNK), source, strict=False)]:
+        escalations = _escalations(chunk)
+        levels: dict[str, int] = {}
+        for escalation in escalations:
+            levels[escalation["callback_request_id"]] = escalation["level"]
+        for callback in chunk:
+            callback["escalation_level"] = levels.get(callback["id"], 0)
         async with db.transaction(SYSTEM) as session:
             await session.execute(sa.insert(CALLBACKS), chunk)
-            await session.execute(sa.insert(ESCALATIONS), _escalations(chunk))
+            await session.execute(sa.insert(ESCALATIONS), escalations)
     async with db.engine.connect() as conn:
         for table in ("callback_requests", "callback_escalations"):
             analyze = "ANALYZE" if db.is_sqlite else "ANALYZE TABLE"
@@ -164,7 +170,7 @@ async def seed(db: Database, now: datetime, rows: int = ROWS, branches: int = BR
 
 def _escalations(callbacks_: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Level 1 for the callbacks handled past their due time (every third one), level 2 for
-    a third of those: the count subquery of the list then has rows to count."""
+    a third of those."""
     rows: list[dict[str, Any]] = []
     for n, cb in enumerate(callbacks_):
         if n % 3:
