@@ -7,12 +7,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.config_schema import merge_levels
 from shared.db.types import utcnow
-from shared.hierarchy import Chain, ConfigCache, effective, resolve_effective
+from shared.hierarchy import (
+    Chain,
+    ConfigCache,
+    effective,
+    resolve_effective,
+    scoped_row,
+    upsert_scoped,
+)
 from shared.models import NotificationConfiguration, NotificationConfigurationChange
 
 NAMESPACE: Final = "notification"
@@ -24,6 +30,10 @@ def _stored(row: Any) -> Mapping[str, Any]:
     return config
 
 
+def _scope(level: str, entity_id: str, event_type: str, channel: str) -> dict[str, str]:
+    return {"level": level, "entity_id": entity_id, "event_type": event_type, "channel": channel}
+
+
 async def get_config(
     session: AsyncSession,
     level: str,
@@ -33,15 +43,10 @@ async def get_config(
     *,
     lock: bool = False,
 ) -> NotificationConfiguration | None:
-    statement = sa.select(_N).where(
-        _N.level == level,
-        _N.entity_id == entity_id,
-        _N.event_type == event_type,
-        _N.channel == channel,
+    row: NotificationConfiguration | None = await scoped_row(
+        session, _N, _scope(level, entity_id, event_type, channel), lock=lock
     )
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return (await session.scalars(statement)).first()
+    return row
 
 
 async def list_configs(
@@ -97,28 +102,12 @@ async def put_config(
 ) -> tuple[NotificationConfiguration, bool]:
     """Insert or replace one scope's (validated) config; (row, created). Audited; bumps the
     company's config version after commit."""
-    scope = {"level": level, "entity_id": entity_id, "event_type": event_type, "channel": channel}
-    row = await get_config(session, level, entity_id, event_type, channel, lock=True)
-    created = row is None
-    before: Mapping[str, Any] | None = None
-    if row is None:
-        row = NotificationConfiguration(**scope)
-        _apply(row, config)
-        try:
-            async with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            # A concurrent first PUT of this scope committed in between: update its row.
-            row = await get_config(session, level, entity_id, event_type, channel, lock=True)
-            assert row is not None
-            created = False
-    if not created:
-        before = dict(row.config or {})
-        _apply(row, config)
+    scope = _scope(level, entity_id, event_type, channel)
+    row, before = await upsert_scoped(session, _N, scope, lambda row: _apply(row, config))
     _record(session, scope, before, config, changed_by)
     await session.flush()
     cache.bump_after_commit(session, company_id)
-    return row, created
+    return row, before is None
 
 
 async def delete_config(
@@ -135,8 +124,7 @@ async def delete_config(
     row = await get_config(session, level, entity_id, event_type, channel, lock=True)
     if row is None:
         return False
-    scope = {"level": level, "entity_id": entity_id, "event_type": event_type, "channel": channel}
-    _record(session, scope, row.config, None, changed_by)
+    _record(session, _scope(level, entity_id, event_type, channel), row.config, None, changed_by)
     await session.delete(row)
     await session.flush()
     cache.bump_after_commit(session, company_id)

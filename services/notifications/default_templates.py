@@ -13,27 +13,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from services.notifications.catalog import (
+    APPOINTMENT_EVENTS,
+    CALLBACK_EVENTS,
+    CHANNELS,
+    EVENT_TYPES,
+    NOTIFICATION_LANGUAGES,
+)
 from shared.errors import InvalidInput
-from shared.models.notification import CHANNELS, NOTIFICATION_LANGUAGES
 
-APPOINTMENT_EVENTS: Final = (
-    "booking_confirmed",
-    "booking_rescheduled",
-    "booking_cancelled",
-    "booking_reminder_24h",
-    "booking_reminder_2h",
-    "booking_no_show",
-    "booking_sync_failed",
-    "cancellation_fee_charged",
-    "modification_quota_exceeded",
-)
-CALLBACK_EVENTS: Final = (
-    "callback_requested",
-    "callback_assigned",
-    "callback_overdue",
-    "callback_escalated",
-)
-EVENT_TYPES: Final = APPOINTMENT_EVENTS + CALLBACK_EVENTS
+__all__ = [
+    "APPOINTMENT_EVENTS",
+    "CALLBACK_EVENTS",
+    "DEFAULTS",
+    "EVENT_TYPES",
+    "check_target",
+    "default_template",
+]
+
 LANGUAGES: Final = NOTIFICATION_LANGUAGES
 
 Template = tuple[str | None, str]  # (subject, body); the subject is None for sms and whatsapp

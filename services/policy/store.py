@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.config_schema import POLICY_TYPES, merge_levels
@@ -20,7 +19,9 @@ from shared.hierarchy import (
     Memo,
     effective_entry,
     resolve_effective,
+    scoped_row,
     tenant_param,
+    upsert_scoped,
 )
 from shared.models import (
     Appointment,
@@ -36,14 +37,11 @@ async def get_config(
     session: AsyncSession, level: str, entity_id: str, policy_type: str, *, lock: bool = False
 ) -> PolicyConfiguration | None:
     """The stored config of one scope of the session's company (row-locked with `lock`)."""
-    statement = sa.select(PolicyConfiguration).where(
-        PolicyConfiguration.level == level,
-        PolicyConfiguration.entity_id == entity_id,
-        PolicyConfiguration.policy_type == policy_type,
+    scope = {"level": level, "entity_id": entity_id, "policy_type": policy_type}
+    row: PolicyConfiguration | None = await scoped_row(
+        session, PolicyConfiguration, scope, lock=lock
     )
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return (await session.scalars(statement)).first()
+    return row
 
 
 def _record_change(
@@ -81,30 +79,14 @@ async def put_config(
     changed_by: str,
 ) -> tuple[PolicyConfiguration, bool]:
     """Insert or replace one scope's (already validated) config; (row, created)."""
-    row = await get_config(session, level, entity_id, policy_type, lock=True)
-    created = row is None
-    before: Mapping[str, Any] | None = None
-    if row is None:
-        row = PolicyConfiguration(
-            level=level,
-            entity_id=entity_id,
-            policy_type=policy_type,
-            config=dict(config),
-            updated_by=changed_by,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            # A concurrent first PUT of this scope committed in between: update its row.
-            row = await get_config(session, level, entity_id, policy_type, lock=True)
-            assert row is not None
-            created = False
-    if not created:
-        before = dict(row.config)
+
+    def fill(row: PolicyConfiguration) -> None:
         row.config = dict(config)
         row.updated_by = changed_by
         row.updated_at = utcnow()
+
+    scope = {"level": level, "entity_id": entity_id, "policy_type": policy_type}
+    row, before = await upsert_scoped(session, PolicyConfiguration, scope, fill)
     _record_change(
         session,
         level=level,
@@ -116,7 +98,7 @@ async def put_config(
     )
     await session.flush()
     cache.bump_after_commit(session, company_id)
-    return row, created
+    return row, before is None
 
 
 async def delete_config(
