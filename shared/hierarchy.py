@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -439,6 +440,26 @@ async def upsert_scoped(
     before = dict(row.config or {})
     fill(row)
     return row, before
+
+
+def record_change(
+    session: AsyncSession,
+    change_model: Any,
+    scope: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    changed_by: str,
+) -> None:
+    """Add an audit row (who, when, before, after) of one scope's config to the transaction."""
+    session.add(
+        change_model(
+            **scope,
+            before=None if before is None else dict(before),
+            after=None if after is None else dict(after),
+            changed_by=changed_by,
+            changed_at=datetime.now(UTC),
+        )
+    )
 
 
 def overlay(

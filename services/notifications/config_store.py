@@ -15,6 +15,7 @@ from shared.hierarchy import (
     Chain,
     ConfigCache,
     effective,
+    record_change,
     resolve_effective,
     scoped_row,
     upsert_scoped,
@@ -70,24 +71,6 @@ def _apply(row: NotificationConfiguration, config: Mapping[str, Any]) -> None:
     row.updated_at = utcnow()
 
 
-def _record(
-    session: AsyncSession,
-    scope: Mapping[str, str],
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-    changed_by: str,
-) -> None:
-    session.add(
-        NotificationConfigurationChange(
-            **scope,
-            before=None if before is None else dict(before),
-            after=None if after is None else dict(after),
-            changed_by=changed_by,
-            changed_at=utcnow(),
-        )
-    )
-
-
 async def put_config(
     session: AsyncSession,
     cache: ConfigCache,
@@ -104,7 +87,7 @@ async def put_config(
     company's config version after commit."""
     scope = _scope(level, entity_id, event_type, channel)
     row, before = await upsert_scoped(session, _N, scope, lambda row: _apply(row, config))
-    _record(session, scope, before, config, changed_by)
+    record_change(session, NotificationConfigurationChange, scope, before, config, changed_by)
     await session.flush()
     cache.bump_after_commit(session, company_id)
     return row, before is None
@@ -124,7 +107,8 @@ async def delete_config(
     row = await get_config(session, level, entity_id, event_type, channel, lock=True)
     if row is None:
         return False
-    _record(session, _scope(level, entity_id, event_type, channel), row.config, None, changed_by)
+    scope = _scope(level, entity_id, event_type, channel)
+    record_change(session, NotificationConfigurationChange, scope, row.config, None, changed_by)
     await session.delete(row)
     await session.flush()
     cache.bump_after_commit(session, company_id)

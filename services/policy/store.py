@@ -18,6 +18,7 @@ from shared.hierarchy import (
     Entry,
     Memo,
     effective_entry,
+    record_change,
     resolve_effective,
     scoped_row,
     tenant_param,
@@ -54,17 +55,8 @@ def _record_change(
     after: Mapping[str, Any] | None,
     changed_by: str,
 ) -> None:
-    session.add(
-        PolicyConfigurationChange(
-            level=level,
-            entity_id=entity_id,
-            policy_type=policy_type,
-            before=None if before is None else dict(before),
-            after=None if after is None else dict(after),
-            changed_by=changed_by,
-            changed_at=utcnow(),
-        )
-    )
+    scope = {"level": level, "entity_id": entity_id, "policy_type": policy_type}
+    record_change(session, PolicyConfigurationChange, scope, before, after, changed_by)
 
 
 async def put_config(
