@@ -72,6 +72,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from tests.support.threaded_server import ThreadedServer
+
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT.parent / "shared" / "contracts" / "calcom" / "openapi-v2.json"
 SLOT_TAKEN = "User either already has booking at this time or is not available"
@@ -825,11 +827,10 @@ def _bind(port: int = 0) -> socket.socket:
     return sock
 
 
-def _server(app: Any) -> uvicorn.Server:
-    config = uvicorn.Config(
+def _config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
         app, http=_TrackingH11, log_level="warning", access_log=False, lifespan="off"
     )
-    return uvicorn.Server(config)
 
 
 class FakeCalcom:
@@ -838,8 +839,7 @@ class FakeCalcom:
     def __init__(self, *, api_keys: Iterable[str] = ()) -> None:
         self.state = FakeState(api_keys=set(api_keys))
         self.asgi = FakeCalcomApp(self.state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._runner = ThreadedServer(_config(self.asgi.app), "fake Cal.com")
         self.port = 0
 
     @property
@@ -849,21 +849,10 @@ class FakeCalcom:
     def start(self) -> None:
         sock = _bind()
         self.port = sock.getsockname()[1]
-        server = self._server = _server(self.asgi.app)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake Cal.com did not start")
-            time.sleep(0.01)
+        self._runner.start(sock)
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        self._runner.stop()
 
     async def __aenter__(self) -> FakeCalcom:
         await asyncio.to_thread(self.start)
@@ -1047,7 +1036,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.event_type:
         event_type_id, length, host = spec.split(":", 2)
         state.event_types[int(event_type_id)] = EventType(int(event_type_id), int(length), host)
-    server = _server(FakeCalcomApp(state).app)
+    server = uvicorn.Server(_config(FakeCalcomApp(state).app))
     server.run(sockets=[_bind(args.port)])
 
 

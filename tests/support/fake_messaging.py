@@ -27,7 +27,6 @@ import json
 import re
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.threaded_server import ThreadedServer
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 FIELDS = frozenset({"channel", "to", "body", "sender"})
@@ -149,8 +150,14 @@ class FakeMessagingProvider:
         self.token = token
         self._state = _State(token=token)
         self._app = _app(self._state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self._runner = ThreadedServer(config, "fake messaging provider")
         self.port = 0
 
     @property
@@ -162,29 +169,10 @@ class FakeMessagingProvider:
     def start(self) -> None:
         sock = _bind(self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        server = self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake messaging provider did not start")
-            time.sleep(0.01)
+        self._runner.start(sock)
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self._runner.stop()
 
     def __enter__(self) -> FakeMessagingProvider:
         self.start()
@@ -224,7 +212,7 @@ class FakeMessagingProvider:
 
     def up(self) -> None:
         """Listen again on the same port."""
-        if self._server is None:
+        if not self._runner.running:
             self.start()
 
     def slow(self, seconds: float) -> None:
