@@ -34,6 +34,21 @@ async def _outbox(db: Database, company_id: str) -> list[OutboxEvent]:
         return list(rows.scalars())
 
 
+async def _empty_queues(settings: Settings, db: Database) -> None:
+    """Forget the jobs and pending outbox rows earlier tests of this xdist worker left behind:
+    they are not this test's business, the sweeper would send them again, and a notify job
+    waiting for an earlier notice would keep a burst worker busy with deferred retries."""
+    redis: ArqRedis = await create_pool(redis_settings(settings))
+    try:
+        await redis.delete(BOOKING_QUEUE, NOTIFY_QUEUE)
+    finally:
+        await redis.aclose()
+    async with db.transaction(SYSTEM) as session:
+        await session.execute(
+            update(OutboxEvent).where(OutboxEvent.status == "pending").values(status="done")
+        )
+
+
 async def _drain(settings: Settings, db: Database) -> None:
     """Run the booking and notifications workers in burst mode until their queues are empty."""
     for queue, functions in ((BOOKING_QUEUE, [sync_appointment]), (NOTIFY_QUEUE, [notify])):
@@ -56,6 +71,7 @@ async def test_booking_enqueues_after_commit_and_workers_finish_the_rows(
     services: Services, settings: Settings, db: Database
 ) -> None:
     salon = await create_salon(db)
+    await _empty_queues(settings, db)
     booking: httpx.AsyncClient = services.clients["booking"]
     day = next_weekday(4)
     response = await booking.post(
@@ -77,6 +93,7 @@ async def test_a_lost_enqueue_is_recovered_by_the_sweeper(
     services: Services, settings: Settings, db: Database
 ) -> None:
     salon = await create_salon(db)
+    await _empty_queues(settings, db)
     app = services.apps["booking"]
     pool, app.state.arq = app.state.arq, None  # the process "dies" between commit and enqueue
     try:
