@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.notifications.catalog import CHANNELS, EVENT_TYPES, NOTIFICATION_LANGUAGES
 
 EventType = Literal[
     "booking_confirmed",
@@ -24,6 +26,10 @@ EventType = Literal[
 Channel = Literal["email", "sms", "whatsapp"]
 Language = Literal["de", "en"]
 Source = Literal["company", "default"]
+# Written out for the type checker and the OpenAPI schema; the catalogue is the source.
+assert get_args(EventType) == EVENT_TYPES
+assert get_args(Channel) == CHANNELS
+assert get_args(Language) == NOTIFICATION_LANGUAGES
 
 
 class TemplateIn(BaseModel):
