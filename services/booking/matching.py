@@ -54,7 +54,10 @@ _SEPARATORS: Final = re.compile(r"[\W_]+")
 def normalize(text: str) -> str:
     """Casefolded, umlauts spelled out ("ä" -> "ae"), accents dropped, one space between words."""
     text = unicodedata.normalize("NFC", text).casefold().translate(_UMLAUTS)
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    # Compatibility forms may decompose to capitals ("🄰" -> "A"), and casefolding may make
+    # combining marks ("İ" -> "i̇"): fold and decompose again before dropping the marks.
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c))
     text = _APOSTROPHES.sub("", text)
     return _SEPARATORS.sub(" ", text).strip()
 

@@ -56,6 +56,8 @@ def unique(result: MatchResult[str]) -> str | None:
         ("Waschen,\tSchneiden\n& Föhnen", "waschen schneiden foehnen"),
         ("", ""),
         (" -- ", ""),
+        ("🄰", "a"),  # a compatibility form that decomposes to a capital
+        ("İstanbul", "istanbul"),  # casefolding that yields a combining mark
     ],
 )
 def test_normalize(text: str, expected: str) -> None:
