@@ -430,15 +430,6 @@ async def escalate(
 # Queries --------------------------------------------------------------------------------
 
 
-def _escalation_count() -> Any:
-    return (
-        sa.select(sa.func.count(CallbackEscalation.id))
-        .where(CallbackEscalation.callback_request_id == CallbackRequest.id)
-        .correlate(CallbackRequest)
-        .scalar_subquery()
-    )
-
-
 # The list's columns: the callback's columns that `callback_json` shows (as attributes;
 # `escalation_level` is its escalation count) and its branch's zone.
 _NOT_LISTED: Final = frozenset({"updated_at", "expired_at", "next_escalation_at"})
@@ -452,18 +443,19 @@ _LIST_COLUMNS: Final = sa.select(
 ).outerjoin(Branch, Branch.id == CallbackRequest.branch_id)
 
 
-def _view_query() -> sa.Select[Any]:
-    return sa.select(CallbackRequest, Branch.timezone, _escalation_count()).outerjoin(
-        Branch, Branch.id == CallbackRequest.branch_id
-    )
-
-
 async def get_view(session: AsyncSession, callback_id: str) -> CallbackView:
-    """The callback with its branch timezone and escalation count, or 404."""
-    row = (await session.execute(_view_query().where(CallbackRequest.id == callback_id))).first()
+    """The callback with its branch timezone and escalation level, or 404 (the same figure
+    the list shows: `escalation_level`, kept by `record_escalation`)."""
+    row = (
+        await session.execute(
+            sa.select(CallbackRequest, Branch.timezone)
+            .outerjoin(Branch, Branch.id == CallbackRequest.branch_id)
+            .where(CallbackRequest.id == callback_id)
+        )
+    ).first()
     if row is None:
         raise NotFound("No such callback request.")
-    return CallbackView(row[0], row[1], int(row[2] or 0))
+    return CallbackView(row[0], row[1], int(row[0].escalation_level or 0))
 
 
 def list_query(

@@ -83,6 +83,7 @@ async def plan_event(
         if data is None:
             return None
         plans: list[Plan] = []
+        templates: dict[tuple[str, str], tuple[str | None, str, str]] = {}
         # A reminder is staged per channel (its offset is configured per channel).
         only = event.payload.get("channel")
         for channel in (only,) if only in CHANNELS else CHANNELS:
@@ -93,9 +94,12 @@ async def plan_event(
             for recipient in recipients.resolve(config, channel, data):
                 message = None
                 if recipient.address is not None:
-                    subject, body, _source = await template_store.effective_template(
-                        session, data.event_type, channel, recipient.language
-                    )
+                    slot = (channel, recipient.language)
+                    if slot not in templates:  # one read per channel and language
+                        templates[slot] = await template_store.effective_template(
+                            session, data.event_type, channel, recipient.language
+                        )
+                    subject, body, _source = templates[slot]
                     message = render(
                         data.event_type,
                         channel,
