@@ -127,6 +127,17 @@ async def company_is_active(
     return True
 
 
+def cached_key(plaintext: str) -> VerifiedKey | None:
+    """The key `plaintext` names when the in-process cache holds it and it has not expired;
+    None otherwise (unknown, uncached, malformed: `verify_key` decides those)."""
+    if parse_key(plaintext) is None:
+        return None
+    cached = key_cache.get(hash_key(plaintext))
+    if cached is None or (cached.expires_at is not None and cached.expires_at <= utcnow()):
+        return None
+    return cached
+
+
 async def verify_key(
     session: AsyncSession, plaintext: str, cache_ttl_s: float = 0.0
 ) -> VerifiedKey | None:

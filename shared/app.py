@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI
 
+from shared import lean
 from shared.config import Settings, get_settings
 from shared.correlation import CorrelationIdMiddleware
 from shared.db.engine import Database
+from shared.gc_tuning import freeze_startup_objects
 from shared.health import router as health_router
 from shared.logging import configure_logging
 from shared.metrics import MetricsMiddleware, metrics_endpoint
@@ -32,6 +34,7 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     configure_logs: bool = True,
+    lean_routes: Mapping[tuple[str, str], lean.Handler] | None = None,
 ) -> FastAPI:
     """Build a service app: problem+json errors, correlation ids, traces, metrics, health, docs."""
     settings = settings or get_settings()
@@ -50,6 +53,7 @@ def create_app(
         try:
             for hook in on_startup:
                 await hook(app)
+            freeze_startup_objects()
             yield
         finally:
             for hook in on_shutdown:
@@ -68,6 +72,8 @@ def create_app(
     app.state.settings = settings
     app.state.service = service
     install_problem_handlers(app)
+    if lean_routes and settings.lean_routes:
+        lean.install(app, lean_routes)  # innermost: inside the three below
     # Innermost of the three: the span sees the correlation id the endpoint settles on.
     app.add_middleware(TracingMiddleware)
     app.add_middleware(MetricsMiddleware, service=service)

@@ -36,9 +36,14 @@ class Settings(BaseSettings):
     retell_api_key: str | None = None
     policy_timeout_s: float = Field(default=1.5, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # The lean handlers of the hottest routes (shared/lean.py, ADR 0009); off: FastAPI only.
+    lean_routes: bool = True
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
+    # MariaDB connections for the hot paths' autocommit statements (shared/db/raw_sql.py; 0: none).
+    raw_pool_size: int = Field(default=10, ge=0)
+    raw_timeout_s: float = Field(default=5.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
     health_check_timeout_s: float = Field(default=2.0, gt=0)
     redis_timeout_s: float = Field(default=2.0, gt=0)

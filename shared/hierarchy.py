@@ -42,10 +42,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.engine import after_commit
+from shared.db.raw_sql import RawPool
 from shared.db.tenancy import SYSTEM
 from shared.errors import InvalidInput, NotFound, TenantNotSet
 from shared.metrics import CACHE_REQUESTS
 from shared.models import Branch, Service, Staff
+from shared.redis_scripts import ScriptCall
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,34 @@ def _chain_statement(staff: bool, service: bool, branch: bool) -> sa.Select[Any]
     return sa.select(*columns)
 
 
+def _chain_params(
+    company_id: str, tenant: str, ids: Mapping[str, str | None]
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    statement = _chain_statement(
+        bool(ids["staff_id"]), bool(ids["service_id"]), bool(ids["branch_id"])
+    )
+    return statement, {"company_id": company_id, "tenant": tenant, **ids}
+
+
+def _chain_from(found: Mapping[str, Any], company_id: str, ids: Mapping[str, str | None]) -> Chain:
+    """The chain the chain statement's row gives, or the 404/422 for the ids it refuses."""
+    staff_id, service_id, branch_id = ids["staff_id"], ids["service_id"], ids["branch_id"]
+    if staff_id and found["staff_branch"] is None:
+        raise NotFound("No such staff member.", field="staff_id")
+    if service_id and found["service_branch"] is None:
+        raise NotFound("No such service.", field="service_id")
+    if branch_id and found["branch"] is None:
+        raise NotFound("No such branch.", field="branch_id")
+    staff_branch: str | None = found["staff_branch"] if staff_id else None
+    service_branch: str | None = (found["service_branch"] or None) if service_id else None
+    branch = branch_id or staff_branch or service_branch
+    if staff_branch is not None and staff_branch != branch:
+        raise InvalidInput("The staff member works at another branch.", field="staff_id")
+    if service_branch is not None and service_branch != branch:
+        raise InvalidInput("The service is not offered at that branch.", field="service_id")
+    return Chain(company_id, branch, service_id or None, staff_id or None)
+
+
 async def resolve_chain(
     session: AsyncSession,
     company_id: str,
@@ -161,30 +191,22 @@ async def resolve_chain(
     """
     if not (branch_id or service_id or staff_id):
         return Chain(company_id)
-    statement = _chain_statement(bool(staff_id), bool(service_id), bool(branch_id))
-    params = {
-        "company_id": company_id,
-        "tenant": tenant_param(session, company_id),
-        "staff_id": staff_id,
-        "service_id": service_id,
-        "branch_id": branch_id,
-    }
+    ids = {"branch_id": branch_id, "service_id": service_id, "staff_id": staff_id}
+    statement, params = _chain_params(company_id, tenant_param(session, company_id), ids)
     connection = await session.connection()
     found = (await connection.execute(statement, params)).one()._mapping
-    if staff_id and found["staff_branch"] is None:
-        raise NotFound("No such staff member.", field="staff_id")
-    if service_id and found["service_branch"] is None:
-        raise NotFound("No such service.", field="service_id")
-    if branch_id and found["branch"] is None:
-        raise NotFound("No such branch.", field="branch_id")
-    staff_branch: str | None = found["staff_branch"] if staff_id else None
-    service_branch: str | None = (found["service_branch"] or None) if service_id else None
-    branch = branch_id or staff_branch or service_branch
-    if staff_branch is not None and staff_branch != branch:
-        raise InvalidInput("The staff member works at another branch.", field="staff_id")
-    if service_branch is not None and service_branch != branch:
-        raise InvalidInput("The service is not offered at that branch.", field="service_id")
-    return Chain(company_id, branch, service_id or None, staff_id or None)
+    return _chain_from(found, company_id, ids)
+
+
+async def resolve_chain_raw(
+    reads: RawPool, company_id: str, ids: Mapping[str, str | None]
+) -> Chain:
+    """`resolve_chain` for a caller bound to `company_id`, through autocommit raw reads."""
+    if not any(ids.values()):
+        return Chain(company_id)
+    statement, params = _chain_params(company_id, company_id, ids)
+    found = await reads.first(statement, params)
+    return _chain_from(found._asdict(), company_id, ids)
 
 
 async def check_entity(session: AsyncSession, company_id: str, level: str, entity_id: str) -> None:
@@ -272,15 +294,25 @@ class ConfigCache:
 
     async def read(self, company_id: str, key: str) -> tuple[str | None, Any]:
         """(version, cached value or None) in one round trip; (None, None) when Redis fails."""
+        call = self.read_call(company_id, key)
         try:
-            version, raw = await self._read(
-                keys=[self.version_key(company_id)],
-                args=[f"cfg:{self.namespace}:{company_id}:", f":{key}", _initial_version()],
-            )
+            reply = await call.run()
         except (RedisError, OSError) as exc:
+            reply = exc
+        return self.read_reply(reply)
+
+    def read_call(self, company_id: str, key: str) -> ScriptCall:
+        """The script call of `read`, to run in a pipeline with others (`read_reply` then)."""
+        args = [f"cfg:{self.namespace}:{company_id}:", f":{key}", _initial_version()]
+        return ScriptCall(self._read, [self.version_key(company_id)], args)
+
+    def read_reply(self, reply: Any) -> tuple[str | None, Any]:
+        """What `read` answers for the script's reply (or the Redis error it got)."""
+        if isinstance(reply, (RedisError, OSError)):
             CACHE_REQUESTS.labels(self.namespace, "error").inc()
-            log.warning("config cache unavailable", extra={"error": repr(exc)})
+            log.warning("config cache unavailable", extra={"error": repr(reply)})
             return None, None
+        version, raw = reply
         version_text = version.decode() if isinstance(version, bytes) else str(version)
         if raw is None:
             CACHE_REQUESTS.labels(self.namespace, "miss").inc()
@@ -541,6 +573,19 @@ def predicted_chain(
     return None
 
 
+async def _resolve_while_reading(
+    cache: ConfigCache, company_id: str, key: str, resolving: Awaitable[Chain]
+) -> tuple[Chain, tuple[str | None, Any]]:
+    """Await `resolving` (the chain's SELECT, which may refuse an id with 404/422) while the
+    cache entry under `key` is read: one round trip less. The read always finishes first."""
+    reading = asyncio.ensure_future(cache.read(company_id, key))
+    try:
+        chain = await resolving
+    finally:
+        read = await reading  # never raises: a Redis failure reads as (None, None)
+    return chain, read
+
+
 async def resolve_effective(
     session: AsyncSession,
     cache: ConfigCache | None,
@@ -568,11 +613,9 @@ async def resolve_effective(
             session, cache, chain, model, filters, merge, to_config=to_config
         )
     key = cache_key(predicted, filters)
-    reading = asyncio.ensure_future(cache.read(company_id, key))
-    try:
-        chain = await resolve_chain(session, company_id, **ids)
-    finally:
-        read = await reading  # never raises: a Redis failure reads as (None, None)
+    chain, read = await _resolve_while_reading(
+        cache, company_id, key, resolve_chain(session, company_id, **ids)
+    )
     if chain != predicted:  # cannot happen (see predicted_chain); never serve another chain
         return chain, await effective_entry(
             session, cache, chain, model, filters, merge, to_config=to_config
@@ -582,6 +625,31 @@ async def resolve_effective(
         return merge(await load_levels(session, model, chain, filters, to_config))
 
     return chain, await cache.settle(session, company_id, key, read, load)
+
+
+async def resolve_effective_warm(
+    reads: RawPool,
+    cache: ConfigCache,
+    company_id: str,
+    filters: Mapping[str, Any],
+    ids: Mapping[str, str | None],
+) -> tuple[Chain, Entry] | None:
+    """`resolve_effective` when the value is cached, through raw reads (the lean routes'):
+    the chain (its 404/422 as there) and the cached entry; None on a miss or when Redis
+    fails, and the caller resolves in a session instead (nothing has happened by then)."""
+    predicted = predicted_chain(company_id, **ids)
+    if predicted is not None:
+        key = cache_key(predicted, filters)
+        resolving = resolve_chain_raw(reads, company_id, ids)
+        chain, (version, cached) = await _resolve_while_reading(cache, company_id, key, resolving)
+        if chain != predicted:  # cannot happen (see predicted_chain)
+            return None
+    else:
+        chain = await resolve_chain_raw(reads, company_id, ids)
+        version, cached = await cache.read(company_id, cache_key(chain, filters))
+    if version is None or cached is None:
+        return None
+    return chain, Entry(version, cached)
 
 
 async def effective_entry(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.types import utcnow
 from shared.logging import correlation_id_var
 from shared.models import OutboxEvent
-from shared.queue import enqueue_unique
+from shared.queue import NOTIFY_JOB, NOTIFY_QUEUE, enqueue_unique
 from shared.tracing import TRACE_KEY, inject_job_context
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,26 @@ def stage(
     session.add(event)
     session.info.setdefault("outbox", []).append(event)
     return event
+
+
+def stage_notification(
+    session: AsyncSession,
+    *,
+    company_id: str,
+    event_type: str,
+    aggregate_id: str | None,
+    payload: dict[str, Any],
+) -> None:
+    """Stage one `notify` job of `event_type` for the notifications worker (kept in order per
+    `aggregate_id`: an appointment, a callback)."""
+    stage(
+        session,
+        queue=NOTIFY_QUEUE,
+        job=NOTIFY_JOB,
+        payload={"company_id": company_id, "event_type": event_type, **payload},
+        company_id=company_id,
+        aggregate_id=aggregate_id,
+    )
 
 
 def job_id(event_id: str) -> str:

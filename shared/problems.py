@@ -63,11 +63,16 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+def app_error_response(exc: AppError) -> JSONResponse:
+    """The problem+json answer of a domain error (also used outside FastAPI's handlers)."""
     extra = dict(exc.extra)
     headers = extra.pop("headers", None)
     return problem(exc.status, exc.code, exc.title, exc.detail, headers=headers, **extra)
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return app_error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

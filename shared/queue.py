@@ -20,6 +20,7 @@ from shared.tracing import TRACE_KEY, inject_job_context
 BOOKING_QUEUE = "arq:queue:booking"
 WEBHOOKS_QUEUE = "arq:queue:webhooks"
 NOTIFY_QUEUE = "arq:queue:notify"
+NOTIFY_JOB = "notify"  # services/notifications/jobs.py `notify`
 HEALTH_CHECK_INTERVAL_S = 10
 
 

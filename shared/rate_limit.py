@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.errors import RateLimited
+from shared.redis_scripts import ScriptCall, run_pipelined
 
 log = logging.getLogger(__name__)
 
@@ -96,24 +97,47 @@ class RateLimiter:
 
     async def hit(self, key: str, limit: int, period_s: float) -> Decision:
         """Count one hit on `key`: allowed while fewer than `limit` hits in the last `period_s`."""
+        call = self._call(key, limit, period_s)
+        try:
+            async with asyncio.timeout(self.timeout_s):  # None: no extra bound
+                reply = await call.run()
+        except (RedisError, OSError) as exc:  # OSError covers TimeoutError and socket errors
+            return self._failed(key, limit, exc)
+        return self._decision(reply)
+
+    async def hit_with(
+        self, key: str, limit: int, period_s: float, other: ScriptCall
+    ) -> tuple[Decision, Any]:
+        """`hit` and one more script call in one round trip (a pipeline): the decision and
+        the other call's reply. When Redis fails, the decision is `hit`'s (fail-open or
+        raise) and the other reply is the exception, for its owner to treat as `run` would."""
+        call = self._call(key, limit, period_s)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                mine, theirs = await run_pipelined(self.redis, (call, other))
+        except (RedisError, OSError) as exc:
+            return self._failed(key, limit, exc), exc
+        if isinstance(mine, (RedisError, OSError)):
+            return self._failed(key, limit, mine), theirs
+        return self._decision(mine), theirs
+
+    def _call(self, key: str, limit: int, period_s: float) -> ScriptCall:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
         period_us = math.ceil(period_s * 1_000_000)
-        try:
-            async with asyncio.timeout(self.timeout_s):  # None: no extra bound
-                reply = await self._script(
-                    keys=[self.key(key)],
-                    args=[limit, period_us, uuid.uuid4().hex],
-                    client=self.redis,
-                )
-        except (RedisError, OSError) as exc:  # OSError covers TimeoutError and socket errors
-            if not self.fail_open:
-                raise
-            self._warn(key, exc)
-            DECISIONS.labels("fail_open").inc()
-            return Decision(allowed=True, remaining=limit, degraded=True)
+        return ScriptCall(self._script, [self.key(key)], [limit, period_us, uuid.uuid4().hex])
+
+    def _failed(self, key: str, limit: int, exc: BaseException) -> Decision:
+        if not self.fail_open:
+            raise exc
+        self._warn(key, exc)
+        DECISIONS.labels("fail_open").inc()
+        return Decision(allowed=True, remaining=limit, degraded=True)
+
+    @staticmethod
+    def _decision(reply: Any) -> Decision:
         allowed, remaining, retry_us = (int(v) for v in reply)
         DECISIONS.labels("allowed" if allowed else "refused").inc()
         return Decision(
@@ -131,7 +155,11 @@ class RateLimiter:
 
 async def enforce(limiter: RateLimiter, key: str, limit: int, period_s: float = 60) -> None:
     """Count a hit on `key`; raise RateLimited (429 with Retry-After) when over `limit`."""
-    decision = await limiter.hit(key, limit, period_s)
+    refuse_unless_allowed(await limiter.hit(key, limit, period_s), limit, period_s)
+
+
+def refuse_unless_allowed(decision: Decision, limit: int, period_s: float = 60) -> None:
+    """Raise RateLimited (429 with Retry-After) for a refused decision."""
     if decision.allowed:
         return
     seconds = decision.retry_after_header

@@ -28,6 +28,10 @@ from shared.redis import EmbeddedRedis
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 10.0
+# Longer than any client's idle-connection expiry (httpx: 5 s, load balancers: 60 s): with
+# uvicorn's default of 5 s a client reusing an idle connection races the server closing it
+# and reads a reset instead of an answer.
+KEEP_ALIVE_S = 75
 POLL_INTERVAL_S = 0.2
 READY_TIMEOUT_S = 60.0
 DEFAULT_REDIS_DIR = Path("var/redis")
@@ -79,6 +83,7 @@ def _uvicorn(factory: str, port: int) -> list[str]:
     argv += ["--host", HOST, "--port", str(port)]
     # Below STOP_TIMEOUT_S, so open connections cannot turn a stop into a SIGKILL.
     argv += ["--timeout-graceful-shutdown", "5"]
+    argv += ["--timeout-keep-alive", str(KEEP_ALIVE_S)]
     return argv
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +214,23 @@ def _on_error(exception_context: Any) -> None:
         span.end()
 
 
+def sql_span(statement: str, system: str) -> AbstractContextManager[Any]:
+    """The span of a statement sent outside an instrumented engine (shared/db/raw_sql.py),
+    as `_before_execute` names it; nothing outside a recording span."""
+    if _state.provider is None or not trace.get_current_span().is_recording():
+        return nullcontext()
+    verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    return _state.tracer.start_as_current_span(
+        f"SQL {verb}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system": system,
+            "db.statement": statement[:MAX_STATEMENT_CHARS],
+            **_correlation(),
+        },
+    )
+
+
 # --- outgoing HTTP ------------------------------------------------------------------------------
 
 
@@ -249,15 +267,21 @@ class TracingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+# Idle connections are dropped after 4 s, before a server with uvicorn's default keep-alive
+# (5 s) closes them: reusing a connection the server is closing reads a reset, not an answer.
+OUTBOUND_KEEPALIVE_S = 4.0
+OUTBOUND_LIMITS = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=OUTBOUND_KEEPALIVE_S
+)
+
+
 def traced_transport(
     transport: httpx.AsyncBaseTransport | None = None, *, limits: httpx.Limits | None = None
 ) -> httpx.AsyncBaseTransport:
     """The transport for an `httpx.AsyncClient(transport=...)`: `transport` (default: a new
     pooled HTTP transport with `limits`, which a client given a transport ignores) traced."""
     if transport is None:
-        transport = (
-            httpx.AsyncHTTPTransport(limits=limits) if limits else httpx.AsyncHTTPTransport()
-        )
+        transport = httpx.AsyncHTTPTransport(limits=limits or OUTBOUND_LIMITS)
     return TracingTransport(transport)
 
 

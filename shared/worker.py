@@ -14,6 +14,7 @@ from arq.worker import Function
 
 from shared.config import get_settings
 from shared.db.engine import Database
+from shared.gc_tuning import freeze_startup_objects
 from shared.logging import configure_logging
 from shared.queue import HEALTH_CHECK_INTERVAL_S, redis_settings
 from shared.tracing import configure_tracing, traced_job
@@ -38,6 +39,7 @@ def worker_hooks(service: str) -> tuple[Any, Any]:
         ctx["settings"] = settings
         ctx["db"] = Database(settings=settings)
         await start_metrics(ctx)
+        freeze_startup_objects()
         log.info("worker started", extra={"queue": service})
 
     async def shutdown(ctx: dict[str, Any]) -> None:

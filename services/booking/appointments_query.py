@@ -15,6 +15,13 @@ from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import Appointment, Branch, Company, Customer, Service
 
+# Built once: constructing and keying the statement per call cost more than running it.
+_SERVICE_AND_COMPANY = (
+    sa.select(Service, Company)
+    .join(Company, Company.id == Service.company_id)
+    .where(Service.id == sa.bindparam("service_id"))
+)
+
 
 async def availability(
     session: AsyncSession,
@@ -27,13 +34,7 @@ async def availability(
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     now = now or utcnow()
-    row = (
-        await session.execute(
-            sa.select(Service, Company)
-            .join(Company, Company.id == Service.company_id)
-            .where(Service.id == service_id)
-        )
-    ).first()
+    row = (await session.execute(_SERVICE_AND_COMPANY, {"service_id": service_id})).first()
     if row is None or not row[0].active:
         raise InvalidInput("Unknown service.", field="service_id")
     service, company = row

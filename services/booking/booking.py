@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,13 +130,13 @@ async def free_slots(
     """Free slots of a service in one branch (all qualified staff, or one); with Cal.com, only
     the starts Cal.com also lists, unless it cannot say in time (`calcom_availability`).
     `ignore` frees appointments locally; `reschedule_uid` frees the moved booking in Cal.com."""
-    staff = await qualified_staff(session, service.id, [branch.id], staff_id)
+    staff = await qualified_staff(session, service, [branch.id], staff_id)
     spec = service_spec(service)
     reach = timedelta(
         minutes=spec.duration_minutes + spec.buffer_before_minutes + spec.buffer_after_minutes
     )
     calendars = await load_calendars(
-        session, staff, first_date, days, branch.timezone, ignore, margin=reach
+        session, service.company_id, staff, first_date, days, branch.timezone, ignore, margin=reach
     )
     slots = find_slots(
         AvailabilityQuery(
@@ -200,15 +201,21 @@ async def alternatives_for(
     return nearest_alternatives(slots, start, ctx.timezone, exclude=ctx.staff.id)
 
 
+# Built once (the ORM's tenant hook adds the company filter at execution).
+_ACTIVE_BRANCHES = select(Branch).where(Branch.active.is_(True)).order_by(Branch.name, Branch.id)
+_ACTIVE_BRANCH = _ACTIVE_BRANCHES.where(Branch.id == sa.bindparam("branch_id"))
+
+
 async def resolve_branches(
     session: AsyncSession, service: Service, branch_id: str | None
 ) -> list[Branch]:
     """The branches a service is searched in: the given one, the service's, or all active."""
     wanted = branch_id or service.branch_id
-    query = select(Branch).where(Branch.active.is_(True)).order_by(Branch.name, Branch.id)
-    if wanted is not None:
-        query = query.where(Branch.id == wanted)
-    branches = list((await session.execute(query)).scalars())
+    if wanted is None:
+        branches = list((await session.execute(_ACTIVE_BRANCHES)).scalars())
+    else:
+        found = await session.execute(_ACTIVE_BRANCH, {"branch_id": wanted})
+        branches = list(found.scalars())
     if wanted is not None and not branches:
         raise InvalidInput("Unknown branch.", field="branch_id")
     if service.branch_id is not None and branch_id and branch_id != service.branch_id:
@@ -237,7 +244,7 @@ async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime
         for slot in slots:
             if slot.start == req.start:
                 return slot.staff_id
-    staff = await qualified_staff(session, service.id, [b.id for b in branches])
+    staff = await qualified_staff(session, service, [b.id for b in branches])
     if not staff:
         raise InvalidInput("No staff member offers this service.", field="service_id")
     # Nobody is free then: let the first qualified staff member's fence produce the answer.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,10 +56,9 @@ class BookingContext:
         return self.branch.timezone
 
 
-async def load_context(
-    session: AsyncSession, *, service_id: str, staff_id: str, phone: str | None
-) -> BookingContext:
-    """Load the booking context; unknown service or staff -> 422 naming the field."""
+def _context_statement(with_phone: bool) -> sa.Select[Any]:
+    """The one statement of `load_context` (built once per phone given or not: constructing
+    and keying it per call cost more than running it)."""
     qualified = (
         sa.select(sa.func.count())
         .select_from(StaffService)
@@ -66,23 +66,47 @@ async def load_context(
         .scalar_subquery()
     )
     hours = weekly_hours_column()
+    # No phone given: the customer without a phone number, as `Customer.phone == None` read.
+    phone_matches = (
+        Customer.phone == sa.bindparam("phone") if with_phone else Customer.phone.is_(None)
+    )
     customer = sa.select(Customer.id, Customer.name).where(
-        Customer.company_id == Staff.company_id, Customer.phone == phone
+        Customer.company_id == Staff.company_id, phone_matches
     )
     customer_id = customer.with_only_columns(Customer.id).scalar_subquery()
     customer_name = customer.with_only_columns(Customer.name).scalar_subquery()
-    row = (
-        await session.execute(
-            sa.select(Service, Staff, Branch, Company, qualified, hours, customer_id, customer_name)
-            .select_from(Staff)
-            .join(Service, Service.id == service_id)
-            .join(Branch, Branch.id == Staff.branch_id)
-            .join(Company, Company.id == Staff.company_id)
-            .where(Staff.id == staff_id)
-        )
-    ).first()
+    columns: list[Any] = [
+        Service,
+        Staff,
+        Branch,
+        Company,
+        qualified,
+        hours,
+        customer_id,
+        customer_name,
+    ]
+    return (
+        sa.select(*columns)
+        .select_from(Staff)
+        .join(Service, Service.id == sa.bindparam("service_id"))
+        .join(Branch, Branch.id == Staff.branch_id)
+        .join(Company, Company.id == Staff.company_id)
+        .where(Staff.id == sa.bindparam("staff_id"))
+    )
+
+
+_CONTEXT: Final = {with_phone: _context_statement(with_phone) for with_phone in (False, True)}
+_SERVICE_EXISTS: Final = sa.select(Service.id).where(Service.id == sa.bindparam("service_id"))
+
+
+async def load_context(
+    session: AsyncSession, *, service_id: str, staff_id: str, phone: str | None
+) -> BookingContext:
+    """Load the booking context; unknown service or staff -> 422 naming the field."""
+    params = {"service_id": service_id, "staff_id": staff_id, "phone": phone}
+    row = (await session.execute(_CONTEXT[phone is not None], params)).first()
     if row is None:
-        found = await session.scalar(sa.select(Service.id).where(Service.id == service_id))
+        found = await session.scalar(_SERVICE_EXISTS, {"service_id": service_id})
         if found is None:
             raise InvalidInput("Unknown service.", field="service_id")
         raise InvalidInput("Unknown staff member.", field="staff_id")

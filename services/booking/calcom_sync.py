@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.callbacks import create_callback
-from services.booking.events import SYNC_JOB, stage_notification
+from services.booking.events import SYNC_JOB
 from shared.calcom.client import CalcomClient
 from shared.calcom.errors import CalcomRejected
 from shared.calcom.models import CalcomBooking
@@ -49,6 +49,7 @@ from shared.models import (
     OutboxEvent,
     Service,
 )
+from shared.outbox import stage_notification
 
 # A change Cal.com could not take for this long is given up and handed to people.
 GIVE_UP_AFTER = timedelta(hours=24)

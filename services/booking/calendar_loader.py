@@ -5,10 +5,12 @@ Rows are read as plain columns (no ORM identity map) so that a busy branch stays
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +23,16 @@ from services.booking.availability import (
     local_day_bounds,
 )
 from services.booking.slot_guard import MAX_BLOCK
-from shared.db.tenancy import tenant_condition
-from shared.models import LIVE_STATUSES, Appointment, Staff, StaffService, TimeOff, WorkingHours
+from shared.hierarchy import tenant_param
+from shared.models import (
+    LIVE_STATUSES,
+    Appointment,
+    Service,
+    Staff,
+    StaffService,
+    TimeOff,
+    WorkingHours,
+)
 
 
 @dataclass(frozen=True)
@@ -60,26 +70,47 @@ def parse_weekly_hours(text: str | None) -> tuple[WorkingInterval, ...]:
     return tuple(sorted(intervals, key=lambda iv: (iv.weekday, iv.start)))
 
 
+@functools.cache
+def _staff_statement(by_branch: bool, by_staff: bool) -> sa.Select[Any]:
+    """Qualified active staff with their weekly hours (built once per filter combination:
+    building and keying a statement per call cost more than running it)."""
+    columns: list[Any] = [Staff.id, Staff.name, Staff.branch_id, weekly_hours_column()]
+    query = (
+        sa.select(*columns)
+        .join(StaffService, StaffService.staff_id == Staff.id)
+        .where(
+            StaffService.service_id == sa.bindparam("service_id"),
+            Staff.active.is_(True),
+            Staff.company_id == sa.bindparam("tenant"),
+        )
+        .order_by(Staff.name, Staff.id)
+    )
+    if by_branch:
+        query = query.where(Staff.branch_id.in_(sa.bindparam("branch_ids", expanding=True)))
+    if by_staff:
+        query = query.where(Staff.id == sa.bindparam("staff_id"))
+    return query
+
+
 async def qualified_staff(
     session: AsyncSession,
-    service_id: str,
+    service: Service,
     branch_ids: Sequence[str] | None = None,
     staff_id: str | None = None,
 ) -> list[StaffRow]:
-    """Active staff qualified for the service, with their weekly hours (order: name, id)."""
-    query = (
-        sa.select(Staff.id, Staff.name, Staff.branch_id, weekly_hours_column())
-        .join(StaffService, StaffService.staff_id == Staff.id)
-        .where(StaffService.service_id == service_id, Staff.active.is_(True))
-        .order_by(Staff.name, Staff.id)
-    )
-    if branch_ids is not None:
-        query = query.where(Staff.branch_id.in_(list(branch_ids)))
-    if staff_id is not None:
-        query = query.where(Staff.id == staff_id)
+    """Active staff qualified for the service, with their weekly hours (order: name, id).
+    Core on the session's connection, the company filtered explicitly."""
+    statement = _staff_statement(branch_ids is not None, staff_id is not None)
+    params = {
+        "service_id": service.id,
+        "tenant": tenant_param(session, service.company_id),
+        "branch_ids": list(branch_ids or ()),
+        "staff_id": staff_id,
+    }
+    connection = await session.connection()
     return [
         StaffRow(staff, name, branch, parse_weekly_hours(hours))
-        for staff, name, branch, hours in await session.execute(query)
+        for staff, name, branch, hours in await connection.execute(statement, params)
     ]
 
 
@@ -92,30 +123,13 @@ def parse_time(value: object) -> time:
     return time.fromisoformat(str(value).split(".")[0])
 
 
-async def load_calendars(
-    session: AsyncSession,
-    staff: Sequence[StaffRow],
-    first_date: date,
-    days: int,
-    timezone: str,
-    ignore: Sequence[str] = (),
-    margin: timedelta = timedelta(hours=6),
-) -> list[StaffCalendar]:
-    """Working hours, time off and live appointments of `staff` around the local date range.
-
-    `margin`: how far a slot's blocked range can reach beyond the range (the service's
-    duration plus buffers). `ignore`: appointment ids to leave out (the one being moved).
-    Read through Core on the session's connection (no ORM row machinery: a busy branch has
-    hundreds of rows), so the company is filtered explicitly here.
-    """
-    if not staff:
-        return []
-    ids = [s.id for s in staff]
-    range_start, _ = local_day_bounds(first_date, timezone)
-    _, range_end = local_day_bounds(first_date + timedelta(days=max(days, 1) - 1), timezone)
-    low, high = range_start - margin, range_end + margin
-    conn = await session.connection()
-    # Time off and appointments in one round trip: (kind, staff, start, end, blocked range).
+@functools.cache
+def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
+    """Time off and live appointments of some staff around a range, in one round trip:
+    (kind, staff, start, end, blocked range). Built once, with and without `ignore`."""
+    staff_ids: sa.BindParameter[list[str]] = sa.bindparam("staff_ids", expanding=True)
+    low: sa.BindParameter[datetime] = sa.bindparam("low")
+    high: sa.BindParameter[datetime] = sa.bindparam("high")
     absences = sa.select(
         sa.literal("off").label("kind"),
         TimeOff.staff_id,
@@ -124,8 +138,8 @@ async def load_calendars(
         TimeOff.starts_at.label("blocked_from"),
         TimeOff.ends_at.label("blocked_until"),
     ).where(
-        tenant_condition(session, TimeOff),
-        TimeOff.staff_id.in_(ids),
+        TimeOff.company_id == sa.bindparam("tenant"),
+        TimeOff.staff_id.in_(staff_ids),
         TimeOff.starts_at < high,
         TimeOff.ends_at > low,
     )
@@ -137,20 +151,55 @@ async def load_calendars(
         Appointment.blocked_from,
         Appointment.blocked_until,
     ).where(
-        tenant_condition(session, Appointment),
-        Appointment.staff_id.in_(ids),
+        Appointment.company_id == sa.bindparam("tenant"),
+        Appointment.staff_id.in_(staff_ids),
         Appointment.status.in_(LIVE_STATUSES),
-        Appointment.blocked_from >= low - MAX_BLOCK,  # the index range; MAX_BLOCK bounds length
+        # The index range; MAX_BLOCK bounds an appointment's blocked length.
+        Appointment.blocked_from >= sa.bindparam("scan_low"),
         Appointment.blocked_from < high,
         Appointment.blocked_until > low,
     )
-    if ignore:
-        appointments = appointments.where(Appointment.id.not_in(list(ignore)))
+    if ignoring:
+        ignored: sa.BindParameter[list[str]] = sa.bindparam("ignore", expanding=True)
+        appointments = appointments.where(Appointment.id.not_in(ignored))
+    return sa.union_all(appointments, absences)
+
+
+async def load_calendars(
+    session: AsyncSession,
+    company_id: str,
+    staff: Sequence[StaffRow],
+    first_date: date,
+    days: int,
+    timezone: str,
+    ignore: Sequence[str] = (),
+    margin: timedelta = timedelta(hours=6),
+) -> list[StaffCalendar]:
+    """Working hours, time off and live appointments of `staff` around the local date range.
+
+    `margin`: how far a slot's blocked range can reach beyond the range (the service's
+    duration plus buffers). `ignore`: appointment ids to leave out (the one being moved).
+    One statement built once, run through Core on the session's connection (no ORM row
+    machinery: a busy branch has hundreds of rows), the company filtered explicitly.
+    """
+    if not staff:
+        return []
+    range_start, _ = local_day_bounds(first_date, timezone)
+    _, range_end = local_day_bounds(first_date + timedelta(days=max(days, 1) - 1), timezone)
+    low, high = range_start - margin, range_end + margin
+    params = {
+        "tenant": tenant_param(session, company_id),
+        "staff_ids": [s.id for s in staff],
+        "low": low,
+        "high": high,
+        "scan_low": low - MAX_BLOCK,
+        "ignore": list(ignore),
+    }
+    connection = await session.connection()
+    rows = await connection.execute(_calendar_statement(bool(ignore)), params)
     off: dict[str, list[TimeOffPeriod]] = defaultdict(list)
     booked: dict[str, list[ExistingAppointment]] = defaultdict(list)
-    for kind, staff_id, starts_at, ends_at, blocked_from, blocked_until in await conn.execute(
-        sa.union_all(appointments, absences)
-    ):
+    for kind, staff_id, starts_at, ends_at, blocked_from, blocked_until in rows:
         if kind == "off":
             off[staff_id].append(TimeOffPeriod(starts_at, ends_at))
         else:

@@ -35,13 +35,11 @@ from shared.models import (
     Staff,
 )
 from shared.models.callback import CALLBACK_PRIORITIES, CALLBACK_STATUSES
-from shared.outbox import stage
-from shared.queue import NOTIFY_QUEUE
+from shared.outbox import stage_notification
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SLA_MINUTES = 120
-NOTIFY_JOB = "notify"
 OPEN_STATUSES = frozenset({"pending", "assigned", "contacted"})
 OVERDUE_STATUSES = ("pending", "assigned")
 # action -> (statuses it may start from, resulting status; None keeps the current one)
@@ -210,18 +208,12 @@ async def escalation_chain(
 
 
 def _notify(session: AsyncSession, cb: CallbackRequest, event_type: str, **extra: Any) -> None:
-    stage(
+    stage_notification(
         session,
-        queue=NOTIFY_QUEUE,
-        job=NOTIFY_JOB,
-        payload={
-            "event_type": event_type,
-            "callback_id": cb.id,
-            "company_id": cb.company_id,
-            **extra,
-        },
         company_id=cb.company_id,
+        event_type=event_type,
         aggregate_id=cb.id,
+        payload={"callback_id": cb.id, **extra},
     )
 
 

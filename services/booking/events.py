@@ -8,10 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Appointment
 from shared.outbox import stage
-from shared.queue import BOOKING_QUEUE, NOTIFY_QUEUE
+from shared.queue import BOOKING_QUEUE, NOTIFY_JOB, NOTIFY_QUEUE
 
 SYNC_JOB = "sync_appointment"
-NOTIFY_JOB = "notify"
 
 
 def appointment_snapshot(appointment: Appointment) -> dict[str, Any]:
@@ -48,22 +47,3 @@ def stage_appointment_events(
             company_id=appointment.company_id,
             aggregate_id=appointment.id,
         )
-
-
-def stage_notification(
-    session: AsyncSession,
-    *,
-    company_id: str,
-    event_type: str,
-    aggregate_id: str | None,
-    payload: dict[str, Any],
-) -> None:
-    """Stage one `notify` job (for events that need no Cal.com sync: sync failed, callbacks)."""
-    stage(
-        session,
-        queue=NOTIFY_QUEUE,
-        job=NOTIFY_JOB,
-        payload={"company_id": company_id, "event_type": event_type, **payload},
-        company_id=company_id,
-        aggregate_id=aggregate_id,
-    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,25 +40,28 @@ def is_sqlite(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+_LOCK_STAFF: Final = (
+    sa.select(Staff.id)
+    .where(Staff.id.in_(sa.bindparam("staff_ids", expanding=True)))
+    .order_by(Staff.id)
+    .with_for_update()
+)
+
+
 async def lock_staff(session: AsyncSession, staff_ids: Iterable[str]) -> None:
     """Serialize on the given staff members for the rest of the transaction."""
     ids = sorted(set(staff_ids))
     if not ids or is_sqlite(session):
         return
-    await session.execute(
-        sa.select(Staff.id).where(Staff.id.in_(ids)).order_by(Staff.id).with_for_update()
-    )
+    await session.execute(_LOCK_STAFF, {"staff_ids": ids})
 
 
-async def conflicts(
-    session: AsyncSession,
-    staff_id: str,
-    blocked_from: datetime,
-    blocked_until: datetime,
-    exclude_ids: Iterable[str] = (),
-) -> list[Conflict]:
-    """Live appointments and time off of `staff_id` overlapping [blocked_from, blocked_until)."""
-    excluded = list(exclude_ids)
+def _conflicts_statement(excluding: bool) -> sa.CompoundSelect[Any]:
+    """Live appointments and time off of one staff member overlapping a blocked range (built
+    once, with and without excluded appointments)."""
+    staff_id: sa.BindParameter[str] = sa.bindparam("staff_id")
+    blocked_from = sa.bindparam("blocked_from", type_=Appointment.blocked_from.type)
+    blocked_until = sa.bindparam("blocked_until", type_=Appointment.blocked_until.type)
     appointments = sa.select(
         sa.literal("appointment").label("kind"),
         Appointment.id,
@@ -68,11 +71,12 @@ async def conflicts(
     ).where(
         Appointment.staff_id == staff_id,
         Appointment.status.in_(LIVE_STATUSES),
-        Appointment.blocked_from >= blocked_from - MAX_BLOCK,
+        Appointment.blocked_from >= sa.bindparam("scan_from", type_=Appointment.blocked_from.type),
         Appointment.blocked_from < blocked_until,
         Appointment.blocked_until > blocked_from,
     )
-    if excluded:
+    if excluding:
+        excluded: sa.BindParameter[list[str]] = sa.bindparam("excluded", expanding=True)
         appointments = appointments.where(Appointment.id.not_in(excluded))
     time_off = sa.select(
         sa.literal("time_off").label("kind"),
@@ -85,6 +89,28 @@ async def conflicts(
         TimeOff.starts_at < blocked_until,
         TimeOff.ends_at > blocked_from,
     )
-    result: sa.Result[Any] = await session.execute(sa.union_all(appointments, time_off))
+    return sa.union_all(appointments, time_off)
+
+
+_CONFLICTS: Final = {excluding: _conflicts_statement(excluding) for excluding in (False, True)}
+
+
+async def conflicts(
+    session: AsyncSession,
+    staff_id: str,
+    blocked_from: datetime,
+    blocked_until: datetime,
+    exclude_ids: Iterable[str] = (),
+) -> list[Conflict]:
+    """Live appointments and time off of `staff_id` overlapping [blocked_from, blocked_until)."""
+    excluded = list(exclude_ids)
+    params = {
+        "staff_id": staff_id,
+        "blocked_from": blocked_from,
+        "blocked_until": blocked_until,
+        "scan_from": blocked_from - MAX_BLOCK,
+        "excluded": excluded,
+    }
+    result: sa.Result[Any] = await session.execute(_CONFLICTS[bool(excluded)], params)
     rows: list[Any] = list(result.all())
     return [Conflict(str(r[0]), str(r[1]), r[2], r[3], r[4]) for r in rows]

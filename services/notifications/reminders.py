@@ -23,7 +23,6 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from services.booking.events import stage_notification
 from services.notifications.catalog import CHANNELS, REMINDER_DEFAULT_MINUTES, REMINDER_EVENTS
 from services.notifications.config_store import effective_config
 from shared.db.engine import Database
@@ -35,7 +34,7 @@ from shared.models import (
     NotificationConfiguration,
     NotificationReminder,
 )
-from shared.outbox import dispatch_staged
+from shared.outbox import dispatch_staged, stage_notification
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy import evaluate_service, store
 from services.policy.config_schema import validate_config
@@ -20,7 +21,7 @@ from shared.auth import AdminPrincipal, Principal, authenticate
 from shared.deps import READ_ONLY, Session
 from shared.errors import Forbidden, NotFound
 from shared.fields import Id
-from shared.hierarchy import ConfigCache, check_entity
+from shared.hierarchy import Chain, ConfigCache, check_entity
 from shared.models import PolicyConfiguration
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
@@ -79,7 +80,7 @@ async def get_effective(
     branch_id: Annotated[Id | None, Query()] = None,
 ) -> dict[str, Any]:
     """The levels merged from company down to the most specific, with each key's level."""
-    chain, result = await store.resolve_effective_config(
+    return await effective_answer(
         session,
         cache,
         principal.company_id,
@@ -88,6 +89,32 @@ async def get_effective(
         service_id=service_id,
         staff_id=staff_id,
     )
+
+
+async def effective_answer(
+    session: AsyncSession,
+    cache: ConfigCache,
+    company_id: str,
+    policy_type: str,
+    *,
+    branch_id: str | None,
+    service_id: str | None,
+    staff_id: str | None,
+) -> dict[str, Any]:
+    """The body of the effective config (also the lean route's, services/policy/lean_routes)."""
+    chain, result = await store.resolve_effective_config(
+        session,
+        cache,
+        company_id,
+        policy_type,
+        branch_id=branch_id,
+        service_id=service_id,
+        staff_id=staff_id,
+    )
+    return effective_body(policy_type, chain, result)
+
+
+def effective_body(policy_type: str, chain: Chain, result: dict[str, Any]) -> dict[str, Any]:
     return {
         "policy_type": policy_type,
         "config": result["config"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.policy.api import router
+from services.policy.lean_routes import HANDLERS
 from services.policy.store import NAMESPACE
 from shared.app import create_app
 from shared.config import Settings
@@ -23,4 +24,5 @@ def create(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         settings=settings,
         on_startup=[_start_cache],
+        lean_routes=HANDLERS,
     )

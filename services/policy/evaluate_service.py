@@ -13,12 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.policy import store
 from services.policy.evaluation import (
     Decision,
+    Policy,
     as_utc,
     can_cancel,
     can_reschedule,
     deadline_local_iso,
 )
 from services.policy.schemas import EvaluateIn
+from shared.auth import KeyLimit
+from shared.db.raw_sql import RawPool
 from shared.db.tenancy import tenant_condition
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
@@ -96,6 +99,12 @@ async def load_appointment(
     }
     connection = await session.connection()
     row = (await connection.execute(_APPOINTMENT[count_reschedules], params)).first()
+    return _appointment_subject(row, company_id, appointment_id, count_reschedules)
+
+
+def _appointment_subject(
+    row: Any, company_id: str, appointment_id: str, count_reschedules: bool
+) -> Subject:
     if row is None:
         raise NotFound("No such appointment.", field="appointment_id")
     return Subject(
@@ -199,6 +208,51 @@ async def evaluate(
         changes = await store.recent_modifications(
             session, company_id, subject.customer_id, body.action, since
         )
+    return answer(body, at, subject, policy, changes)
+
+
+def answers_warm(body: EvaluateIn) -> bool:
+    """Can `evaluate_warm` take this request (an appointment by id, not the what-if form)?"""
+    return body.appointment_id is not None and not any(
+        getattr(body, name) is not None for name in _WHAT_IF_FIELDS
+    )
+
+
+async def evaluate_warm(
+    reads: RawPool, cache: ConfigCache, company_id: str, body: EvaluateIn, limit: KeyLimit
+) -> dict[str, Any] | None:
+    """`evaluate` of an appointment by id (`answers_warm`) through autocommit raw reads, the
+    caller's rate-limit hit sharing the round trip of the config cache read (the lean
+    route's). The same statements, cache entry, memo and decision as `evaluate`. Counts the
+    hit exactly once; None when the effective config is not cached, and the caller then runs
+    `evaluate` in a session (this only read: nothing has happened twice)."""
+    assert body.appointment_id is not None
+    at = body.at or utcnow()
+    moves = body.action == "reschedule"
+    params = {"appointment_id": body.appointment_id, "company_id": company_id, "tenant": company_id}
+    row = await reads.first(_APPOINTMENT[moves], params)
+    if row is None:
+        await limit.hit()
+    subject = _appointment_subject(row, company_id, body.appointment_id, moves)
+    policy_type = POLICY_TYPE[body.action]
+    reply = await limit.hit_with(store.policy_read(cache, subject.chain, policy_type))
+    policy = store.cached_policy(cache, subject.chain, policy_type, reply)
+    if policy is None:
+        return None
+    changes: list[datetime] = []
+    if subject.customer_id is not None:
+        since = as_utc(at, "at") - timedelta(days=policy.window_days)
+        changes = await reads.scalars(
+            store.RECENT_MODIFICATIONS,
+            store.recent_params(company_id, subject.customer_id, body.action, since),
+        )
+    return answer(body, at, subject, policy, changes)
+
+
+def answer(
+    body: EvaluateIn, at: datetime, subject: Subject, policy: Policy, changes: list[datetime]
+) -> dict[str, Any]:
+    """The pure core's decision on `subject`, shaped as the API answers it."""
     common: dict[str, Any] = {
         "start": subject.start,
         "status": subject.status,
@@ -226,6 +280,6 @@ async def evaluate(
             "window_days": decision.quota.window_days,
         },
         "action": body.action,
-        "policy_type": policy_type,
+        "policy_type": POLICY_TYPE[body.action],
         "appointment_id": subject.appointment_id,
     }

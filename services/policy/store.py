@@ -11,15 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.policy.config_schema import POLICY_TYPES, merge_levels
 from services.policy.evaluation import Policy
+from shared.db.raw_sql import RawPool
 from shared.db.types import utcnow
 from shared.hierarchy import (
     Chain,
     ConfigCache,
     Entry,
     Memo,
+    cache_key,
     effective_entry,
     record_change,
     resolve_effective,
+    resolve_effective_warm,
     scoped_row,
     tenant_param,
     upsert_scoped,
@@ -30,6 +33,7 @@ from shared.models import (
     PolicyConfiguration,
     PolicyConfigurationChange,
 )
+from shared.redis_scripts import ScriptCall
 
 NAMESPACE: Final = "policy"
 
@@ -181,6 +185,22 @@ async def resolve_effective_config(
     return chain, result
 
 
+async def resolve_effective_config_warm(
+    reads: RawPool,
+    cache: ConfigCache,
+    company_id: str,
+    policy_type: str,
+    ids: Mapping[str, str | None],
+) -> tuple[Chain, dict[str, Any]] | None:
+    """`resolve_effective_config` through raw reads when cached; None otherwise."""
+    found = await resolve_effective_warm(reads, cache, company_id, _filters(policy_type), ids)
+    if found is None:
+        return None
+    chain, entry = found
+    result: dict[str, Any] = entry.value
+    return chain, result
+
+
 # Parsed policies by (company, version, chain + type): evaluation skips re-validating the
 # cached config while the company's version is unchanged (each read still asks Redis for it).
 policies = Memo()
@@ -190,7 +210,10 @@ async def effective_policy(
     session: AsyncSession, cache: ConfigCache | None, chain: Chain, policy_type: str
 ) -> Policy:
     """The chain's effective config as a typed Policy (an invalid stored config: 422)."""
-    entry = await _effective_entry(session, cache, chain, policy_type)
+    return _policy(await _effective_entry(session, cache, chain, policy_type), chain, policy_type)
+
+
+def _policy(entry: Entry, chain: Chain, policy_type: str) -> Policy:
     key = f"{policy_type}:{chain.cache_key()}"
     policy: Policy = policies.get_or_make(
         chain.company_id,
@@ -201,13 +224,27 @@ async def effective_policy(
     return policy
 
 
+def policy_read(cache: ConfigCache, chain: Chain, policy_type: str) -> ScriptCall:
+    """The cache read of the chain's effective config, for a pipeline (`cached_policy`)."""
+    return cache.read_call(chain.company_id, cache_key(chain, _filters(policy_type)))
+
+
+def cached_policy(cache: ConfigCache, chain: Chain, policy_type: str, reply: Any) -> Policy | None:
+    """`effective_policy` from the reply of `policy_read` (no SQL); None on a miss or when
+    Redis failed."""
+    version, cached = cache.read_reply(reply)
+    if version is None or cached is None:
+        return None
+    return _policy(Entry(version, cached), chain, policy_type)
+
+
 def _tenant_bind() -> sa.BindParameter[str]:
     return sa.bindparam("tenant")
 
 
 _M = AppointmentModification
 # Built once (see shared.hierarchy.tenant_param); the quota index's range scan.
-_RECENT: Final = sa.select(_M.created_at).where(
+RECENT_MODIFICATIONS: Final = sa.select(_M.created_at).where(
     _M.customer_id == sa.bindparam("customer_id"),
     _M.modification_type == sa.bindparam("modification_type"),
     _M.created_at > sa.bindparam("since"),
@@ -226,6 +263,18 @@ RESCHEDULES_OF_APPOINTMENT: Final = (
 )
 
 
+def recent_params(
+    tenant: str, customer_id: str, modification_type: str, since: datetime
+) -> dict[str, Any]:
+    """The parameters of RECENT_MODIFICATIONS (`tenant`: the company filtered on)."""
+    return {
+        "customer_id": customer_id,
+        "modification_type": modification_type,
+        "since": since,
+        "tenant": tenant,
+    }
+
+
 async def recent_modifications(
     session: AsyncSession,
     company_id: str,
@@ -239,13 +288,6 @@ async def recent_modifications(
     explicitly (see shared.hierarchy.tenant_param).
     """
     connection = await session.connection()
-    rows = await connection.scalars(
-        _RECENT,
-        {
-            "customer_id": customer_id,
-            "modification_type": modification_type,
-            "since": since,
-            "tenant": tenant_param(session, company_id),
-        },
-    )
-    return list(rows)
+    tenant = tenant_param(session, company_id)
+    params = recent_params(tenant, customer_id, modification_type, since)
+    return list(await connection.scalars(RECENT_MODIFICATIONS, params))

@@ -18,10 +18,9 @@ from services.webhooks import event_metrics, ingest, replay
 from services.webhooks.replay import Scope
 from services.webhooks.schemas import Accepted, EventDetail, EventList, Repeated
 from shared.api_keys import verify_key
-from shared.auth import authenticate, bearer
+from shared.auth import authenticate, bearer, enforce_key_limit
 from shared.deps import Session
 from shared.errors import Forbidden
-from shared.rate_limit import api_key_bucket, enforce
 
 _RAW_JSON_BODY: dict[str, Any] = {
     "requestBody": {
@@ -51,6 +50,33 @@ def _answer(receipt: ingest.Receipt) -> JSONResponse:
     return JSONResponse(receipt.body(), status_code=receipt.http_status)
 
 
+async def calcom_answer(
+    state: Any, company_id: str, raw: bytes, signature: str | None
+) -> JSONResponse:
+    """Ingest one Cal.com delivery and answer it (also the lean route's, lean_routes.py)."""
+    with event_metrics.refusals_counted("calcom"):
+        receipt = await ingest.ingest_calcom(
+            state.db, state.arq, state.calcom_secrets, company_id, raw, signature
+        )
+    event_metrics.count_delivery("calcom", receipt.created)
+    return _answer(receipt)
+
+
+async def retell_answer(state: Any, raw: bytes, signature: str | None) -> JSONResponse:
+    """Ingest one Retell call event and answer it (also the lean route's, lean_routes.py)."""
+    with event_metrics.refusals_counted("retell"):
+        receipt = await ingest.ingest_retell(
+            state.db, state.arq, state.settings.retell_api_key, raw, signature
+        )
+    event_metrics.count_delivery("retell", receipt.created)
+    return _answer(receipt)
+
+
+async def _body(request: Request, source: str) -> bytes:
+    with event_metrics.refusals_counted(source):
+        return await ingest.read_body(request)
+
+
 @ingestion.post(
     "/calcom/{company_id}",
     summary="Cal.com webhook of one company",
@@ -65,14 +91,8 @@ async def calcom_webhook(
     signature: Annotated[str | None, Header(alias="X-Cal-Signature-256")] = None,
 ) -> JSONResponse:
     """Signed with the company's webhook secret (hex HMAC-SHA256 of the raw body)."""
-    with event_metrics.refusals_counted("calcom"):
-        raw = await ingest.read_body(request)
-        state = request.app.state
-        receipt = await ingest.ingest_calcom(
-            state.db, state.arq, state.calcom_secrets, company_id, raw, signature
-        )
-    event_metrics.count_delivery("calcom", receipt.created)
-    return _answer(receipt)
+    raw = await _body(request, "calcom")
+    return await calcom_answer(request.app.state, company_id, raw, signature)
 
 
 @ingestion.post(
@@ -88,14 +108,8 @@ async def retell_webhook(
     signature: Annotated[str | None, Header(alias="X-Retell-Signature")] = None,
 ) -> JSONResponse:
     """Signed like every Retell request (retell-sdk scheme, 5-minute window)."""
-    with event_metrics.refusals_counted("retell"):
-        raw = await ingest.read_body(request)
-        state = request.app.state
-        receipt = await ingest.ingest_retell(
-            state.db, state.arq, state.settings.retell_api_key, raw, signature
-        )
-    event_metrics.count_delivery("retell", receipt.created)
-    return _answer(receipt)
+    raw = await _body(request, "retell")
+    return await retell_answer(request.app.state, raw, signature)
 
 
 # --- operators ---------------------------------------------------------------------------------
@@ -120,12 +134,7 @@ async def event_scope(
         ttl = request.app.state.settings.auth_cache_ttl_s
         key = await verify_key(session, credentials.credentials, ttl)
         if key is not None and key.company_id is None:
-            limiter = request.app.state.limiter
-            await enforce(
-                limiter,
-                limiter.key(api_key_bucket(key.id)),
-                request.app.state.rate_limits.per_key_per_minute,
-            )
+            await enforce_key_limit(request.app.state, key.id)
             if not _may_operate(key.scopes):
                 raise Forbidden("This API key lacks the 'operator' scope.")
             return replay.UNATTRIBUTED

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.webhooks.api import events, ingestion
 from services.webhooks.ingest import SECRET_TTL_S, SecretCache
+from services.webhooks.lean_routes import HANDLERS
 from shared.app import create_app
 from shared.config import Settings
 
@@ -24,4 +25,5 @@ def create(settings: Settings | None = None) -> FastAPI:
         routers=[ingestion, events],
         settings=settings,
         on_startup=[_start],
+        lean_routes=HANDLERS,
     )

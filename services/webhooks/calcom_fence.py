@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.callbacks import create_callback
-from services.booking.events import stage_notification
 from services.booking.slot_guard import conflicts, lock_staff
 from services.webhooks.calcom_lookup import service_for_event_type, staff_for_organizer
 from services.webhooks.calcom_snapshot import BookingSnapshot
 from services.webhooks.calcom_writes import compare_and_set
 from services.webhooks.handling import Outcome, ignored
 from shared.models import Appointment, Customer, Service, Staff
+from shared.outbox import stage_notification
 
 
 def blocked_range(service: Service, start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -12,10 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.events import appointment_snapshot, stage_notification
+from services.booking.events import appointment_snapshot
 from services.webhooks.handling import TransientFailure
 from shared.db.types import utcnow
 from shared.models import Appointment
+from shared.outbox import stage_notification
 
 
 async def compare_and_set(

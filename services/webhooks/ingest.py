@@ -174,6 +174,13 @@ class NewEvent:
 # (lengths, the status enum) or checked after (a vanished company: no row either way).
 _INSERT_SQLITE = sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["source", "event_id"])
 _INSERT_MARIADB = sa.insert(EVENTS).prefix_with("IGNORE")
+# The same INSERT with every column a named parameter, for the raw pool (shared/db/raw_sql.py):
+# one autocommit statement, one round trip, no SQLAlchemy per-call machinery.
+_COLUMNS = (
+    "id", "company_id", "source", "event_id", "event_type", "payload", "status",
+    "correlation_id", "attempts", "error_message", "processed_at", "created_at", "updated_at",
+)  # fmt: skip
+_INSERT_RAW = _INSERT_MARIADB.values({name: sa.bindparam(name) for name in _COLUMNS})
 
 
 def _insert(db: Database) -> Any:
@@ -205,6 +212,11 @@ async def store(db: Database, event: NewEvent) -> Receipt:
         "created_at": now,
         "updated_at": now,
     }
+    if db.raw is not None:  # MariaDB: the INSERT IGNORE commits by itself (autocommit)
+        if await db.raw.execute(_INSERT_RAW, values) == 1:
+            return Receipt(row_id, created=True, status=event.status)
+        params = {"source": event.source, "event_id": event.event_id}
+        return _repeat(await db.raw.first(_EXISTING, params))
     try:
         # A Core connection, no ORM session: one statement needs no unit of work. On SQLite
         # the write lock is taken at BEGIN (IMMEDIATE), as every writing transaction does.
@@ -222,7 +234,12 @@ async def store(db: Database, event: NewEvent) -> Receipt:
                 ).first()
     except IntegrityError:  # SQLite: the company was deleted since its secret was cached
         raise Unauthorized("Unknown company.") from None
-    if existing is None:  # MariaDB's IGNORE dropped it for the same reason
+    return _repeat(existing)
+
+
+def _repeat(existing: Any) -> Receipt:
+    """The receipt of a delivery the INSERT did not store: a repeat of the stored row."""
+    if existing is None:  # MariaDB's IGNORE dropped it: the company was deleted meanwhile
         raise Unauthorized("Unknown company.")
     return Receipt(existing.id, created=False, status=existing.status)
 

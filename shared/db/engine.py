@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.config import Settings, get_settings
+from shared.db.raw_sql import RawPool
 from shared.db.tenancy import SYSTEM, install_tenant_guard
 from shared.tracing import instrument_engine
 
@@ -85,14 +86,21 @@ class Database:
     def __init__(self, url: str | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.url = url or self.settings.database_url
+        self.is_sqlite = is_sqlite(self.url)
         self.engine = create_engine(self.url, self.settings)
         instrument_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         install_tenant_guard()
-
-    @property
-    def is_sqlite(self) -> bool:
-        return is_sqlite(self.url)
+        # MariaDB only: autocommit statements of the hot paths (shared/db/raw_sql.py).
+        self.raw: RawPool | None = None
+        if not self.is_sqlite and self.settings.raw_pool_size > 0:
+            self.raw = RawPool(
+                self.engine.url,
+                self.engine.dialect,
+                size=self.settings.raw_pool_size,
+                recycle_s=1800,
+                timeout_s=self.settings.raw_timeout_s,
+            )
 
     @asynccontextmanager
     async def transaction(
@@ -111,6 +119,8 @@ class Database:
             await run_after_commit(session)
 
     async def dispose(self) -> None:
+        if self.raw is not None:
+            await self.raw.close()
         await self.engine.dispose()
 
 

@@ -27,6 +27,7 @@ import yaml
 
 from shared.config import Settings
 from shared.queue import HEALTH_CHECK_INTERVAL_S
+from shared.runner import KEEP_ALIVE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -188,6 +189,7 @@ def test_one_deployment_per_api_and_worker_running_code_that_exists(target: str)
         command = container(deployments[name])["command"]
         assert command[:3] == ["uvicorn", "--factory", f"services.{name}.app:create"]
         assert f"--port={port}" in command
+        assert f"--timeout-keep-alive={KEEP_ALIVE_S}" in command
         assert_code_exists(command[2])
     for worker in WORKERS:
         command = container(deployments[f"{worker}-worker"])["command"]
@@ -725,7 +727,14 @@ def test_compose_runs_the_full_stack_from_one_image() -> None:
         command = service["command"]
         argv = shlex.split(command[2].split("exec ", 1)[1]) if command[0] == "sh" else command
         app = f"services.{name}.app:create"
-        assert argv == ["uvicorn", "--factory", app, "--host=0.0.0.0", f"--port={port}"]
+        assert argv == [
+            "uvicorn",
+            "--factory",
+            app,
+            "--host=0.0.0.0",
+            f"--port={port}",
+            f"--timeout-keep-alive={KEEP_ALIVE_S}",
+        ]
         assert_code_exists(argv[2])
         assert service["ports"] == [f"127.0.0.1:{port}:{port}"]
         assert f"http://127.0.0.1:{port}/health/ready" in service["healthcheck"]["test"][-1]

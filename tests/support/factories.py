@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from shared.api_keys import issue_key
 from shared.db.engine import Database
@@ -97,3 +98,27 @@ def next_weekday(weekday: int, at_least_days: int = 3) -> date:
     while day.weekday() != weekday:
         day += timedelta(days=1)
     return day
+
+
+def salon_appointment(
+    salon: Salon, customer_id: str, start: datetime, staff_id: str | None = None, **fields: Any
+) -> Any:
+    """An Appointment row of `create_salon`'s 30-min service (10 min buffer after), for a
+    test to add to its session; `fields` override the defaults (status, source, ...)."""
+    from decimal import Decimal
+
+    from shared.models import Appointment
+
+    values: dict[str, Any] = {
+        "branch_id": salon.branch_id,
+        "service_id": salon.service_id,
+        "staff_id": staff_id or salon.staff_ids[0],
+        "customer_id": customer_id,
+        "starts_at": start,
+        "ends_at": start + timedelta(minutes=30),
+        "blocked_from": start,
+        "blocked_until": start + timedelta(minutes=40),
+        "price": Decimal("28.00"),
+        **fields,
+    }
+    return Appointment(**values)

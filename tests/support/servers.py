@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from shared.redis import free_port
+from shared.runner import KEEP_ALIVE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +52,8 @@ class ServerGroup:
                         "--log-level",
                         "warning",
                         "--no-access-log",
+                        "--timeout-keep-alive",
+                        str(KEEP_ALIVE_S),
                     ],
                     cwd=ROOT,
                     env=self.env,

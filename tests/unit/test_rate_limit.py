@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from shared.errors import RateLimited
 from shared.problems import install_problem_handlers
@@ -24,6 +25,7 @@ from shared.rate_limit import (
     enforce,
     limits_from_env,
 )
+from shared.redis_scripts import ScriptCall, run_pipelined
 
 
 def unique_prefix() -> str:
@@ -220,3 +222,40 @@ def test_limits_from_env_rejects_bad_values(raw: str) -> None:
 def test_rate_limits_validate() -> None:
     with pytest.raises(ValueError):
         RateLimits(per_key_per_minute=0)
+
+
+async def test_hit_with_another_script_in_one_round_trip(
+    limiter: RateLimiter, client: Redis
+) -> None:
+    """The hit and another script call share a pipeline; a script Redis does not know yet
+    (NOSCRIPT) is loaded and run again; a refused hit still returns the other reply; an
+    error of the other call is its reply, not the hit's."""
+    marker = uuid.uuid4().hex  # a script text never loaded before: its first EVALSHA fails
+    echo = ScriptCall(client.register_script(f"return ARGV[1] -- {marker}"), [], ["x"])
+    answers = [await limiter.hit_with("k", 2, 60, echo) for _ in range(3)]
+    assert [(d.allowed, d.remaining, reply) for d, reply in answers] == [
+        (True, 1, b"x"),
+        (True, 0, b"x"),
+        (False, 0, b"x"),
+    ]
+    assert answers[2][0].retry_after_s > 0
+    broken = ScriptCall(client.register_script("return redis.call('INCR')"), [], [])
+    decision, reply = await limiter.hit_with("other", 2, 60, broken)
+    assert decision.allowed and isinstance(reply, ResponseError)
+    replies = await run_pipelined(client, [echo, echo])
+    assert replies == [b"x", b"x"]
+
+
+async def test_hit_with_redis_down_fails_open_and_hands_back_the_error() -> None:
+    broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        limiter = RateLimiter(broken, prefix=unique_prefix(), fail_open=True)
+        echo = ScriptCall(broken.register_script("return 1"), [], [])
+        decision, reply = await limiter.hit_with("k", 1, 60, echo)
+        closed = RateLimiter(broken, prefix=unique_prefix(), fail_open=False)
+        with pytest.raises(RedisConnectionError):
+            await closed.hit_with("k", 1, 60, echo)
+    finally:
+        await broken.aclose()
+    assert decision.allowed and decision.degraded
+    assert isinstance(reply, RedisConnectionError)

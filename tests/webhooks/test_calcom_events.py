@@ -18,6 +18,7 @@ from services.webhooks.jobs import process_webhook_event
 from shared.calcom import slots_cache
 from shared.db.engine import Database
 from shared.models import Appointment, CallbackRequest, Customer
+from tests.support.factories import salon_appointment
 from tests.webhooks.conftest import (
     ORGANIZER,
     SECOND_HOST,
@@ -100,20 +101,15 @@ async def local_appointment(
             customer = Customer(name="Erika Muster", phone=phone)
             session.add(customer)
             await session.flush()
-        row = Appointment(
-            branch_id=cs.salon.branch_id,
-            service_id=cs.salon.service_id,
-            staff_id=cs.staff_id,
-            customer_id=customer.id,
-            starts_at=start,
-            ends_at=start + timedelta(minutes=30),
-            blocked_from=start,
-            blocked_until=start + timedelta(minutes=40),
+        row: Appointment = salon_appointment(
+            cs.salon,
+            customer.id,
+            start,
+            cs.staff_id,
             status="confirmed",
             sync_status=sync_status,
             source=source,
             calcom_booking_uid=uid,
-            price=Decimal("28.00"),
         )
         session.add(row)
     return row

@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import (
-    Appointment,
     Call,
     CallbackRequest,
     Company,
@@ -45,7 +43,7 @@ from shared.models import (
     WebhookEvent,
 )
 from shared.queue import NOTIFY_QUEUE
-from tests.support.factories import Salon, create_salon
+from tests.support.factories import Salon, create_salon, salon_appointment
 
 # The brief's contract folder, beside the repository (`../shared/contracts/`).
 CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "retell"
@@ -354,21 +352,7 @@ async def test_call_with_an_appointment_gets_no_callback_and_its_customer(
         customer = Customer(name="Erika Muster", phone="+491701234567")
         session.add(customer)
         await session.flush()
-        session.add(
-            Appointment(
-                branch_id=salon.branch_id,
-                service_id=salon.service_id,
-                staff_id=salon.staff_ids[0],
-                customer_id=customer.id,
-                starts_at=starts,
-                ends_at=starts + timedelta(minutes=30),
-                blocked_from=starts,
-                blocked_until=starts + timedelta(minutes=40),
-                source="agent",
-                call_id=call_id,
-                price=Decimal("28.00"),
-            )
-        )
+        session.add(salon_appointment(salon, customer.id, starts, source="agent", call_id=call_id))
     await deliver(db, ctx, body("call_analyzed", salon, call_id, successful=False))
     assert await callbacks_of(db, call_id) == []
     call = await load_call(db, call_id)

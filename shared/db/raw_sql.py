@@ -1,0 +1,163 @@
+"""Raw SQL: the hottest statements on MariaDB without SQLAlchemy's per-call machinery.
+
+SQLAlchemy's asyncio layer costs about 0.2 ms of CPU per statement and as much again per
+connection checkout and reset (greenlet switches, result metadata, pool events), several
+times the driver's own work; a transaction adds a COMMIT round trip (docs/adr/0009). The
+lean routes (shared/lean.py) and webhook ingestion therefore run their statements here:
+
+- each statement is still written once, with SQLAlchemy Core, and compiled once for the
+  engine's dialect (the SQL text and parameter order SQLAlchemy itself would send);
+- parameters and results go through the column types' own bind and result processors, so a
+  row reads exactly as through a session (UTC-aware instants, Decimal money, JSON);
+- connections are asyncmy's own pool in autocommit mode at READ COMMITTED: every statement
+  is its own transaction. Under READ COMMITTED each statement of a transaction sees the
+  latest commits anyway, so a read in autocommit sees what the same read in a session's
+  transaction would, and a single INSERT commits exactly as INSERT + COMMIT would. Work that
+  needs one snapshot across statements, or several writes that must commit together, uses
+  a session.
+
+SQLite (the embedded default) has none of this: `Database.raw` is None there and the callers
+use sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import asyncmy
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Dialect
+
+from shared.tracing import sql_span
+
+Processor = Callable[[Any], Any] | None
+
+
+class RawStatement:
+    """A Core SELECT or INSERT compiled once for `dialect`: SQL text, parameter order and
+    the conversions of its parameters and result columns."""
+
+    def __init__(self, statement: sa.Select[Any] | sa.Insert, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.positiontup is None:
+            raise ValueError("raw statements need a dialect with positional parameters")
+        self.sql = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup)
+        self.defaults: dict[str, Any] = dict(compiled.params)
+        binds = compiled.binds
+        for name in self.names:
+            if binds[name].expanding:
+                raise ValueError(f"raw statements do not expand IN parameters ({name})")
+        self.bind: dict[str, Processor] = {
+            name: binds[name].type.bind_processor(dialect) for name in set(self.names)
+        }
+        columns = list(statement.selected_columns) if isinstance(statement, sa.Select) else []
+        self.result: tuple[Processor, ...] = tuple(
+            column.type.result_processor(dialect, None) for column in columns
+        )
+        self.row = namedtuple("RawRow", [column.key for column in columns])  # type: ignore[misc]
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name in self.names:
+            value = params[name] if name in params else self.defaults[name]
+            process = self.bind[name]
+            values.append(process(value) if process is not None else value)
+        return tuple(values)
+
+    def convert(self, raw: Sequence[Any]) -> Any:
+        return self.row(
+            *(
+                process(value) if process is not None else value
+                for process, value in zip(self.result, raw, strict=True)
+            )
+        )
+
+
+class RawPool:
+    """Autocommit asyncmy connections for `RawStatement`s; created on first use."""
+
+    def __init__(
+        self, url: URL, dialect: Dialect, *, size: int, recycle_s: int, timeout_s: float
+    ) -> None:
+        _args, kwargs = dialect.create_connect_args(url)
+        self._connect = {
+            **kwargs,
+            "autocommit": True,
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "connect_timeout": timeout_s,
+        }
+        self.timeout_s = timeout_s
+        self.dialect = dialect
+        self.system = "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
+        self.size = size
+        self.recycle_s = recycle_s
+        self._pool: Any = None
+        self._creating: asyncio.Lock | None = None
+        self._compiled: dict[int, tuple[Any, RawStatement]] = {}
+
+    def compiled(self, statement: sa.Select[Any] | sa.Insert) -> RawStatement:
+        """The statement's compiled form (statements are module constants: keyed by id)."""
+        found = self._compiled.get(id(statement))
+        if found is None or found[0] is not statement:
+            found = (statement, RawStatement(statement, self.dialect))
+            self._compiled[id(statement)] = found
+        return found[1]
+
+    async def _pool_ready(self) -> Any:
+        if self._pool is not None:
+            return self._pool
+        if self._creating is None:
+            self._creating = asyncio.Lock()
+        async with self._creating:
+            if self._pool is None:
+                self._pool = await asyncmy.create_pool(
+                    minsize=0, maxsize=self.size, pool_recycle=self.recycle_s, **self._connect
+                )
+        return self._pool
+
+    async def _run(
+        self, statement: sa.Select[Any] | sa.Insert, params: Mapping[str, Any]
+    ) -> tuple[int, list[Any]]:
+        """(affected rows, converted rows) of one statement, in its own transaction."""
+        query = self.compiled(statement)
+        pool = await self._pool_ready()
+        async with pool.acquire() as connection:
+            try:
+                # One deadline for the whole statement (the driver's read_timeout would start
+                # a task per packet read).
+                with sql_span(query.sql, self.system):
+                    async with asyncio.timeout(self.timeout_s), connection.cursor() as cursor:
+                        await cursor.execute(query.sql, query.arguments(params))
+                        rows = await cursor.fetchall() if query.result else ()
+                        affected = cursor.rowcount
+            except BaseException:
+                connection.close()  # cut off or failed midway: never back into the pool
+                raise
+        return affected, [query.convert(row) for row in rows]
+
+    async def _fetch(self, statement: sa.Select[Any], params: Mapping[str, Any]) -> list[Any]:
+        return (await self._run(statement, params))[1]
+
+    async def first(self, statement: sa.Select[Any], params: Mapping[str, Any]) -> Any:
+        """The first row (attribute access by column key), or None."""
+        rows = await self._fetch(statement, params)
+        return rows[0] if rows else None
+
+    async def scalars(self, statement: sa.Select[Any], params: Mapping[str, Any]) -> list[Any]:
+        """The first column of every row."""
+        return [row[0] for row in await self._fetch(statement, params)]
+
+    async def execute(self, statement: sa.Insert, params: Mapping[str, Any]) -> int:
+        """Run one INSERT as a transaction of its own (committed when this returns); the
+        number of rows it inserted."""
+        return (await self._run(statement, params))[0]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
