@@ -292,35 +292,45 @@ class ConfigCache:
     def entry_key(self, company_id: str, version: str, key: str) -> str:
         return f"cfg:{self.namespace}:{company_id}:{version}:{key}"
 
-    async def read(self, company_id: str, key: str) -> tuple[str | None, Any]:
-        """(version, cached value or None) in one round trip; (None, None) when Redis fails."""
+    async def read(
+        self, company_id: str, key: str, *, first_look: bool = False
+    ) -> tuple[str | None, Any]:
+        """(version, cached value or None) in one round trip; (None, None) when Redis fails.
+        `first_look` as in `read_reply`."""
         call = self.read_call(company_id, key)
         try:
             reply = await call.run()
         except (RedisError, OSError) as exc:
             reply = exc
-        return self.read_reply(reply)
+        return self.read_reply(reply, first_look=first_look)
 
     def read_call(self, company_id: str, key: str) -> ScriptCall:
         """The script call of `read`, to run in a pipeline with others (`read_reply` then)."""
         args = [f"cfg:{self.namespace}:{company_id}:", f":{key}", _initial_version()]
         return ScriptCall(self._read, [self.version_key(company_id)], args)
 
-    def read_reply(self, reply: Any) -> tuple[str | None, Any]:
-        """What `read` answers for the script's reply (or the Redis error it got)."""
+    def read_reply(self, reply: Any, *, first_look: bool = False) -> tuple[str | None, Any]:
+        """What `read` answers for the script's reply (or the Redis error it got).
+
+        `first_look`: the caller falls back to an ordinary read when this one does not find
+        the value, so only a hit is final and counted (the fallback counts the miss or the
+        error, once)."""
         if isinstance(reply, (RedisError, OSError)):
-            CACHE_REQUESTS.labels(self.namespace, "error").inc()
-            log.warning("config cache unavailable", extra={"error": repr(reply)})
+            if not first_look:
+                CACHE_REQUESTS.labels(self.namespace, "error").inc()
+                log.warning("config cache unavailable", extra={"error": repr(reply)})
             return None, None
         version, raw = reply
         version_text = version.decode() if isinstance(version, bytes) else str(version)
-        if raw is None:
-            CACHE_REQUESTS.labels(self.namespace, "miss").inc()
-            return version_text, None
-        try:
-            value = json.loads(raw)
-        except ValueError:  # not ours or truncated: treat as a miss and overwrite it
-            CACHE_REQUESTS.labels(self.namespace, "miss").inc()
+        value = None
+        if raw is not None:
+            try:
+                value = json.loads(raw)
+            except ValueError:  # not ours or truncated: treat as a miss and overwrite it
+                value = None
+        if value is None:
+            if not first_look:
+                CACHE_REQUESTS.labels(self.namespace, "miss").inc()
             return version_text, None
         CACHE_REQUESTS.labels(self.namespace, "hit").inc()
         return version_text, value
@@ -574,11 +584,16 @@ def predicted_chain(
 
 
 async def _resolve_while_reading(
-    cache: ConfigCache, company_id: str, key: str, resolving: Awaitable[Chain]
+    cache: ConfigCache,
+    company_id: str,
+    key: str,
+    resolving: Awaitable[Chain],
+    *,
+    first_look: bool = False,
 ) -> tuple[Chain, tuple[str | None, Any]]:
     """Await `resolving` (the chain's SELECT, which may refuse an id with 404/422) while the
     cache entry under `key` is read: one round trip less. The read always finishes first."""
-    reading = asyncio.ensure_future(cache.read(company_id, key))
+    reading = asyncio.ensure_future(cache.read(company_id, key, first_look=first_look))
     try:
         chain = await resolving
     finally:
@@ -636,17 +651,21 @@ async def resolve_effective_warm(
 ) -> tuple[Chain, Entry] | None:
     """`resolve_effective` when the value is cached, through raw reads (the lean routes'):
     the chain (its 404/422 as there) and the cached entry; None on a miss or when Redis
-    fails, and the caller resolves in a session instead (nothing has happened by then)."""
+    fails, and the caller resolves in a session instead (nothing has happened by then, and
+    only that resolution counts the miss)."""
     predicted = predicted_chain(company_id, **ids)
     if predicted is not None:
         key = cache_key(predicted, filters)
         resolving = resolve_chain_raw(reads, company_id, ids)
-        chain, (version, cached) = await _resolve_while_reading(cache, company_id, key, resolving)
+        chain, (version, cached) = await _resolve_while_reading(
+            cache, company_id, key, resolving, first_look=True
+        )
         if chain != predicted:  # cannot happen (see predicted_chain)
             return None
     else:
         chain = await resolve_chain_raw(reads, company_id, ids)
-        version, cached = await cache.read(company_id, cache_key(chain, filters))
+        key = cache_key(chain, filters)
+        version, cached = await cache.read(company_id, key, first_look=True)
     if version is None or cached is None:
         return None
     return chain, Entry(version, cached)

@@ -231,8 +231,8 @@ def policy_read(cache: ConfigCache, chain: Chain, policy_type: str) -> ScriptCal
 
 def cached_policy(cache: ConfigCache, chain: Chain, policy_type: str, reply: Any) -> Policy | None:
     """`effective_policy` from the reply of `policy_read` (no SQL); None on a miss or when
-    Redis failed."""
-    version, cached = cache.read_reply(reply)
+    Redis failed, which the caller's fallback to `effective_policy` counts."""
+    version, cached = cache.read_reply(reply, first_look=True)
     if version is None or cached is None:
         return None
     return _policy(Entry(version, cached), chain, policy_type)
