@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.errors import AgentAnswer, AppError
 
@@ -106,6 +107,18 @@ async def _answer(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers or None)
 
 
+async def _client_gone(request: Request, _exc: Exception) -> JSONResponse:
+    """The caller hung up before its body arrived (a timed-out agent, say): nothing was done,
+    nobody reads the answer, and it is no server error (no 500, no traceback)."""
+    log.info("client disconnected before sending its request", extra={"path": request.url.path})
+    return problem(
+        400,
+        "client_disconnected",
+        "Client disconnected",
+        "The client disconnected before sending the whole request.",
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
@@ -116,4 +129,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AgentAnswer, _answer)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
