@@ -17,12 +17,13 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-# Dependencies first, in a layer that changes only with pyproject.toml: install the project
-# from empty package stubs, then uninstall it and keep what it pulled in.
-COPY pyproject.toml README.md ./
+# Dependencies first, in a layer that changes only with pyproject.toml and constraints.txt
+# (the versions CI tested): install the project from empty package stubs, then uninstall it
+# and keep what it pulled in.
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir shared services \
     && touch shared/__init__.py services/__init__.py \
-    && pip install . \
+    && pip install -c constraints.txt . \
     && pip uninstall -y appointments \
     && rm -rf shared services build ./*.egg-info
 COPY alembic.ini ./

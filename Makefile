@@ -7,10 +7,10 @@ export TEST_MYSQL_URL ?= mysql+asyncmy://root@127.0.0.1:3306/test
 
 .PHONY: install run test lint types migrate bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with its dev tools

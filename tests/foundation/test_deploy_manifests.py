@@ -638,7 +638,9 @@ def test_the_dockerfile_builds_in_a_builder_stage_and_runs_as_non_root() -> None
     assert len(stages) >= 2
     builder, final = stages[0], stages[-1]
     assert builder[0] == ("FROM", "${PYTHON_IMAGE} AS builder")
-    assert ("COPY", "pyproject.toml README.md ./") in builder
+    assert ("COPY", "pyproject.toml README.md constraints.txt ./") in builder
+    # The image installs the versions CI tested.
+    assert any(i == "RUN" and "pip install -c constraints.txt ." in a for i, a in builder)
     assert any(i == "RUN" and "pip install" in a and "-e ." in a for i, a in builder)
     assert final[0][1].endswith(" AS runtime")
     # Both stages start from a slim Python 3.11.
