@@ -59,10 +59,10 @@ def stage_notification(
     event_type: str,
     aggregate_id: str | None,
     payload: dict[str, Any],
-) -> None:
+) -> OutboxEvent:
     """Stage one `notify` job of `event_type` for the notifications worker (kept in order per
     `aggregate_id`: an appointment, a callback)."""
-    stage(
+    return stage(
         session,
         queue=NOTIFY_QUEUE,
         job=NOTIFY_JOB,

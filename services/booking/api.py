@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from services.booking import appointments_query, changes, idempotency
 from services.booking.booking import BookingRequest, book
 from services.booking.failures import ApiBookingAttempt
+from services.booking.refusal_notices import QuotaNotices
 from services.booking.schemas import (
     AppointmentCreate,
     AppointmentList,
@@ -125,6 +126,7 @@ async def list_appointments(
 )
 async def cancel_appointment(
     request: Request,
+    notices: QuotaNotices,  # before the session: it stages after the rollback
     principal: ServicePrincipal,
     session: Session,
     appointment_id: str,
@@ -154,6 +156,7 @@ async def cancel_appointment(
 )
 async def reschedule_appointment(
     request: Request,
+    notices: QuotaNotices,  # before the session: it stages after the rollback
     principal: ServicePrincipal,
     session: Session,
     appointment_id: str,

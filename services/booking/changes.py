@@ -9,13 +9,15 @@ own Cal.com booking, which Cal.com would otherwise count as busy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import modifications
+from services.booking import modifications, refusal_notices
 from services.booking.booking import (
     alternatives_for,
     blocked_range,
@@ -24,12 +26,13 @@ from services.booking.booking import (
     slot_taken,
 )
 from services.booking.booking_context import BookingContext, load_context
-from services.booking.events import stage_appointment_events
+from services.booking.events import appointment_snapshot, stage_appointment_events
 from services.booking.policy_client import PolicyClient, PolicyDecision
 from services.booking.slot_guard import conflicts, lock_staff
 from shared.db.types import utcnow
 from shared.errors import Conflict, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment
+from shared.outbox import stage_notification
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,17 @@ def _refuse(decision: PolicyDecision) -> PolicyViolation:
             "window_days": decision.window_days,
         },
     )
+
+
+@contextmanager
+def _quota_notice(appointment: Appointment, kind: str) -> Iterator[None]:
+    """A quota refusal of this change carries the customer's notice (staged after the
+    rollback by the route: services/booking/refusal_notices.py)."""
+    try:
+        yield
+    except PolicyViolation as error:
+        refusal_notices.attach(error, appointment, kind)
+        raise
 
 
 async def _apply_update(
@@ -129,22 +143,36 @@ async def cancel(
     now: datetime | None = None,
 ) -> ChangeResult:
     now = now or utcnow()
-    decision = await policy.evaluate(appointment.company_id, appointment.id, "cancel", at=now)
-    if not decision.allowed:
-        raise _refuse(decision)
-    old_start = await _apply(
-        session,
-        appointment,
-        decision,
-        kind="cancel",
-        actor=actor,
-        values={"status": "cancelled", "cancelled_at": now, "cancellation_reason": reason},
-        new_start=None,
-        reason=reason,
-        event="booking_cancelled",
-        event_extra={},
-        now=now,
-    )
+    with _quota_notice(appointment, "cancel"):
+        decision = await policy.evaluate(appointment.company_id, appointment.id, "cancel", at=now)
+        if not decision.allowed:
+            raise _refuse(decision)
+        old_start = await _apply(
+            session,
+            appointment,
+            decision,
+            kind="cancel",
+            actor=actor,
+            values={"status": "cancelled", "cancelled_at": now, "cancellation_reason": reason},
+            new_start=None,
+            reason=reason,
+            event="booking_cancelled",
+            event_extra={},
+            now=now,
+        )
+    if decision.fee > 0:  # the customer hears of the fee in a notice of its own
+        stage_notification(
+            session,
+            company_id=appointment.company_id,
+            event_type="cancellation_fee_charged",
+            aggregate_id=appointment.id,
+            payload={
+                "appointment_id": appointment.id,
+                **appointment_snapshot(appointment),
+                "fee": f"{decision.fee:.2f}",
+                "currency": decision.currency,
+            },
+        )
     return ChangeResult(appointment, decision, old_start)
 
 
@@ -158,6 +186,19 @@ async def reschedule(
     now: datetime | None = None,
 ) -> ChangeResult:
     now = now or utcnow()
+    with _quota_notice(appointment, "reschedule"):
+        return await _reschedule(session, policy, appointment, new_start, actor=actor, now=now)
+
+
+async def _reschedule(
+    session: AsyncSession,
+    policy: PolicyClient,
+    appointment: Appointment,
+    new_start: datetime,
+    *,
+    actor: str,
+    now: datetime,
+) -> ChangeResult:
     decision = await policy.evaluate(appointment.company_id, appointment.id, "reschedule", at=now)
     if not decision.allowed:
         raise _refuse(decision)

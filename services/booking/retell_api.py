@@ -19,6 +19,7 @@ from services.booking import idempotency, speech
 from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
 from services.booking.agent_inputs import Refusal
 from services.booking.failures import AgentBookingAttempt
+from services.booking.refusal_notices import QuotaNotices
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
 from shared.deps import Session
@@ -74,6 +75,7 @@ async def _rate_limit(request: Request, company_id: str, caller: str | None) -> 
 async def function_call(
     request: Request,
     attempt: AgentBookingAttempt,  # first: it sees errors after the session rolled back
+    notices: QuotaNotices,  # likewise
     session: Session,
     name: str,
     signature: Signature = None,
