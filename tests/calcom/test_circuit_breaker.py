@@ -330,7 +330,8 @@ async def test_opened_by_another_process_fails_fast_here(redis: Redis, redis_url
         async with breaker.guard():
             ran = True
     assert ran is False
-    assert time.perf_counter() - started < 0.1
+    # One Redis round trip, no call: far below any Cal.com timeout (slack for a loaded CI).
+    assert time.perf_counter() - started < 0.5
     assert 25 < refused.value.retry_after_s <= 30
 
 
