@@ -36,7 +36,7 @@ is then checked with a bisect (O(log A)), never by scanning appointments.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -261,6 +261,34 @@ class _Busy:
         i = bisect_left(self._starts, hi) - 1
         return i >= 0 and self._ends[i] > lo
 
+    def free_on_grid(
+        self,
+        origin: datetime,
+        first: datetime,
+        last: datetime,
+        step: timedelta,
+        before: timedelta,
+        reach: timedelta,
+    ) -> Iterator[datetime]:
+        """The starts `origin + k * step` in `[first, last]` (`first` on that grid) whose
+        blocked range `[start - before, start + reach)` overlaps no run. A run `[lo, hi)`
+        blocks exactly the starts in `(lo - reach, hi + before)`, so the walk jumps over
+        each run's blocked stretch instead of testing every start against the runs."""
+        starts, ends = self._starts, self._ends
+        i, n = bisect_right(ends, first - before), len(ends)
+        start = first
+        while start <= last:
+            # Runs ending (with `before`) at or before `start` block nothing from here on.
+            while i < n and ends[i] + before <= start:
+                i += 1
+            if i < n and starts[i] - reach < start:  # inside run i's blocked stretch
+                start = origin - ((origin - ends[i] - before) // step) * step
+                continue
+            free_until = min(last, starts[i] - reach) if i < n else last
+            while start <= free_until:
+                yield start
+                start += step
+
     def booked(self, lo: datetime, hi: datetime) -> timedelta:
         """Total length of the appointments starting in ``[lo, hi)``."""
         i = bisect_left(self._booked_starts, lo)
@@ -290,11 +318,10 @@ def _free_starts(
         if hi - lo == local_end - local:
             # Elapsed length == wall-clock length: no offset change inside (tzdata has no pair
             # of opposite transitions within hours), so the wall-clock grid is an elapsed grid.
-            start = lo if earliest <= lo else lo - ((lo - earliest) // step) * step
-            while start <= latest and start + duration <= hi:
-                if not busy.overlaps(start - before, start + duration + after):
-                    yield start
-                start += step
+            first = lo if earliest <= lo else lo - ((lo - earliest) // step) * step
+            yield from busy.free_on_grid(
+                lo, first, min(latest, hi - duration), step, before, duration + after
+            )
             continue
         # Existing wall-clock times map to strictly increasing instants (fold=0), so the
         # first candidate that ends or starts too late ends the interval.
@@ -334,11 +361,13 @@ def find_slots(query: AvailabilityQuery) -> list[Slot]:
     ]
     duration = timedelta(minutes=service.duration_minutes)
     choose_by_load = len(staff) > 1
-    best: dict[datetime, tuple[timedelta, Slot]] = {}
+    # start -> (booked minutes that day, index of the staff member): the Slot is built once
+    # per start at the end, not once per free staff member.
+    best: dict[datetime, tuple[timedelta, int]] = {}
     for offset in offsets:
         day = query.first_date + timedelta(days=offset)
         day_bounds = local_day_bounds(day, zone) if choose_by_load else None
-        for index, (member, busy) in enumerate(calendars):
+        for index, (_member, busy) in enumerate(calendars):
             intervals = by_weekday[index][day.weekday()]
             if not intervals:
                 continue
@@ -347,8 +376,8 @@ def find_slots(query: AvailabilityQuery) -> list[Slot]:
                 current = best.get(start)
                 # Staff are visited in order, so keeping the incumbent on a tie favours order.
                 if current is None or load < current[0]:
-                    best[start] = (load, Slot(start, start + duration, member.id))
-    return [best[start][1] for start in sorted(best)]
+                    best[start] = (load, index)
+    return [Slot(start, start + duration, staff[best[start][1]].id) for start in sorted(best)]
 
 
 def nearest_alternatives(

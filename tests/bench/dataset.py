@@ -188,6 +188,24 @@ async def _fill_busy_branch(
     return customers[0]["id"], tuple(evaluable[:200])
 
 
+ANALYZED_TABLES = (
+    "appointments", "customers", "staff", "staff_services", "working_hours", "time_off",
+    "services", "branches", "companies", "appointment_modifications",
+)  # fmt: skip
+
+
+async def analyze_tables(db: Database) -> None:
+    """Refresh the optimizer's statistics after the bulk seeding, as a running database has
+    them: InnoDB recomputes them only in the background after 10 % of a table changed, and
+    a query planned on the empty tables' figures picks the wrong index (measured: the staff
+    query's working-hours subquery scanned the company's 300 rows per staff member, 2.1 ms
+    instead of 0.65 ms)."""
+    if db.is_sqlite:
+        return
+    async with db.engine.connect() as connection:
+        await connection.exec_driver_sql("ANALYZE TABLE " + ", ".join(ANALYZED_TABLES))
+
+
 async def create_bench_tenant(db: Database) -> BenchTenant:
     salon = await create_salon(db)
     await enable_retell(db, salon)
@@ -196,6 +214,7 @@ async def create_bench_tenant(db: Database) -> BenchTenant:
     customer_id, evaluate_ids = await _fill_busy_branch(db, salon, busy_staff)
     async with db.transaction(SYSTEM) as session:
         service_key = issue_key(session, company_id=None, name="services", scopes=["service"])
+    await analyze_tables(db)
     return BenchTenant(
         salon=salon,
         service_key=service_key.plaintext,
