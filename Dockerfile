@@ -55,4 +55,4 @@ USER 10001:10001
 EXPOSE 8001 8002 8003 8004 9100
 # The booking API; every other process of the stack overrides the command (docker-compose.yml,
 # deploy/k8s/).
-CMD ["uvicorn", "--factory", "services.booking.app:create", "--host=0.0.0.0", "--port=8001"]
+CMD ["uvicorn", "--factory", "services.booking.app:create", "--host=0.0.0.0", "--port=8001", "--timeout-keep-alive=75"]

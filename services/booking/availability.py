@@ -30,8 +30,9 @@ Semantics
   given staff order.
 * Output is sorted by start (starts are unique).
 
-Cost: busy intervals are merged and sorted once per staff member (O(A log A)); each candidate
-is then checked with a bisect (O(log A)), never by scanning appointments.
+Cost: busy intervals are merged and sorted once per staff member (O(A log A)); each working
+interval then takes one bisect and a walk that jumps over each busy run's blocked stretch, so
+it costs O(log A + runs in it + free starts), never a scan of the appointments.
 """
 
 from __future__ import annotations

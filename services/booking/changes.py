@@ -9,6 +9,7 @@ own Cal.com booking, which Cal.com would otherwise count as busy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from shared.db.types import utcnow
 from shared.errors import Conflict, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment
 from shared.outbox import stage_notification
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,10 @@ def _quota_notice(appointment: Appointment, kind: str) -> Iterator[None]:
     try:
         yield
     except PolicyViolation as error:
-        refusal_notices.attach(error, appointment, kind)
+        try:
+            refusal_notices.attach(error, appointment, kind)
+        except Exception:  # the notice is a courtesy: never let it replace the refusal
+            log.exception("quota notice not prepared")
         raise
 
 

@@ -64,41 +64,55 @@ def attach(error: PolicyViolation, appointment: Appointment, kind: str) -> None:
 
 
 def notice_in(error: BaseException) -> QuotaNotice | None:
-    """The notice of a quota refusal anywhere in `error`'s chain (the agent's route turns the
-    refusal into its own answer)."""
+    """The notice of a quota refusal anywhere in `error`'s chain, through causes and contexts
+    alike (the agent's route turns the refusal into its own answer)."""
     seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         notice = getattr(current, "quota_notice", None)
         if isinstance(notice, QuotaNotice):
             return notice
-        current = current.__cause__ or current.__context__
+        pending += [e for e in (current.__context__, current.__cause__) if e is not None]
     return None
+
+
+async def _staged(db: Database, notice: QuotaNotice) -> bool:
+    async with db.transaction(notice.company_id, write=False) as session:
+        return await session.get(OutboxEvent, notice.outbox_id) is not None
 
 
 async def stage_notice(db: Database, pool: Any, notice: QuotaNotice) -> bool:
     """Stage and send the notice in its own transaction; False when it was staged before or
-    could not be (logged: the refusal stands either way, and is what the caller hears)."""
+    could not be (logged: the refusal stands either way, and is what the caller hears).
+
+    A repeat is recognised by a read first, so that on SQLite it does not wait for the
+    write lock; within `STAGE_BUDGET_S` in all, so a refusal is never held up for long."""
     try:
         with anyio.fail_after(STAGE_BUDGET_S):
-            async with db.transaction(notice.company_id) as session:
-                if await session.get(OutboxEvent, notice.outbox_id) is not None:
+            if await _staged(db, notice):
+                return False
+            try:
+                async with db.transaction(notice.company_id) as session:
+                    event = stage_notification(
+                        session,
+                        company_id=notice.company_id,
+                        event_type=EVENT_TYPE,
+                        aggregate_id=notice.appointment_id,
+                        payload=notice.payload,
+                    )
+                    event.id = notice.outbox_id
+            except IntegrityError:
+                if await _staged(db, notice):  # another request filed it a moment ago
                     return False
-                event = stage_notification(
-                    session,
-                    company_id=notice.company_id,
-                    event_type=EVENT_TYPE,
-                    aggregate_id=notice.appointment_id,
-                    payload=notice.payload,
-                )
-                event.id = notice.outbox_id
-    except IntegrityError:  # another request filed the same notice a moment ago
-        return False
+                raise
+            await dispatch_staged(session, pool)
     except Exception as exc:
         log.warning("quota notice not staged", extra={"error": f"{type(exc).__name__}: {exc}"})
         return False
-    await dispatch_staged(session, pool)
     return True
 
 

@@ -652,6 +652,7 @@ def test_the_dockerfile_builds_in_a_builder_stage_and_runs_as_non_root() -> None
     assert final[-1][0] == "CMD" and [i for i, _ in final].index("USER") < len(final) - 1
     cmd = yaml.safe_load(final[-1][1])
     assert cmd[:3] == ["uvicorn", "--factory", "services.booking.app:create"]
+    assert f"--timeout-keep-alive={KEEP_ALIVE_S}" in cmd
     assert_code_exists(cmd[2])
     envs = " ".join(a for i, a in final if i == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in envs and "PATH=/opt/venv/bin:$PATH" in envs

@@ -229,6 +229,14 @@ async def test_the_notice_is_found_behind_the_agents_answer_and_staged_once(
         answer.__cause__ = refusal
     assert notice_in(answer) is notice
     assert notice_in(AgentAnswer(200, {})) is None
+    # Behind an exception that has a cause of its own, in its context.
+    try:
+        try:
+            raise violation
+        except PolicyViolation:
+            raise RuntimeError("wrapped") from KeyError("unrelated cause")
+    except RuntimeError as wrapped:
+        assert notice_in(wrapped) is notice
 
     app_db: Database = services.apps["booking"].state.db
     staged = await asyncio.gather(*(stage_notice(app_db, None, notice) for _ in range(4)))
