@@ -27,13 +27,12 @@ from services.booking.booking import (
     slot_taken,
 )
 from services.booking.booking_context import BookingContext, load_context
-from services.booking.events import appointment_snapshot, stage_appointment_events
+from services.booking.events import stage_appointment_events, stage_appointment_notice
 from services.booking.policy_client import PolicyClient, PolicyDecision
 from services.booking.slot_guard import conflicts, lock_staff
 from shared.db.types import utcnow
 from shared.errors import Conflict, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment
-from shared.outbox import stage_notification
 
 log = logging.getLogger(__name__)
 
@@ -167,18 +166,8 @@ async def cancel(
             now=now,
         )
     if decision.fee > 0:  # the customer hears of the fee in a notice of its own
-        stage_notification(
-            session,
-            company_id=appointment.company_id,
-            event_type="cancellation_fee_charged",
-            aggregate_id=appointment.id,
-            payload={
-                "appointment_id": appointment.id,
-                **appointment_snapshot(appointment),
-                "fee": f"{decision.fee:.2f}",
-                "currency": decision.currency,
-            },
-        )
+        fee = {"fee": f"{decision.fee:.2f}", "currency": decision.currency}
+        stage_appointment_notice(session, appointment, "cancellation_fee_charged", fee)
     return ChangeResult(appointment, decision, old_start)
 
 

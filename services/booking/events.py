@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Appointment
-from shared.outbox import stage
+from shared.outbox import stage, stage_notification
 from shared.queue import BOOKING_QUEUE, NOTIFY_JOB, NOTIFY_QUEUE
 
 SYNC_JOB = "sync_appointment"
@@ -24,6 +24,24 @@ def appointment_snapshot(appointment: Appointment) -> dict[str, Any]:
     }
 
 
+def notice_payload(appointment: Appointment, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A notice's payload about `appointment`: its id, the snapshot, and what else it tells."""
+    return {"appointment_id": appointment.id, **appointment_snapshot(appointment), **(extra or {})}
+
+
+def stage_appointment_notice(
+    session: AsyncSession, appointment: Appointment, event_type: str, extra: dict[str, Any]
+) -> None:
+    """Stage a `notify` job alone (no sync): a notice about the appointment, not a change."""
+    stage_notification(
+        session,
+        company_id=appointment.company_id,
+        event_type=event_type,
+        aggregate_id=appointment.id,
+        payload=notice_payload(appointment, extra),
+    )
+
+
 def stage_appointment_events(
     session: AsyncSession,
     appointment: Appointment,
@@ -32,11 +50,9 @@ def stage_appointment_events(
 ) -> None:
     """Stage `sync_appointment` and `notify` for this change in the current transaction."""
     payload = {
-        "appointment_id": appointment.id,
         "company_id": appointment.company_id,
         "event_type": event_type,
-        **appointment_snapshot(appointment),
-        **(extra or {}),
+        **notice_payload(appointment, extra),
     }
     for queue, job in ((BOOKING_QUEUE, SYNC_JOB), (NOTIFY_QUEUE, NOTIFY_JOB)):
         stage(

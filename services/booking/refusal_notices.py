@@ -20,7 +20,7 @@ import anyio
 from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 
-from services.booking.events import appointment_snapshot
+from services.booking.events import notice_payload
 from shared.db.engine import Database
 from shared.errors import PolicyViolation
 from shared.models import Appointment, OutboxEvent
@@ -53,13 +53,14 @@ def attach(error: PolicyViolation, appointment: Appointment, kind: str) -> None:
     if error.extra.get("reason") != "quota_exceeded":
         return
     quota = error.extra.get("quota") or {}
-    payload = {
-        "appointment_id": appointment.id,
-        **appointment_snapshot(appointment),
-        "modification_type": kind,
-        "quota_limit": quota.get("limit"),
-        "window_days": quota.get("window_days"),
-    }
+    payload = notice_payload(
+        appointment,
+        {
+            "modification_type": kind,
+            "quota_limit": quota.get("limit"),
+            "window_days": quota.get("window_days"),
+        },
+    )
     error.quota_notice = QuotaNotice(appointment.company_id, appointment.id, kind, payload)  # type: ignore[attr-defined]
 
 

@@ -18,6 +18,7 @@ from shared.db.engine import Database
 from shared.errors import AgentAnswer, PolicyViolation
 from shared.models import Appointment, OutboxEvent
 from tests.booking.agent_support import CALLER, call_function, enable_retell
+from tests.booking.test_changes import put_policy
 from tests.conftest import Services
 from tests.notifications.conftest import notify_rows
 from tests.notifications.test_notify import customer_email, to
@@ -25,17 +26,6 @@ from tests.support.factories import Salon, create_salon, next_weekday
 from tests.support.smtp_server import SmtpTestServer
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-async def put_policy(
-    services: Services, salon: Salon, policy_type: str, config: dict[str, Any]
-) -> None:
-    response = await services.clients["policy"].put(
-        f"/v1/policies/company/{salon.tenant.company_id}/{policy_type}",
-        json=config,
-        headers=salon.headers,
-    )
-    assert response.status_code in (200, 201), response.text
 
 
 async def book(
