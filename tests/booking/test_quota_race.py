@@ -18,7 +18,14 @@ from sqlalchemy import select
 
 from shared.config import Settings
 from shared.db.engine import Database
-from shared.models import Appointment, AppointmentModification, AppointmentModificationStat
+from shared.db.tenancy import SYSTEM
+from shared.models import (
+    Appointment,
+    AppointmentModification,
+    AppointmentModificationStat,
+    OutboxEvent,
+)
+from shared.queue import NOTIFY_QUEUE
 from tests.support.factories import Salon, create_salon
 from tests.support.servers import ServerGroup
 
@@ -108,6 +115,20 @@ async def _customer_state(
     return statuses, len(modifications), stats
 
 
+QUOTA_NOTICE = "modification_quota_exceeded"
+
+
+async def _notices(db: Database, appointment_id: str) -> list[str]:
+    """The event types of the appointment's notify outbox rows, oldest first."""
+    async with db.transaction(SYSTEM, write=False) as session:
+        rows = await session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.aggregate_id == appointment_id, OutboxEvent.queue == NOTIFY_QUEUE)
+            .order_by(OutboxEvent.created_at, OutboxEvent.id)
+        )
+        return [row.payload["event_type"] for row in rows]
+
+
 @pytest.mark.slow
 async def test_last_quota_slot_two_replicas_exactly_one_cancel_wins_20_rounds(
     booking_servers: ServerGroup, policy_servers: ServerGroup, db: Database, backend: str
@@ -155,6 +176,11 @@ async def test_last_quota_slot_two_replicas_exactly_one_cancel_wins_20_rounds(
             assert sorted(statuses) == ["cancelled", "confirmed"], (round_no, statuses)
             assert modifications == 1, round_no
             assert stats == [1], round_no
+            # The refused customer is told once, by whichever replica (and fence) refused.
+            loser = ids[[r.status_code for r in responses].index(409)]
+            winner_id = ids[1 - ids.index(loser)]
+            assert await _notices(db, loser) == ["booking_confirmed", QUOTA_NOTICE], round_no
+            assert await _notices(db, winner_id) == ["booking_confirmed", "booking_cancelled"]
     elapsed = time.monotonic() - began
     print(f"\n[{backend}] {ROUNDS} rounds in {elapsed:.1f} s; refused by {dict(refused_by)}")
     assert elapsed < 60
