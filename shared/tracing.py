@@ -270,9 +270,25 @@ class TracingTransport(httpx.AsyncBaseTransport):
 # Idle connections are dropped after 4 s, before a server with uvicorn's default keep-alive
 # (5 s) closes them: reusing a connection the server is closing reads a reset, not an answer.
 OUTBOUND_KEEPALIVE_S = 4.0
-OUTBOUND_LIMITS = httpx.Limits(
-    max_connections=100, max_keepalive_connections=20, keepalive_expiry=OUTBOUND_KEEPALIVE_S
-)
+
+
+def outbound_limits(max_connections: int) -> httpx.Limits:
+    """Pool limits for our outbound clients: as many idle connections kept as open ones.
+
+    httpcore 1.0.9 closes "surplus" idle connections whenever the pool holds more connections
+    than `max_keepalive_connections` (httpx's default: 20), counting busy ones too, and may
+    close one it has just handed to a waiting request: that request then reads a reset
+    (encode/httpcore#1110, seen here as a `ReadError` under 50 concurrent requests). With
+    both limits equal that pass never fires, and a single-origin pool never closes an idle
+    connection to make room either."""
+    return httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=OUTBOUND_KEEPALIVE_S,
+    )
+
+
+OUTBOUND_LIMITS = outbound_limits(100)
 
 
 def traced_transport(

@@ -16,7 +16,7 @@ from services.booking.policy_client import PolicyClient
 from services.booking.retell_api import router as retell_router
 from shared.app import create_app
 from shared.config import Settings
-from shared.tracing import OUTBOUND_KEEPALIVE_S, traced_transport
+from shared.tracing import outbound_limits, traced_transport
 
 
 async def _start_policy_client(app: FastAPI) -> None:
@@ -34,9 +34,7 @@ async def _start_calcom(app: FastAPI) -> None:
     """One pooled HTTP client for Cal.com (each call passes its own timeout)."""
     app.state.calcom_http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0),
-        transport=traced_transport(
-            limits=httpx.Limits(max_connections=50, keepalive_expiry=OUTBOUND_KEEPALIVE_S)
-        ),
+        transport=traced_transport(limits=outbound_limits(50)),
     )
     app.state.calcom_access = CalcomAccess(
         settings=app.state.settings,

@@ -23,16 +23,14 @@ from services.booking.jobs import (
 )
 from shared.queue import BOOKING_QUEUE
 from shared.redis import redis_client
-from shared.tracing import OUTBOUND_KEEPALIVE_S, traced_transport
+from shared.tracing import outbound_limits, traced_transport
 from shared.worker import worker_hooks, worker_settings
 from shared.worker_metrics import run_periodically
 
 # Default timeouts (the Cal.com client also passes its own on every call); the pool is
 # sized for ARQ's default of 10 concurrent jobs with room for lookups.
 CALCOM_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-CALCOM_LIMITS = httpx.Limits(
-    max_connections=50, max_keepalive_connections=20, keepalive_expiry=OUTBOUND_KEEPALIVE_S
-)
+CALCOM_LIMITS = outbound_limits(50)
 
 _base_startup, _base_shutdown = worker_hooks("booking")
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -18,7 +17,7 @@ from shared.db.engine import Database
 from shared.models import Appointment
 from tests.booking.agent_support import enable_retell, signed
 from tests.support.factories import Salon, create_salon, next_weekday
-from tests.support.servers import ServerGroup
+from tests.support.servers import ServerGroup, group_client
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROUNDS = 20
@@ -42,8 +41,7 @@ def start_of(round_no: int, minute_offset: int = 0) -> datetime:
 
 
 async def _fire(servers: ServerGroup, salon: Salon, starts: list[datetime]) -> Counter[int]:
-    limits = httpx.Limits(max_connections=CLIENTS)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with group_client() as client:
 
         async def one(i: int, start: datetime) -> int:
             url = servers.urls[i % len(servers.urls)]
@@ -109,8 +107,7 @@ async def test_agent_path_50_concurrent_20_rounds(
     """The same fence through the agent function: 50 callers, one start, 3 processes."""
     salon = await create_salon(db)
     await enable_retell(db, salon)
-    limits = httpx.Limits(max_connections=CLIENTS)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with group_client() as client:
         for round_no in range(ROUNDS):
             start = start_of(round_no)
             local = start.astimezone(BERLIN)

@@ -27,7 +27,7 @@ from shared.models import (
 )
 from shared.queue import NOTIFY_QUEUE
 from tests.support.factories import Salon, create_salon
-from tests.support.servers import ServerGroup
+from tests.support.servers import ServerGroup, group_client
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROUNDS = 20
@@ -135,7 +135,7 @@ async def test_last_quota_slot_two_replicas_exactly_one_cancel_wins_20_rounds(
 ) -> None:
     salon = await create_salon(db)
     began = time.monotonic()
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with group_client(timeout=30) as client:
         put = await client.put(
             f"{policy_servers.urls[0]}/v1/policies/company/{salon.tenant.company_id}/cancellation",
             json={"max_per_window": 1, "window_days": 30},

@@ -19,6 +19,15 @@ from shared.runner import KEEP_ALIVE_S
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def group_client(timeout: float = 60) -> httpx.AsyncClient:
+    """A client for many concurrent requests spread over a group's processes: no limit on
+    connections or idle connections, so httpcore never closes an idle connection to make room
+    for another origin, nor a "surplus" one, while it is handed to a waiting request (encode/
+    httpcore#1110: that request reads a reset, `httpx.ReadError`)."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
 class ServerGroup:
     """N processes of one app factory on one database, each on its own port."""
 

@@ -26,7 +26,7 @@ from shared.db.tenancy import SYSTEM
 from shared.models import Company, WebhookEvent
 from shared.queue import WEBHOOKS_QUEUE
 from tests.support.factories import create_tenant
-from tests.support.servers import ServerGroup
+from tests.support.servers import ServerGroup, group_client
 from tests.webhooks import (
     CALCOM_SECRET,
     AppClient,
@@ -168,7 +168,7 @@ async def test_concurrent_deliveries_across_two_processes_store_one_event(
 ) -> None:
     raw = json.dumps(body_with("uid-two-processes")).encode()
     urls = webhook_servers.urls
-    async with httpx.AsyncClient(timeout=20) as http:
+    async with group_client(timeout=20) as http:
         answers = await asyncio.gather(
             *(
                 http.post(
