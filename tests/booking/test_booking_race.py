@@ -4,6 +4,7 @@ bookings of one staff member per round, 20 rounds: exactly one wins, 49 get slot
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -17,7 +18,7 @@ from shared.db.engine import Database
 from shared.models import Appointment
 from tests.booking.agent_support import enable_retell, signed
 from tests.support.factories import Salon, create_salon, next_weekday
-from tests.support.servers import ServerGroup, group_client
+from tests.support.servers import ServerGroup, group_client, post_once
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROUNDS = 20
@@ -45,9 +46,10 @@ async def _fire(servers: ServerGroup, salon: Salon, starts: list[datetime]) -> C
 
         async def one(i: int, start: datetime) -> int:
             url = servers.urls[i % len(servers.urls)]
-            response = await client.post(
+            response = await post_once(
+                client,
                 f"{url}/v1/appointments",
-                headers=salon.headers,
+                headers={**salon.headers, "Idempotency-Key": f"race-{uuid.uuid4()}"},
                 json={
                     "service_id": salon.service_id,
                     "staff_id": salon.staff_ids[0],
@@ -132,8 +134,11 @@ async def test_agent_path_50_concurrent_20_rounds(
                         },
                     }
                 )
-                response = await client.post(
-                    f"{base}/v1/retell/functions/book_appointment", content=raw, headers=headers
+                response = await post_once(
+                    client,
+                    f"{base}/v1/retell/functions/book_appointment",
+                    content=raw,
+                    headers=headers,
                 )
                 assert response.status_code == 200, response.text
                 return str(response.json()["status"])

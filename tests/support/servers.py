@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,6 +27,17 @@ def group_client(timeout: float = 60) -> httpx.AsyncClient:
     httpcore#1110: that request reads a reset, `httpx.ReadError`)."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+async def post_once(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """POST a request the server deduplicates (an Idempotency-Key, a Retell call id), sent
+    again once if the connection broke before an answer came back: what these tests examine
+    is the server's fence, which the repeat cannot get past, not the client's connection
+    pool (see `group_client`)."""
+    try:
+        return await client.post(url, **kwargs)
+    except httpx.TransportError:
+        return await client.post(url, **kwargs)
 
 
 class ServerGroup:
