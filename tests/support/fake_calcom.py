@@ -72,10 +72,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from tests.support.contracts import CALCOM
 from tests.support.threaded_server import ThreadedServer
 
 ROOT = Path(__file__).resolve().parents[2]
-OPENAPI = ROOT.parent / "shared" / "contracts" / "calcom" / "openapi-v2.json"
+OPENAPI = CALCOM / "openapi-v2.json"
 SLOT_TAKEN = "User either already has booking at this time or is not available"
 WRITE_OPS = frozenset(
     {"POST /v2/bookings", "POST /v2/bookings/{uid}/cancel", "POST /v2/bookings/{uid}/reschedule"}

@@ -8,7 +8,6 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +22,8 @@ from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Company, WebhookEvent
 from shared.queue import WEBHOOKS_QUEUE
+from tests.support.contracts import CONTRACTS
 
-# The brief's contract folder, beside the repository (`../shared/contracts/`).
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts"
 PLATFORM_RETELL_KEY = "key_platform_webhooks_0123456789abcdef"
 CALCOM_SECRET = "whsec_test_calcom_0123456789"
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +27,11 @@ from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Appointment, Company, OutboxEvent, Service, Staff, WebhookEvent
 from shared.queue import WEBHOOKS_QUEUE, redis_settings
+from tests.support.contracts import CALCOM
 from tests.support.factories import Salon, create_salon
 from tests.webhooks import AppClient, webhooks_client
 
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "calcom"
+CONTRACTS = CALCOM
 ORGANIZER = "pro@example.com"
 SECOND_HOST = "ben@example.com"
 

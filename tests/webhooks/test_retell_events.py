@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,10 +42,10 @@ from shared.models import (
     WebhookEvent,
 )
 from shared.queue import NOTIFY_QUEUE
+from tests.support.contracts import RETELL
 from tests.support.factories import Salon, create_salon, salon_appointment
 
-# The brief's contract folder, beside the repository (`../shared/contracts/`).
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "retell"
+CONTRACTS = RETELL
 NOW = datetime(2025, 7, 1, 17, 5, tzinfo=UTC)
 CALLER = "+12137771234"  # the contract payloads' from_number
 STARTED = datetime(2025, 7, 1, 17, 0, tzinfo=UTC)  # start_timestamp 1751389200000
