@@ -33,6 +33,7 @@ from services.booking.booking import BookingRequest, book, free_slots, resolve_b
 from services.booking.callbacks import create_callback
 from services.booking.policy_client import PolicyClient
 from services.booking.rules import rules_for
+from shared.db.tenancy import current_company
 from shared.errors import (
     Conflict,
     InvalidInput,
@@ -79,7 +80,7 @@ class AgentCall:
 
 
 async def _company(session: AsyncSession) -> Company:
-    company: Company | None = await session.scalar(sa.select(Company))
+    company: Company | None = await current_company(session)
     assert company is not None
     return company
 

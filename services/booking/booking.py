@@ -32,9 +32,10 @@ from services.booking.customers import upsert_customer
 from services.booking.events import stage_appointment_events
 from services.booking.rules import BookingRules, rules_for
 from services.booking.slot_guard import conflicts, lock_staff
+from shared.db.tenancy import current_company
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, SlotTaken
-from shared.models import Appointment, Branch, Company, Service
+from shared.models import Appointment, Branch, Service
 
 ALTERNATIVE_DAYS = 7
 
@@ -229,7 +230,7 @@ async def choose_staff(session: AsyncSession, req: BookingRequest, now: datetime
     if service is None or not service.active:
         raise InvalidInput("Unknown service.", field="service_id")
     branches = await resolve_branches(session, service, req.branch_id)
-    company = await session.scalar(select(Company))
+    company = await current_company(session)
     assert company is not None
     for branch in branches:
         slots = await free_slots(

@@ -20,12 +20,12 @@ from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, ref
 from services.booking.agent_inputs import Refusal
 from services.booking.failures import AgentBookingAttempt
 from services.booking.refusal_notices import QuotaNotices
-from shared.db.tenancy import SYSTEM, bind_tenant
+from shared.db.tenancy import SYSTEM, bind_tenant, current_company
 from shared.db.types import utcnow
 from shared.deps import Session
 from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
 from shared.logging import correlation_id_var
-from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service
+from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service
 from shared.rate_limit import RateLimiter, caller_bucket, enforce
 from shared.retell_auth import MAX_BODY, RetellCaller, authenticate, e164
 
@@ -148,7 +148,7 @@ async def inbound_call(
 
 async def _greeting(session: Any, verified: RetellCaller) -> dict[str, str]:
     result: dict[str, str] = {}
-    company = await session.scalar(sa.select(Company))
+    company = await current_company(session)
     result["company_name"] = company.name if company else ""
     tz = company.timezone if company else "Europe/Berlin"
     if verified.branch_id is not None:

@@ -98,6 +98,21 @@ def bind_tenant(session: Session | Any, company_id: str) -> None:
     session.info["tenant"] = company_id
 
 
+def current_tenant(session: Any) -> str:
+    """The company the session is bound to; refuses an unbound or SYSTEM session."""
+    tenant = session.info.get("tenant")
+    if not tenant or tenant == SYSTEM:
+        raise TenantNotSet("this needs a session bound to one company")
+    return str(tenant)
+
+
+async def current_company(session: Any) -> Any:
+    """The session's own company row (never "the first company in the table")."""
+    from shared.models.company import Company
+
+    return await session.get(Company, current_tenant(session))
+
+
 def tenant_condition(session: Any, model: type[TenantMixin]) -> Any:
     """The company filter for a Core query (which the ORM hook does not see)."""
     tenant = session.info.get("tenant")
