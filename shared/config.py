@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/appointments.db"
@@ -17,7 +17,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    environment: Literal["development", "test", "staging", "production"] = "development"
+    environment: Literal["development", "test", "staging", "production"] = Field(
+        default="development",
+        validation_alias=AliasChoices("APP_ENV", "ENVIRONMENT", "environment"),
+    )
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     secret_key: str = DEFAULT_SECRET
@@ -76,10 +79,30 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     otlp_timeout_s: float = Field(default=5.0, gt=0)
 
+    # Trust edges (issue 13). Requests whose body is larger are refused with 413 before any
+    # parsing or authentication (shared/body_limit.py).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Tenant-settable outbound URLs (Cal.com base_url): https only, host on this list
+    # (comma-separated; "*.example.com" admits subdomains). Private/loopback/link-local
+    # addresses are refused at connect time unless ALLOW_PRIVATE_OUTBOUND_URLS (never in
+    # production: refused at start-up).
+    outbound_allowed_hosts: str = "api.cal.com"
+    allow_private_outbound_urls: bool = False
+    # Key revocation and scope changes reach every replica within this many seconds.
+    auth_revocation_poll_s: float = Field(default=0.5, gt=0)
+    # Secrets at rest: extra old keys (comma-separated) still accepted for decryption while
+    # `appointments rotate-secrets` re-encrypts under SECRET_KEY.
+    secret_key_fallbacks: str = ""
+    # Data protection: raw webhook payloads, call transcripts and api call logs are deleted or
+    # redacted after this many days.
+    retention_days: int = Field(default=90, ge=1)
+
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET:
             raise ValueError("SECRET_KEY must be set in production")
+        if self.environment == "production" and self.allow_private_outbound_urls:
+            raise ValueError("ALLOW_PRIVATE_OUTBOUND_URLS must not be set in production")
         return self
 
 
