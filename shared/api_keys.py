@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
 from shared.models import ApiKey, Company
@@ -74,11 +76,14 @@ class VerifiedKey:
 class _TTLCache(Generic[T]):
     """Values by key for a few seconds, so a warm request costs no lookup.
 
-    A change reaches other replicas after at most the TTL (settings.auth_cache_ttl_s).
+    A revocation, scope change or deactivation empties the caches of every replica within
+    AUTH_REVOCATION_POLL_S (shared/auth_revocation.py). `epoch` counts those clears: a value
+    read from the database before a clear is not filed after it (`put(..., epoch=...)`).
     """
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, T]] = {}
+        self.epoch = 0
 
     def get(self, key: str) -> T | None:
         entry = self._entries.get(key)
@@ -87,27 +92,29 @@ class _TTLCache(Generic[T]):
             return None
         return entry[1]
 
-    def put(self, key: str, value: T, ttl_s: float) -> None:
-        if ttl_s > 0:
+    def put(self, key: str, value: T, ttl_s: float, epoch: int | None = None) -> None:
+        """File `value`; not if the cache was cleared since `epoch` (read before the clear)."""
+        if ttl_s > 0 and (epoch is None or epoch == self.epoch):
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[key] = (time.monotonic() + ttl_s, value)
 
     def clear(self) -> None:
+        self.epoch += 1
         self._entries.clear()
 
 
-# Verified keys by hash: a revoked key (or a deactivated company) keeps working on other
-# replicas for up to the TTL.
+# Verified keys by hash; emptied on every replica when any key is revoked or rescoped.
 key_cache: _TTLCache[VerifiedKey] = _TTLCache()
 # Active companies named by a platform key's X-Company-ID. Only "active" is cached, so a new
-# company works at once; a deactivated one is refused only once the entry expires (up to the
-# TTL, on every replica): the same bound as a key's company, see docs/adr/0004-api-key-cache.md.
+# company works at once; a deactivation publishes like a revocation (docs/adr/0014).
 company_cache: _TTLCache[bool] = _TTLCache()
 
 
-_ACTIVE_COMPANY = select(Company.id).where(
-    Company.id == bindparam("company_id"), Company.active.is_(True)
+# Auth lookups run before any tenant is bound: the explicit system scope.
+_ACTIVE_COMPANY = scoped(
+    select(Company.id).where(Company.id == bindparam("company_id"), Company.active.is_(True)),
+    SYSTEM,
 )
 
 
@@ -117,13 +124,12 @@ async def company_is_active(
     """Does an active company with this id exist (cached for `cache_ttl_s` when it does)?"""
     if cache_ttl_s > 0 and company_cache.get(company_id):
         return True
-    # Core on the session's connection: companies is no tenant table, and the session is not
-    # bound to a tenant yet, so the ORM's tenant hook has nothing to add.
-    connection = await session.connection()
-    found = await connection.scalar(_ACTIVE_COMPANY, {"company_id": company_id})
+    epoch = company_cache.epoch
+    # Core on the session's connection, before any tenant is bound: a SYSTEM-scoped lookup.
+    found = (await execute(session, _ACTIVE_COMPANY, {"company_id": company_id})).scalar()
     if found is None:
         return False
-    company_cache.put(company_id, True, cache_ttl_s)
+    company_cache.put(company_id, True, cache_ttl_s, epoch)
     return True
 
 
@@ -152,12 +158,15 @@ async def verify_key(
     now = utcnow()
     cached = key_cache.get(digest) if cache_ttl_s > 0 else None
     if cached is None:
+        epoch = key_cache.epoch
         row = (
             await session.execute(
-                select(ApiKey, Company.active)
-                .outerjoin(Company, Company.id == ApiKey.company_id)
-                .where(ApiKey.prefix == prefix),
-                execution_options={"skip_tenant_filter": True},
+                scoped(  # auth looks the key up before any tenant is known
+                    select(ApiKey, Company.active)
+                    .outerjoin(Company, Company.id == ApiKey.company_id)
+                    .where(ApiKey.prefix == prefix),
+                    SYSTEM,
+                )
             )
         ).first()
         if row is None:
@@ -168,7 +177,7 @@ async def verify_key(
         if key.revoked_at is not None or (key.company_id is not None and not company_active):
             return None
         cached = VerifiedKey(key.id, key.company_id, tuple(key.scopes), key.expires_at)
-        key_cache.put(digest, cached, cache_ttl_s)
+        key_cache.put(digest, cached, cache_ttl_s, epoch)
     if cached.expires_at is not None and cached.expires_at <= now:
         return None
     return cached

@@ -9,6 +9,8 @@ from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI
 
 from shared import lean
+from shared.auth_revocation import RevocationWatcher
+from shared.body_limit import BodyLimit
 from shared.config import Settings, get_settings
 from shared.correlation import CorrelationIdMiddleware
 from shared.db.engine import Database
@@ -50,6 +52,9 @@ def create_app(
         app.state.arq = ArqRedis(connection_pool=app.state.redis.connection_pool)
         app.state.limiter = RateLimiter(app.state.redis)
         app.state.rate_limits = limits_from_env()
+        # Revoked keys are refused on this replica within AUTH_REVOCATION_POLL_S (ADR 0014).
+        app.state.revocations = RevocationWatcher(app.state.redis, settings.auth_revocation_poll_s)
+        await app.state.revocations.start()
         try:
             for hook in on_startup:
                 await hook(app)
@@ -58,6 +63,7 @@ def create_app(
         finally:
             for hook in on_shutdown:
                 await hook(app)
+            await app.state.revocations.stop()
             await app.state.redis.aclose()
             await app.state.db.dispose()
 
@@ -73,7 +79,10 @@ def create_app(
     app.state.service = service
     install_problem_handlers(app)
     if lean_routes and settings.lean_routes:
-        lean.install(app, lean_routes)  # innermost: inside the three below
+        lean.install(app, lean_routes)  # innermost: inside the four below
+    # Outside lean routes, routing, body parsing and auth; inside the three below, so a 413
+    # is counted, traced and carries its correlation id (docs/adr/0013-edges.md).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # Innermost of the three: the span sees the correlation id the endpoint settles on.
     app.add_middleware(TracingMiddleware)
     app.add_middleware(MetricsMiddleware, service=service)

@@ -10,8 +10,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
-from shared.api_keys import cached_key, company_cache, company_is_active, verify_key
-from shared.db.tenancy import bind_tenant
+from shared.api_keys import (
+    VerifiedKey,
+    cached_key,
+    company_cache,
+    company_is_active,
+    verify_key,
+)
+from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.deps import Session
 from shared.errors import Forbidden, NotFound, Unauthorized
 from shared.rate_limit import RateLimiter, api_key_bucket, enforce, refuse_unless_allowed
@@ -40,8 +46,9 @@ async def authenticate(
 
     A platform key names the company in X-Company-ID (404 unless it exists and is active).
     Both the key and that company are cached in-process for AUTH_CACHE_TTL_S, so a warm
-    request costs no SQL here: a revoked key or a deactivated company keeps working on a
-    replica for up to that TTL (0 disables the caches).
+    request costs no SQL here; a revocation, scope change or deactivation empties the caches
+    of every replica within AUTH_REVOCATION_POLL_S (shared/auth_revocation.py; a TTL of 0
+    disables the caches).
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("A valid API key is required (Authorization: Bearer ...).")
@@ -56,8 +63,7 @@ async def authenticate(
         company_id = request.headers.get("x-company-id")
         if not company_id:
             raise Unauthorized("A platform key must name the tenant in X-Company-ID.")
-        # Cached like the key itself: a company deactivated meanwhile is refused on this
-        # replica once its entry expires, within AUTH_CACHE_TTL_S (docs/adr/0004).
+        # Cached like the key itself: a deactivation publishes like a revocation (ADR 0014).
         if not await company_is_active(session, company_id, cache_ttl_s):
             raise NotFound("No such company.")
     assert company_id is not None
@@ -127,6 +133,30 @@ def cached_principal(
     return principal
 
 
+async def authenticate_platform_admin(
+    request: Request,
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> VerifiedKey:
+    """A platform key with the admin scope (no X-Company-ID needed): 401 without a valid
+    key, 403 for a company key or a platform key without the admin scope."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A valid API key is required (Authorization: Bearer ...).")
+    key = await verify_key(
+        session, credentials.credentials, request.app.state.settings.auth_cache_ttl_s
+    )
+    if key is None:
+        raise Unauthorized("The API key is invalid, expired or revoked.")
+    await enforce_key_limit(request.app.state, key.id)
+    if key.company_id is not None:
+        raise Forbidden("Only a platform key may manage platform keys.")
+    if "admin" not in key.scopes:
+        raise Forbidden("This API key needs the 'admin' scope.")
+    # Platform keys are rows of no company: their admin works in the explicit system scope.
+    bind_tenant(session, SYSTEM)
+    return key
+
+
 def require_scope(*scopes: str) -> object:
     """A dependency: authenticated and holding one of `scopes` (admin holds every scope)."""
 
@@ -145,3 +175,4 @@ ServicePrincipal = Annotated[Principal, require_scope("service")]
 # Reads of configuration: operators, and the services that act on it.
 ReaderPrincipal = Annotated[Principal, require_scope("operator", "service")]
 AnyPrincipal = Annotated[Principal, Depends(authenticate)]
+PlatformAdmin = Annotated[VerifiedKey, Depends(authenticate_platform_admin)]

@@ -38,16 +38,47 @@ State = Literal["closed", "open", "half_open"]
 # Lua replies are integers: 0 closed, 1 half-open, 2 open (also the gauge's values).
 _STATES: tuple[State, State, State] = ("closed", "half_open", "open")
 
+# Metrics are labelled by the breaker's kind (its name up to the first ':', e.g. "calcom"),
+# never by its full name: names carry company ids, which /metrics must not expose (and which
+# would make the series unbounded). Which company's breaker is open: /v1/ops/overview.
 STATE_GAUGE = Gauge(
     "circuit_breaker_state",
-    "Circuit breaker state last seen by this process: 0 closed, 1 half-open, 2 open.",
+    "Worst state among the breakers of this kind as last seen by this process: 0 closed, "
+    "1 half-open, 2 open.",
+    ["name"],
+)
+NOT_CLOSED = Gauge(
+    "circuit_breakers_not_closed",
+    "Breakers of this kind last seen open or half-open by this process.",
     ["name"],
 )
 TRANSITIONS = Counter(
     "circuit_breaker_transitions_total",
-    "Circuit breaker transitions made by this process, by target state.",
+    "Circuit breaker transitions made by this process, by breaker kind and target state.",
     ["name", "to"],
 )
+# Per kind: the breakers last seen open or half-open (name -> state code); closed ones leave.
+_NOT_CLOSED: dict[str, dict[str, int]] = {}
+_MAX_TRACKED = 10_000
+
+
+def metric_label(name: str) -> str:
+    """The label a breaker's metrics carry: its kind, without the per-company part."""
+    return name.split(":", 1)[0]
+
+
+def _observe_state(name: str, code: int) -> None:
+    kind = metric_label(name)
+    seen = _NOT_CLOSED.setdefault(kind, {})
+    if code == 0:
+        seen.pop(name, None)
+    else:
+        if len(seen) >= _MAX_TRACKED and name not in seen:
+            seen.clear()
+        seen[name] = code
+    STATE_GAUGE.labels(kind).set(max(seen.values(), default=0))
+    NOT_CLOSED.labels(kind).set(len(seen))
+
 
 # How long a half-open breaker nobody calls survives after its probe window (then: closed).
 _IDLE_TTL_S = 3600.0
@@ -308,9 +339,9 @@ class CircuitBreaker:
 
     def _observe(self, code: int, *, transitioned: bool = False) -> State:
         state = _STATES[code]
-        STATE_GAUGE.labels(self.name).set(code)
+        _observe_state(self.name, code)
         if transitioned:
-            TRANSITIONS.labels(self.name, state).inc()
+            TRANSITIONS.labels(metric_label(self.name), state).inc()
             log.info("circuit breaker %s -> %s", self.name, state)
         return state
 

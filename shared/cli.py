@@ -1,4 +1,5 @@
-"""The `appointments` command: migrate, seed-demo, create-api-key, run, webhooks replay.
+"""The `appointments` command: migrate, seed-demo, create-api-key, list-api-keys,
+revoke-api-key, rotate-secrets, run, webhooks replay.
 
 Every command reads its settings from the environment (DATABASE_URL, REDIS_URL, the *_PORT
 variables), like the services do.
@@ -20,11 +21,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from shared.api_keys import SCOPES, issue_key
+from shared.cli_keys import add_commands as add_key_commands
+from shared.cli_keys import publish
 from shared.config import Settings, get_settings
 from shared.db.engine import Database, create_engine
 from shared.db.tenancy import SYSTEM
 from shared.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
 from shared.errors import AppError, NotFound
+from shared.key_store import SERVICE_KEY_FILE, service_key, state_dir
 from shared.models import Company
 from shared.runner import DEFAULT_REDIS_DIR, docs_urls, run
 
@@ -33,9 +37,10 @@ ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 SEED_HELP = f"""\
 Create the demo tenant (a hair salon in Europe/Berlin: 2 branches with inbound numbers,
 4 services, 3 staff with working hours), or return the existing tenant of that name with the
-same ids and secrets and no new rows. API keys are stored hashed and cannot be shown again, so
-every call issues a new admin key named "{DEMO_KEY_NAME}" and revokes the previous one: the
-printed api_key always works, an earlier one no longer does."""
+same ids and secrets and no new rows. API keys are stored hashed, so the admin key named
+"{DEMO_KEY_NAME}" is kept in plain text in a 0600 file of the state dir and printed again while
+it works: a key printed earlier stays valid. Only when it no longer verifies (revoked, other
+database) is a new one issued and the earlier "{DEMO_KEY_NAME}" keys revoked."""
 
 
 def _masked(url: str) -> str:
@@ -77,7 +82,10 @@ async def _current_revision(settings: Settings) -> str | None:
 
 
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
-    tenant = asyncio.run(_seed(settings, args.company_name))
+    key_dir = args.state_dir or state_dir(settings)
+    tenant = asyncio.run(_seed(settings, args.company_name, key_dir))
+    if tenant.new_key and not asyncio.run(publish(settings)) and settings.redis_url:
+        print("appointments: revoking earlier demo keys was not published", file=sys.stderr)
     if args.json:
         print(json.dumps(tenant.as_json(), indent=2))
     else:
@@ -85,10 +93,10 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _seed(settings: Settings, company_name: str) -> DemoTenant:
+async def _seed(settings: Settings, company_name: str, key_dir: Path) -> DemoTenant:
     db = Database(settings=settings)
     try:
-        return await seed_demo(db, company_name)
+        return await seed_demo(db, company_name, key_dir)
     finally:
         await db.dispose()
 
@@ -99,7 +107,9 @@ def _summary(tenant: DemoTenant, settings: Settings) -> str:
     lines = [
         f'Demo tenant "{tenant.company_name}" (company {tenant.company_id}, {tenant.timezone})',
         f"  API key (admin): {tenant.api_key}",
-        f'    new on every seed-demo; the previous "{DEMO_KEY_NAME}" key is revoked',
+        "    new: earlier demo keys are revoked"
+        if tenant.new_key
+        else "    the same key as before (kept in the state dir while it works)",
         "  Branches:",
         *(f"    {b.name:<16} {b.phone_number}" for b in tenant.branches),
         "  Services:",
@@ -199,17 +209,36 @@ async def _replay_webhook(settings: Settings, event_id: str) -> bool:
 # --- run ---------------------------------------------------------------------------------------
 
 
-def _with_service_key(settings: Settings) -> Settings:
-    """Services call each other (booking -> policy) with a platform key of scope "service"."""
+def with_service_key(settings: Settings, key_dir: Path) -> Settings:
+    """Services call each other (booking -> policy) with a platform key of scope "service":
+    SERVICE_API_KEY, else the one kept in `key_dir` while it verifies, else a new one."""
     if settings.service_api_key:
         return settings
-    key = asyncio.run(_create_key(settings, None, "services (appointments run)", ["service"]))
+    key, reused = asyncio.run(_service_key(settings, key_dir))
+    print(
+        f"[appointments run] service key {'reused' if reused else 'issued'} "
+        f"({key_dir / SERVICE_KEY_FILE})",
+        flush=True,
+    )
     os.environ["SERVICE_API_KEY"] = key  # inherited by the children
     return settings.model_copy(update={"service_api_key": key})
 
 
+async def _service_key(settings: Settings, key_dir: Path) -> tuple[str, bool]:
+    db = Database(settings=settings)
+    try:
+        return await service_key(db, key_dir)
+    finally:
+        await db.dispose()
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    return run(settings, redis_dir=args.redis_dir, prepare=_with_service_key)
+    key_dir = args.state_dir or state_dir(settings)
+    return run(
+        settings,
+        redis_dir=args.redis_dir,
+        prepare=lambda current: with_service_key(current, key_dir),
+    )
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -249,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object: company_id, api_key, retell_api_key, calcom_webhook_secret, "
         "timezone, branches, services, staff",
     )
+    seed.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the demo key is kept (default: beside the SQLite database, else ./var)",
+    )
     seed.set_defaults(handler=cmd_seed_demo)
 
     key = commands.add_parser(
@@ -273,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key.add_argument("--name", required=True, help="a label for the key, e.g. who uses it")
     key.set_defaults(handler=cmd_create_api_key)
+    add_key_commands(commands)
 
     run_parser = commands.add_parser(
         "run",
@@ -288,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_REDIS_DIR,
         help=f"data directory of the embedded Redis (default: {DEFAULT_REDIS_DIR})",
+    )
+    run_parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the service key is kept (default: beside the SQLite database, else ./var)",
     )
     run_parser.set_defaults(handler=cmd_run)
 

@@ -2,8 +2,10 @@
 
 Every part is looked up by its natural key (company name, branch/service/staff name, the
 branch's inbound number) before it is created, so seeding the same name again returns the same
-ids and adds no rows. Keys are stored hashed, so each call issues a fresh admin key named
-"demo" and revokes the previous one: the printed key always works.
+ids and adds no rows. Keys are stored hashed, so the admin key named "demo" is kept in
+plain text in a 0600 file of the state dir (shared/key_store.py) and printed again while it
+verifies: a key printed earlier keeps working. Without a file (or once it no longer
+verifies) a new key is issued and earlier "demo" keys are revoked.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -23,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.api_keys import issue_key
 from shared.db.engine import Database
+from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
+from shared.key_store import demo_key_file, kept_key, write_key
 from shared.models import (
     ApiKey,
     Branch,
@@ -128,6 +133,8 @@ class DemoTenant:
     branches: tuple[DemoBranch, ...]
     services: tuple[DemoService, ...]
     staff: tuple[DemoStaff, ...]
+    # The api_key was issued by this call (earlier "demo" keys were revoked); not in the JSON.
+    new_key: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """The `seed-demo --json` contract: exactly these keys, money as a 2-place string."""
@@ -153,13 +160,22 @@ class DemoTenant:
         }
 
 
-async def seed_demo(db: Database, company_name: str = DEMO_COMPANY_NAME) -> DemoTenant:
-    """Create the demo tenant `company_name`, or complete and return the existing one."""
+async def seed_demo(
+    db: Database, company_name: str = DEMO_COMPANY_NAME, key_dir: Path | None = None
+) -> DemoTenant:
+    """Create the demo tenant `company_name`, or complete and return the existing one.
+
+    With `key_dir`, the admin key kept there is returned again while it verifies (a new one
+    is kept there); without, every call issues a new key and revokes the previous one.
+    """
     attempts = 3
     for attempt in range(1, attempts + 1):
         try:
             async with db.transaction(SYSTEM) as session:
-                return await _ensure_demo(session, company_name)
+                tenant = await _ensure_demo(session, company_name, key_dir)
+            if key_dir is not None and tenant.new_key:
+                write_key(demo_key_file(key_dir, tenant.company_id), tenant.api_key)
+            return tenant
         except IntegrityError:
             # A concurrent seed of the same name (or a rare number clash) won the insert;
             # the next attempt finds its rows.
@@ -168,7 +184,9 @@ async def seed_demo(db: Database, company_name: str = DEMO_COMPANY_NAME) -> Demo
     raise AssertionError("unreachable")
 
 
-async def _ensure_demo(session: AsyncSession, company_name: str) -> DemoTenant:
+async def _ensure_demo(
+    session: AsyncSession, company_name: str, key_dir: Path | None
+) -> DemoTenant:
     company = await _ensure_company(session, company_name)
     # From here on the tenant guard scopes every query and new row to this company.
     bind_tenant(session, company.id)
@@ -183,7 +201,14 @@ async def _ensure_demo(session: AsyncSession, company_name: str) -> DemoTenant:
     }
     await _ensure_qualifications(session, staff, services)
     await _ensure_working_hours(session, staff)
-    api_key = await _reissue_demo_key(session, company.id)
+    api_key = None
+    if key_dir is not None:
+        api_key = await kept_key(
+            session, demo_key_file(key_dir, company.id), company_id=company.id, scope="admin"
+        )
+    new_key = api_key is None
+    if api_key is None:
+        api_key = await _reissue_demo_key(session, company.id)
     assert company.retell_api_key is not None and company.calcom_webhook_secret is not None
     return DemoTenant(
         company_id=company.id,
@@ -209,6 +234,7 @@ async def _ensure_demo(session: AsyncSession, company_name: str) -> DemoTenant:
             DemoStaff(id=staff[s.name].id, name=s.name, branch_id=staff[s.name].branch_id)
             for s in STAFF
         ),
+        new_key=new_key,
     )
 
 
@@ -256,8 +282,7 @@ async def _ensure_inbound_number(
     for number in _candidate_numbers(company_name, spec.area_code):
         # Numbers are unique across all companies: look beyond this tenant.
         taken = await session.scalar(
-            select(PhoneNumber.id).where(PhoneNumber.number == number),
-            execution_options={"skip_tenant_filter": True},
+            scoped(select(PhoneNumber.id).where(PhoneNumber.number == number), SYSTEM)
         )
         if taken is None:
             session.add(PhoneNumber(number=number, branch_id=branch.id, label=spec.name))
@@ -339,7 +364,7 @@ async def _ensure_working_hours(session: AsyncSession, staff: dict[str, Staff]) 
 
 
 async def _reissue_demo_key(session: AsyncSession, company_id: str) -> str:
-    # api_keys is not a tenant table: filter by company explicitly.
+    # The session is bound to the company: the tenant filter keeps this to its keys.
     await session.execute(
         update(ApiKey)
         .where(

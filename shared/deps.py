@@ -22,6 +22,7 @@ def get_db(request: Request) -> Database:
 
 @asynccontextmanager
 async def _transaction(request: Request, write: bool) -> AsyncIterator[AsyncSession]:
+    # Unbound until authentication binds it (shared.auth): company data is refused until then.
     async with get_db(request).transaction(None, write=write) as session:
         yield session
     await dispatch_staged(session, getattr(request.app.state, "arq", None))

@@ -28,6 +28,24 @@ class InvalidInput(AppError):
         super().__init__(detail, **extra)
 
 
+class OutboundUrlRefused(InvalidInput):
+    """A tenant-settable URL (Cal.com base_url) that outbound calls may not use."""
+
+    status, code, title = 422, "outbound_url_refused", "Outbound URL refused"
+
+
+class FunctionNameMismatch(AppError):
+    """The Retell function in the path is not the one the signed body names."""
+
+    status, code, title = 400, "function_name_mismatch", "Function name mismatch"
+
+
+class PlatformKeyRequired(AppError):
+    """Only a platform key may attach phone numbers and Retell agents to a company."""
+
+    status, code, title = 403, "platform_key_required", "Platform key required"
+
+
 class BadRequest(AppError):
     status, code, title = 400, "bad_request", "Bad request"
 
@@ -75,6 +93,12 @@ class SlotTaken(AppError):
 
 class PolicyViolation(AppError):
     status, code, title = 409, "policy_violation", "Policy violation"
+
+
+class FeeRequired(AppError):
+    """The change would cost a fee the caller has not accepted (`fee`, `currency` in extra)."""
+
+    status, code, title = 409, "fee_required", "Fee required"
 
 
 class AgentAnswer(Exception):

@@ -19,8 +19,9 @@ value then comes from the database.
 
 Hot path. Every read still asks Redis for the version (that is what makes it never stale), but
 what a caller derives from a value (e.g. a parsed policy) may be kept in a `Memo` keyed by
-(company, version, key). The chain's SELECT uses statements built once (`tenant_param`), and
-`resolve_effective` overlaps it with the cache read when the ids alone fix the chain.
+(company, version, key). The chain's SELECT uses statements built once (scoped PER_CALL,
+shared.db.scoped), and `resolve_effective` overlaps it with the cache read when the ids alone
+fix the chain.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.engine import after_commit
 from shared.db.raw_sql import RawPool
-from shared.db.tenancy import SYSTEM
-from shared.errors import InvalidInput, NotFound, TenantNotSet
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import PER_CALL
+from shared.errors import InvalidInput, NotFound
 from shared.metrics import CACHE_REQUESTS
 from shared.models import Branch, Service, Staff
 from shared.redis_scripts import ScriptCall
@@ -92,38 +94,16 @@ class Chain:
         return ":".join(entity or "-" for entity in entities)
 
 
-def tenant_param(session: AsyncSession, company_id: str) -> str:
-    """The `:tenant` parameter of a statement built once: `tenant_condition` as a value.
-
-    Hot reads run statements built at import time on the session's connection (Core: no ORM
-    hook adds the tenant filter), which spares SQLAlchemy the per-call construction, cache key
-    and result adaptation. Their tenant filter is `company_id = :tenant`: the session's
-    tenant; for a SYSTEM session, whose reads are unfiltered, the queried company itself. A
-    session bound to no tenant may not read tenant tables at all.
-    """
-    tenant = session.info.get("tenant")
-    if tenant == SYSTEM:
-        return company_id
-    if not tenant:
-        raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
-    return str(tenant)
-
-
-def _in_company(model: Any) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        model.company_id == sa.bindparam("company_id"),
-        model.company_id == sa.bindparam("tenant"),
-    )
-
-
 @functools.cache
 def _chain_statement(staff: bool, service: bool, branch: bool) -> sa.Select[Any]:
-    """One SELECT of scalar subqueries for the ids given (built once per combination)."""
+    """One SELECT of scalar subqueries for the ids given (built once per combination, scoped
+    PER_CALL: hot reads run it on the session's connection or the raw pool, sparing
+    SQLAlchemy the per-call construction, cache key and ORM result adaptation)."""
     columns: list[sa.ColumnElement[Any]] = []
     if staff:
         columns.append(
             sa.select(Staff.branch_id)
-            .where(Staff.id == sa.bindparam("staff_id"), _in_company(Staff))
+            .where(Staff.id == sa.bindparam("staff_id"))
             .scalar_subquery()
             .label("staff_branch")
         )
@@ -131,30 +111,25 @@ def _chain_statement(staff: bool, service: bool, branch: bool) -> sa.Select[Any]
         # '' marks a service offered by every branch; NULL marks no such service.
         columns.append(
             sa.select(sa.func.coalesce(Service.branch_id, ""))
-            .where(
-                Service.id == sa.bindparam("service_id"),
-                _in_company(Service),
-            )
+            .where(Service.id == sa.bindparam("service_id"))
             .scalar_subquery()
             .label("service_branch")
         )
     if branch:
         columns.append(
             sa.select(Branch.id)
-            .where(Branch.id == sa.bindparam("branch_id"), _in_company(Branch))
+            .where(Branch.id == sa.bindparam("branch_id"))
             .scalar_subquery()
             .label("branch")
         )
-    return sa.select(*columns)
+    return scoped(sa.select(*columns), PER_CALL)
 
 
-def _chain_params(
-    company_id: str, tenant: str, ids: Mapping[str, str | None]
-) -> tuple[sa.Select[Any], dict[str, Any]]:
+def _chain_params(ids: Mapping[str, str | None]) -> tuple[sa.Select[Any], dict[str, Any]]:
     statement = _chain_statement(
         bool(ids["staff_id"]), bool(ids["service_id"]), bool(ids["branch_id"])
     )
-    return statement, {"company_id": company_id, "tenant": tenant, **ids}
+    return statement, dict(ids)
 
 
 def _chain_from(found: Mapping[str, Any], company_id: str, ids: Mapping[str, str | None]) -> Chain:
@@ -192,9 +167,9 @@ async def resolve_chain(
     if not (branch_id or service_id or staff_id):
         return Chain(company_id)
     ids = {"branch_id": branch_id, "service_id": service_id, "staff_id": staff_id}
-    statement, params = _chain_params(company_id, tenant_param(session, company_id), ids)
-    connection = await session.connection()
-    found = (await connection.execute(statement, params)).one()._mapping
+    statement, params = _chain_params(ids)
+    row = (await execute(session, statement, params, company_id=company_id)).one()
+    found: Mapping[str, Any] = row._asdict()
     return _chain_from(found, company_id, ids)
 
 
@@ -204,8 +179,8 @@ async def resolve_chain_raw(
     """`resolve_chain` for a caller bound to `company_id`, through autocommit raw reads."""
     if not any(ids.values()):
         return Chain(company_id)
-    statement, params = _chain_params(company_id, company_id, ids)
-    found = await reads.first(statement, params)
+    statement, params = _chain_params(ids)
+    found = await reads.first(statement, params, tenant=company_id)
     return _chain_from(found._asdict(), company_id, ids)
 
 

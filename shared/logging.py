@@ -12,24 +12,61 @@ from typing import Any
 
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# A phone number: optional +, 7 to 15 digits, possibly grouped by spaces, dashes, dots, slashes.
-_PHONE = re.compile(r"(?<![\w-])(\+?\d[\d\s./-]{5,18}\d)(?![\w-])")
+# An e-mail address, also URL-encoded (`name%40example.de`).
+_EMAIL = re.compile(
+    r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*?(?:@|%40)([A-Za-z0-9.-]+\.[A-Za-z]{2,})", re.IGNORECASE
+)
+# A phone number: optional + (or its URL encoding %2B), 7 to 15 digits, possibly grouped by
+# spaces (also `%20` or `+` in a query string), dashes, dots or slashes.
+_PHONE = re.compile(
+    r"(?<![\w-])((?:\+|%2B)?\d(?:[\d\s./-]|%20|\+(?=\d)){5,18}\d)(?![\w-])", re.IGNORECASE
+)
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
+# SQL errors: the bound values of the failed statement (SQLAlchemy's `[parameters: ...]` line)
+# and the values a driver quotes back (MariaDB's "Duplicate entry '...'").
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+_SQL_QUOTED_VALUE = re.compile(
+    r"((?:Duplicate entry|Incorrect \w+ value:?|Data truncated for column \S+ at row|"
+    r"Out of range value for column)\s*)'(?:[^'\\]|\\.)*'",
+    re.IGNORECASE,
+)
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+# Where a run of digits may be cut: before a separator (space, `%20`, `+`, `.`, `/`, `-`).
+_GROUP_END = re.compile(r"(?=[\s./-]|%20|\+)")
+
+
+def _masked_number(raw: str) -> str | None:
+    encoded_plus = raw[:3].upper() == "%2B"
+    digits = re.sub(r"\D", "", _ENCODED.sub(" ", raw[3:] if encoded_plus else raw))
+    if not 7 <= len(digits) <= 15:
+        return None
+    plus = "+" if raw.startswith("+") or encoded_plus else ""
+    return plus + "*" * (len(digits) - 2) + digits[-2:]
 
 
 def _mask_phone(match: re.Match[str]) -> str:
     raw = match.group(1)
-    digits = re.sub(r"\D", "", raw)
-    if not 7 <= len(digits) <= 15:
-        return raw
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):  # an ISO date, not a number
         return raw
-    return ("+" if raw.startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
+    masked = _masked_number(raw)
+    if masked is not None:
+        return masked
+    # Too many digits: a number followed by more figures ("+4917612345678 200"). Mask the
+    # longest leading groups that form a number and keep the rest as it was.
+    for cut in reversed([m.start() for m in _GROUP_END.finditer(raw) if m.start() > 0]):
+        masked = _masked_number(raw[:cut])
+        if masked is not None:
+            return masked + raw[cut:]
+    return raw
 
 
 def mask(text: str) -> str:
-    """Mask emails (a***@domain) and phone numbers (all but the last two digits)."""
+    """Mask emails (a***@domain) and phone numbers (all but the last two digits), plain or
+    URL-encoded, and drop the values of failed SQL statements."""
+    text = _SQL_PARAMETERS.sub("[parameters: hidden]", text)
+    text = _SQL_QUOTED_VALUE.sub(r"\1'***'", text)
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _PHONE.sub(_mask_phone, text)
 

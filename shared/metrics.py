@@ -26,6 +26,10 @@ REQUESTS = Counter(
     "HTTP requests by service, route, method, status.",
     ["service", "route", "method", "status"],
 )
+# Labels are bounded enums, never identifiers: the route *template* (`/v1/appointments/{id}`,
+# "unmatched" for a path no route has), a known method, the status. /metrics is scraped by
+# whoever reaches the port, so no company id, phone number or key may show up in it.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CACHE_REQUESTS = Counter(
     "cache_requests_total",
     "Cache lookups by cache (policy, notification, calcom_slots) and outcome (hit, miss, error).",
@@ -58,7 +62,8 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            labels = (self.service, template, scope.get("method", ""), str(status))
+            method = scope.get("method", "")
+            labels = (self.service, template, method if method in METHODS else "other", str(status))
             REQUEST_LATENCY.labels(*labels).observe(time.perf_counter() - start)
             REQUESTS.labels(*labels).inc()
 

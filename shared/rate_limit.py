@@ -95,9 +95,12 @@ class RateLimiter:
     def key(self, bucket: str) -> str:
         return f"{self.prefix}:{bucket}"
 
-    async def hit(self, key: str, limit: int, period_s: float) -> Decision:
-        """Count one hit on `key`: allowed while fewer than `limit` hits in the last `period_s`."""
-        call = self._call(key, limit, period_s)
+    async def hit(
+        self, key: str, limit: int, period_s: float, member: str | None = None
+    ) -> Decision:
+        """Count one hit on `key`: allowed while fewer than `limit` hits in the last `period_s`.
+        `member` names the hit, so that `forgive` can take it back."""
+        call = self._call(key, limit, period_s, member)
         try:
             async with asyncio.timeout(self.timeout_s):  # None: no extra bound
                 reply = await call.run()
@@ -121,13 +124,19 @@ class RateLimiter:
             return self._failed(key, limit, mine), theirs
         return self._decision(mine), theirs
 
-    def _call(self, key: str, limit: int, period_s: float) -> ScriptCall:
+    async def forgive(self, key: str, member: str) -> None:
+        """Take back the hit `member` on `key` (it no longer counts against the limit)."""
+        async with asyncio.timeout(self.timeout_s):
+            await self.redis.zrem(self.key(key), member)
+
+    def _call(self, key: str, limit: int, period_s: float, member: str | None = None) -> ScriptCall:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
         period_us = math.ceil(period_s * 1_000_000)
-        return ScriptCall(self._script, [self.key(key)], [limit, period_us, uuid.uuid4().hex])
+        hit = member or uuid.uuid4().hex
+        return ScriptCall(self._script, [self.key(key)], [limit, period_us, hit])
 
     def _failed(self, key: str, limit: int, exc: BaseException) -> Decision:
         if not self.fail_open:
@@ -175,6 +184,7 @@ def api_key_bucket(key_id: str) -> str:
 
 
 def caller_bucket(company_id: str, e164: str) -> str:
+    """The per-number bucket: the caller ID, or the number given in the args without one."""
     return f"num:{company_id}:{e164}"
 
 

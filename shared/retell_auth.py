@@ -1,9 +1,15 @@
 """Who is calling: verify a Retell request's signature and find its tenant and branch.
 
 The signature is checked before anything else is done. The key is the tenant's Retell API key,
-found through the called number (`call.to_number`, or `call_inbound.to_number`), the agent id,
-or, for "args only" function calls, the `company_id` query parameter; the platform-wide
-`RETELL_API_KEY` is also accepted. Nothing but this lookup happens before verification.
+found through the called number (`call.to_number`, or `call_inbound.to_number`) or the agent
+id, and the platform-wide `RETELL_API_KEY` is also accepted. Nothing but this lookup happens
+before verification.
+
+What a signature binds (docs/adr/0012): the tenant comes from the signed body (number, agent
+id: both unique across companies) or, for "args only" function calls whose body names no call,
+from the `company_id` query parameter, but only when that company's OWN Retell key verified
+the signature: a platform-key signature is never steered to a company by the query string.
+A wrapped body's `name` must equal the function in the path (`require_signed_name`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import retell
-from shared.errors import Unauthorized
+from shared.db.scoped import scoped
+from shared.db.tenancy import SYSTEM
+from shared.errors import FunctionNameMismatch, Unauthorized
 from shared.models import Company, PhoneNumber
 
 MAX_BODY = 1024 * 1024
@@ -83,7 +91,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | None:
 async def _route(
     session: AsyncSession, to_number: str | None, agent_id: str | None, company_id: str | None
 ) -> tuple[Company | None, str | None]:
-    """The company (and branch) a call belongs to, by called number, agent id or explicit id."""
+    """The company (and branch) a call belongs to, by called number, agent id or explicit id.
+
+    Routing precedes verification and any tenant: SYSTEM-scoped lookups (shared.db.scoped)."""
     conditions = []
     if to_number:
         conditions.append(PhoneNumber.number == to_number)
@@ -92,19 +102,23 @@ async def _route(
     if conditions:
         row = (
             await session.execute(
-                select(Company, PhoneNumber.branch_id, PhoneNumber.number)
-                .join(PhoneNumber, PhoneNumber.company_id == Company.id)
-                .where(or_(*conditions), PhoneNumber.active.is_(True), Company.active.is_(True))
-                .order_by(PhoneNumber.number != (to_number or ""))
-                .limit(1),
-                execution_options={"skip_tenant_filter": True},
+                scoped(
+                    select(Company, PhoneNumber.branch_id, PhoneNumber.number)
+                    .join(PhoneNumber, PhoneNumber.company_id == Company.id)
+                    .where(or_(*conditions), PhoneNumber.active.is_(True), Company.active.is_(True))
+                    .order_by(PhoneNumber.number != (to_number or ""))
+                    .limit(1),
+                    SYSTEM,
+                )
             )
         ).first()
         if row is not None:
             return row[0], row[1]
     if company_id:
         company = await session.scalar(
-            select(Company).where(Company.id == company_id, Company.active.is_(True))
+            scoped(
+                select(Company).where(Company.id == company_id, Company.active.is_(True)), SYSTEM
+            )
         )
         return company, None
     return None, None
@@ -128,14 +142,28 @@ async def authenticate(
     assert isinstance(call, dict)
     to_number = e164(call.get("to_number"))
     agent_id = call.get("agent_id") if isinstance(call.get("agent_id"), str) else None
-    company, branch_id = await _route(session, to_number, agent_id, company_hint)
-    keys = [k for k in (company.retell_api_key if company else None, platform_key) if k]
-    if not any(retell.verify(raw, key, signature) for key in keys):
-        if parsed is None and company is None:
+    routed, branch_id = await _route(session, to_number, agent_id, None)
+    hinted = None
+    if routed is None and company_hint:
+        hinted, _ = await _route(session, None, None, company_hint)
+    candidate = routed or hinted
+    own_key = candidate.retell_api_key if candidate else None
+    if own_key and retell.verify(raw, own_key, signature):
+        company = candidate
+    elif platform_key and retell.verify(raw, platform_key, signature):
+        if hinted is not None:
             raise Unauthorized(
-                "The body is not a well-formed JSON object naming the call, so its signature "
-                "cannot be checked."
+                "A platform-key signature must name its tenant in the signed body "
+                "(call.to_number or call.agent_id); company_id only selects a company whose "
+                "own Retell key signs the call."
             )
+        company = routed
+    elif parsed is None and candidate is None:
+        raise Unauthorized(
+            "The body is not a well-formed JSON object naming the call, so its signature "
+            "cannot be checked."
+        )
+    else:
         raise Unauthorized("Invalid or stale Retell signature.")
     return RetellCaller(
         company_id=company.id if company else None,
@@ -143,3 +171,14 @@ async def authenticate(
         payload=payload,
         call=call,
     )
+
+
+def require_signed_name(payload: dict[str, Any], path_name: str) -> None:
+    """A wrapped call (`call` + `args`) must name the function of the path in its signed
+    `name`: else a body signed for one function could be replayed to another. An "args only"
+    body names none; the path is then the only name (ADR 0012 says how deployments guard it)."""
+    wrapped = isinstance(payload.get("args"), dict) and isinstance(payload.get("call"), dict)
+    if wrapped and payload.get("name") != path_name:
+        raise FunctionNameMismatch(
+            "The signed body names another function than the path; nothing was done."
+        )

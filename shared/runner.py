@@ -35,6 +35,7 @@ KEEP_ALIVE_S = 75
 POLL_INTERVAL_S = 0.2
 READY_TIMEOUT_S = 60.0
 DEFAULT_REDIS_DIR = Path("var/redis")
+EMBEDDED_URL_FILE = "url"  # in the Redis dir while the embedded Redis runs
 
 # (service, ASGI app factory); the policy service has no worker.
 SERVICES = (
@@ -281,6 +282,8 @@ def run(
                     say(f"is a redis-server left over from an earlier run in {redis_dir}?")
                     return EXIT_CHILD_DIED
                 say(f"embedded Redis on {redis_url} (pid {redis_pid}, data in {redis_dir})")
+                # For `appointments revoke-api-key`, to tell the services at once.
+                (redis_dir / EMBEDDED_URL_FILE).write_text(redis_url + "\n", encoding="ascii")
             if stop.received:
                 return EXIT_STOPPED
 
@@ -315,5 +318,6 @@ def run(
             if supervisor is not None:
                 supervisor.stop()
             if embedded is not None:
+                (redis_dir / EMBEDDED_URL_FILE).unlink(missing_ok=True)
                 embedded.stop()
             say("stopped")

@@ -155,6 +155,9 @@ def settings(database_url: str, redis_url: str, service_key: str) -> Settings:
         service_api_key=service_key,
         log_json=False,
         log_level="WARNING",
+        # The fakes (Cal.com, gateways) listen on http://127.0.0.1 (tests/outbound tests
+        # turn it off to see the guard refuse).
+        allow_private_outbound_urls=True,
     )
 
 

@@ -7,10 +7,10 @@ Create Date: 2026-12-07 07:00:00+00:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
+import sqlalchemy as sa
 
-import shared.db.types  # noqa: F401
-from alembic import op  # noqa: F401
+import shared.db.types
+from alembic import op
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -19,8 +19,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # The DSGVO erasure marks the anonymized customer row (docs/adr/0015).
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("erased_at", shared.db.types.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_column("erased_at")

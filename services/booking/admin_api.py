@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, create_model
 
-from services.booking.admin import api_keys, calcom, crud
+from services.booking.admin import api_keys, calcom, crud, platform_keys
 from services.booking.admin.resources import RESOURCES
 from services.booking.admin.schemas import (
     ApiKeyCreate,
@@ -28,7 +28,10 @@ from shared.deps import Session
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid API key (problem+json)"},
-    403: {"description": "The key lacks the admin scope (problem+json)"},
+    403: {
+        "description": "The key lacks the admin scope, or a company key sets a phone number "
+        "or Retell agent (problem+json, code platform_key_required)"
+    },
     404: {"description": "No such resource in the caller's company (problem+json)"},
     409: {"description": "Duplicate, or still in use (problem+json, code conflict)"},
     422: {"description": "Invalid input; `field` names the culprit (problem+json)"},
@@ -56,16 +59,16 @@ def crud_router(resource: crud.Resource) -> APIRouter:
         rows = await crud.list_rows(session, resource, filters)
         return {"items": await crud.present(session, resource, rows)}
 
-    async def create(session: Session, _: AdminPrincipal, body: Input) -> Any:
-        row = await crud.create(session, resource, body)
+    async def create(session: Session, principal: AdminPrincipal, body: Input) -> Any:
+        row = await crud.create(session, resource, body, platform=principal.platform)
         return (await crud.present(session, resource, [row]))[0]
 
     async def read(session: Session, _: AdminPrincipal, id: str) -> Any:
         row = await crud.get_or_404(session, resource, id)
         return (await crud.present(session, resource, [row]))[0]
 
-    async def update(session: Session, _: AdminPrincipal, id: str, body: Input) -> Any:
-        row = await crud.update(session, resource, id, body)
+    async def update(session: Session, principal: AdminPrincipal, id: str, body: Input) -> Any:
+        row = await crud.update(session, resource, id, body, platform=principal.platform)
         return (await crud.present(session, resource, [row]))[0]
 
     async def delete(session: Session, _: AdminPrincipal, id: str) -> None:
@@ -95,6 +98,8 @@ def crud_router(resource: crud.Resource) -> APIRouter:
 
 for _resource in RESOURCES:
     router.include_router(crud_router(_resource))
+# Platform keys (a platform admin key; company keys 403): GET list, DELETE /{id} revokes.
+router.include_router(platform_keys.router)
 
 
 # API keys ------------------------------------------------------------------------------
@@ -147,9 +152,13 @@ async def get_calcom(session: Session, principal: AdminPrincipal) -> CalcomInteg
 async def put_calcom(
     request: Request, session: Session, principal: AdminPrincipal, body: CalcomIntegrationIn
 ) -> CalcomIntegrationOut:
-    """Connect the company to Cal.com: bookings are mirrored there from now on."""
-    default_url: str | None = request.app.state.settings.calcom_base_url
-    return await calcom.put_integration(session, principal.company_id, body, default_url)
+    """Connect the company to Cal.com: bookings are mirrored there from now on.
+
+    `base_url` must be https on OUTBOUND_ALLOWED_HOSTS without credentials or a private IP
+    (else 422 `outbound_url_refused`, nothing stored)."""
+    return await calcom.put_integration(
+        session, principal.company_id, body, request.app.state.settings
+    )
 
 
 @router.delete("/integrations/calcom", status_code=204, response_class=Response)

@@ -8,7 +8,6 @@ transaction is then rolled back, so a refused call writes nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import booking_metrics, changes, speech
+from services.booking.agent_identity import AgentCall as AgentCall
+from services.booking.agent_identity import listed_appointments, own_appointment
 from services.booking.agent_inputs import (
     Refusal,
     invalid,
@@ -31,7 +32,6 @@ from services.booking.agent_inputs import (
 from services.booking.availability import Slot, nearest_alternatives
 from services.booking.booking import BookingRequest, book, free_slots, resolve_branches
 from services.booking.callbacks import create_callback
-from services.booking.policy_client import PolicyClient
 from services.booking.rules import rules_for
 from shared.db.tenancy import current_company
 from shared.errors import (
@@ -42,41 +42,9 @@ from shared.errors import (
     ServiceUnavailable,
     SlotTaken,
 )
-from shared.models import LIVE_STATUSES, Appointment, Branch, Company, Customer, Service, Staff
-from shared.retell_auth import e164
+from shared.models import LIVE_STATUSES, Branch, Company, Service, Staff
 
 MAX_SLOTS = 5
-
-
-@dataclass(frozen=True)
-class AgentCall:
-    company_id: str
-    branch_id: str | None  # the called number's branch; None for a company hotline
-    call_id: str | None
-    caller: str | None  # the caller's number (E.164), if Retell knows it
-    name: str
-    args: dict[str, Any]
-    policy: PolicyClient
-    now: datetime
-
-    def phone_for_booking(self) -> str | None:
-        """`customer_phone` if given (one may book for someone else), else the caller."""
-        given = text_arg(self.args, "customer_phone", 50)
-        if given is not None:
-            number = e164(given)
-            if number is None:
-                raise invalid("missing_customer_phone")
-            return number
-        return self.caller
-
-    def own_phone(self) -> str:
-        """Whose appointments may be seen or changed: the caller's own number only."""
-        if self.caller is not None:
-            return self.caller
-        number = e164(text_arg(self.args, "customer_phone", 50))
-        if number is None:
-            raise invalid("missing_customer_phone")
-        return number
 
 
 async def _company(session: AsyncSession) -> Company:
@@ -193,6 +161,7 @@ async def _booking_request(
         notes=text_arg(args, "notes", 2000),
         source="agent",
         call_id=call.call_id,
+        update_customer=call.speaks_for(phone),
     )
     return request, service, tz
 
@@ -212,11 +181,16 @@ async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, 
     return {
         "status": "booked",
         "appointment_id": appointment.id,
+        "reference": appointment.reference,
         "start": appointment.starts_at.astimezone(ZoneInfo(tz)).isoformat(),
         "end": appointment.ends_at.astimezone(ZoneInfo(tz)).isoformat(),
         "staff": result.context.staff.name,
         "message": speech.booked(
-            service.name, appointment.starts_at, result.context.staff.name, tz
+            service.name,
+            appointment.starts_at,
+            result.context.staff.name,
+            tz,
+            reference=appointment.reference,
         ),
     }
 
@@ -233,44 +207,6 @@ async def _slot_taken(session: AsyncSession, start: datetime, taken: SlotTaken, 
     )
 
 
-async def _own_appointment(session: AsyncSession, call: AgentCall) -> tuple[Appointment, str]:
-    """The caller's live appointment named by id, or by date + time (own number only)."""
-    phone = call.own_phone()
-    query = (
-        sa.select(Appointment, Branch.timezone)
-        .join(Customer, Customer.id == Appointment.customer_id)
-        .join(Branch, Branch.id == Appointment.branch_id)
-        .where(Customer.phone == phone, Appointment.status.in_(LIVE_STATUSES))
-        .order_by(Appointment.starts_at)
-    )
-    appointment_id = text_arg(call.args, "appointment_id", 64)
-    if appointment_id is not None:
-        row = (await session.execute(query.where(Appointment.id == appointment_id))).first()
-    else:
-        raw_date = text_arg(call.args, "date", 20)
-        if raw_date is None:
-            raise invalid("missing_appointment")
-        day = parse_date(raw_date)
-        candidates = (await session.execute(query)).all()
-        raw_time = text_arg(call.args, "time", 20)
-        wanted = parse_time(raw_time) if raw_time else None
-        row = next(
-            (
-                r
-                for r in candidates
-                if r[0].starts_at.astimezone(ZoneInfo(r[1])).date() == day
-                and (
-                    wanted is None
-                    or r[0].starts_at.astimezone(ZoneInfo(r[1])).time().replace(second=0) == wanted
-                )
-            ),
-            None,
-        )
-    if row is None:
-        raise Refusal("not_found", speech.appointment_not_found())
-    return row[0], row[1]
-
-
 def _not_allowed(error: PolicyViolation, action: speech.Action, tz: str) -> Refusal:
     reason = str(error.extra.get("reason", "not_modifiable"))
     deadline_raw = error.extra.get("deadline")
@@ -283,7 +219,7 @@ def _not_allowed(error: PolicyViolation, action: speech.Action, tz: str) -> Refu
 
 
 async def cancel_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
-    appointment, tz = await _own_appointment(session, call)
+    appointment, tz = await own_appointment(session, call)
     try:
         result = await changes.cancel(
             session,
@@ -306,7 +242,7 @@ async def cancel_appointment(session: AsyncSession, call: AgentCall) -> dict[str
 
 
 async def reschedule_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
-    appointment, tz = await _own_appointment(session, call)
+    appointment, tz = await own_appointment(session, call)
     new_day = parse_date(text_arg(call.args, "new_date", 20))
     new_time = parse_time(text_arg(call.args, "new_time", 20))
     new_start = local_instant(new_day, new_time, tz)
@@ -332,32 +268,24 @@ async def reschedule_appointment(session: AsyncSession, call: AgentCall) -> dict
 
 
 async def list_appointments(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
-    phone = call.own_phone()
-    rows = (
-        await session.execute(
-            sa.select(Appointment, Branch.timezone, Service.name, Staff.name)
-            .join(Customer, Customer.id == Appointment.customer_id)
-            .join(Branch, Branch.id == Appointment.branch_id)
-            .join(Service, Service.id == Appointment.service_id)
-            .join(Staff, Staff.id == Appointment.staff_id)
-            .where(Customer.phone == phone, Appointment.starts_at >= call.now)
-            .order_by(Appointment.starts_at)
-            .limit(20)
-        )
-    ).all()
+    rows = await listed_appointments(session, call)
     items = [
         {
-            "appointment_id": a.id,
-            "service": service_name,
-            "start": a.starts_at.astimezone(ZoneInfo(tz)).isoformat(),
-            "staff": staff_name,
-            "status": a.status,
+            "appointment_id": row.appointment.id,
+            "reference": row.appointment.reference,
+            "service": row.service,
+            "start": row.appointment.starts_at.astimezone(ZoneInfo(row.timezone)).isoformat(),
+            "staff": row.staff,
+            "status": row.appointment.status,
         }
-        for a, tz, service_name, staff_name in rows
+        for row in rows
     ]
-    live = [(a.starts_at, s, st, tz) for a, tz, s, st in rows if a.status in LIVE_STATUSES]
+    live = [row for row in rows if row.appointment.status in LIVE_STATUSES]
     message = (
-        speech.appointments_list([(start, s, st) for start, s, st, _ in live], live[0][3])
+        speech.appointments_list(
+            [(row.appointment.starts_at, row.service, row.staff) for row in live],
+            live[0].timezone,
+        )
         if live
         else speech.no_appointments_found()
     )

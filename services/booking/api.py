@@ -122,7 +122,10 @@ async def list_appointments(
 @router.post(
     "/appointments/{appointment_id}/cancel",
     response_model=CancelOut,
-    responses={409: {"description": "policy_violation"}, 503: {"description": "no decision"}},
+    responses={
+        409: {"description": "policy_violation or fee_required"},
+        503: {"description": "no decision"},
+    },
 )
 async def cancel_appointment(
     request: Request,
@@ -140,6 +143,7 @@ async def cancel_appointment(
         appointment,
         actor="api",
         reason=body.reason if body else None,
+        accept_fee=body.accept_fee if body else False,
     )
     return {
         "status": "cancelled",
@@ -152,7 +156,7 @@ async def cancel_appointment(
 @router.post(
     "/appointments/{appointment_id}/reschedule",
     response_model=RescheduleOut,
-    responses={409: {"description": "slot_taken or policy_violation"}, 503: {}},
+    responses={409: {"description": "slot_taken, policy_violation or fee_required"}, 503: {}},
 )
 async def reschedule_appointment(
     request: Request,
@@ -165,7 +169,12 @@ async def reschedule_appointment(
     """Move to `start` in one atomic step (the old time is freed only if the new one holds)."""
     appointment, timezone = await appointments_query.get_appointment(session, appointment_id)
     result = await changes.reschedule(
-        session, request.app.state.policy, appointment, body.start, actor="api"
+        session,
+        request.app.state.policy,
+        appointment,
+        body.start,
+        actor="api",
+        accept_fee=body.accept_fee,
     )
     payload = appointment_json(result.appointment, timezone)
     payload["fee"] = f"{result.decision.fee:.2f}"

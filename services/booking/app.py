@@ -6,6 +6,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.booking.admin.customers import router as customer_data_router
 from services.booking.admin_api import router as admin_router
 from services.booking.api import router as api_router
 from services.booking.calcom_availability import CalcomAccess, using
@@ -16,7 +17,8 @@ from services.booking.policy_client import PolicyClient
 from services.booking.retell_api import router as retell_router
 from shared.app import create_app
 from shared.config import Settings
-from shared.tracing import outbound_limits, traced_transport
+from shared.outbound import outbound_client
+from shared.tracing import outbound_limits
 
 
 async def _start_policy_client(app: FastAPI) -> None:
@@ -32,9 +34,8 @@ async def _stop_policy_client(app: FastAPI) -> None:
 
 async def _start_calcom(app: FastAPI) -> None:
     """One pooled HTTP client for Cal.com (each call passes its own timeout)."""
-    app.state.calcom_http = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0),
-        transport=traced_transport(limits=outbound_limits(50)),
+    app.state.calcom_http = outbound_client(
+        app.state.settings, timeout=httpx.Timeout(10.0), limits=outbound_limits(50)
     )
     app.state.calcom_access = CalcomAccess(
         settings=app.state.settings,
@@ -76,6 +77,7 @@ def create(settings: Settings | None = None) -> FastAPI:
             api_router,
             callbacks_router,
             admin_router,
+            customer_data_router,
             ops_router,
             ops_page_router,
         ],

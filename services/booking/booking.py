@@ -36,8 +36,10 @@ from shared.db.tenancy import current_company
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, SlotTaken
 from shared.models import Appointment, Branch, Service
+from shared.references import new_reference
 
 ALTERNATIVE_DAYS = 7
+REFERENCE_CANDIDATES = 3  # checked in the context statement; all taken -> the model redraws
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class BookingRequest:
     source: str = "api"
     call_id: str | None = None
     actor: str = "api"
+    # Whether an existing customer's name/e-mail may be changed: only a call from that
+    # customer's own number (services/booking/customers.py).
+    update_customer: bool = False
 
 
 @dataclass
@@ -270,8 +275,13 @@ async def book(
 async def _book(session: AsyncSession, req: BookingRequest, now: datetime) -> BookingResult:
     any_staff = req.staff_id is None
     staff_id = req.staff_id or await choose_staff(session, req, now)
+    candidates = [new_reference() for _ in range(REFERENCE_CANDIDATES)]
     ctx = await load_context(
-        session, service_id=req.service_id, staff_id=staff_id, phone=req.customer_phone
+        session,
+        service_id=req.service_id,
+        staff_id=staff_id,
+        phone=req.customer_phone,
+        references=candidates,
     )
     _check_references(ctx, req)
     check_schedule(ctx, req.start, now)
@@ -309,6 +319,7 @@ async def _book(session: AsyncSession, req: BookingRequest, now: datetime) -> Bo
         email=req.customer_email,
         known_id=ctx.customer_id,
         known_name=ctx.customer_name,
+        update_existing=req.update_customer,
     )
     appointment = Appointment(
         branch_id=ctx.branch.id,
@@ -326,6 +337,7 @@ async def _book(session: AsyncSession, req: BookingRequest, now: datetime) -> Bo
         price=ctx.service.price,
         currency=ctx.service.currency,
         notes=req.notes,
+        reference=ctx.free_reference(candidates),
     )
     session.add(appointment)
     await session.flush()

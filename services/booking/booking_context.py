@@ -1,10 +1,12 @@
 """Everything a booking needs to know, read in ONE statement: service, staff, branch, company,
-the staff member's qualification and weekly hours, and the customer behind the phone number.
+the staff member's qualification and weekly hours, the customer behind the phone number, and
+which of the drawn booking-reference candidates the company has already given out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 
@@ -15,7 +17,7 @@ from services.booking.availability import ServiceSpec, WorkingInterval
 from services.booking.calendar_loader import parse_weekly_hours, weekly_hours_column
 from services.booking.rules import BookingRules, rules_for
 from shared.errors import InvalidInput
-from shared.models import Branch, Company, Customer, Service, Staff, StaffService
+from shared.models import Appointment, Branch, Company, Customer, Service, Staff, StaffService
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class BookingContext:
     working_hours: tuple[WorkingInterval, ...]
     customer_id: str | None
     customer_name: str | None
+    taken_references: frozenset[str] = field(default_factory=frozenset)
+
+    def free_reference(self, candidates: Sequence[str]) -> str | None:
+        """A candidate no appointment of the company has (None: let the model draw one)."""
+        return next((c for c in candidates if c not in self.taken_references), None)
 
     @property
     def spec(self) -> ServiceSpec:
@@ -75,6 +82,15 @@ def _context_statement(with_phone: bool) -> sa.Select[Any]:
     )
     customer_id = customer.with_only_columns(Customer.id).scalar_subquery()
     customer_name = customer.with_only_columns(Customer.name).scalar_subquery()
+    # Saves the model's own lookup at flush (shared/models/appointment.py) on this hot path.
+    taken = (
+        sa.select(sa.func.group_concat(Appointment.reference))
+        .where(
+            Appointment.company_id == Staff.company_id,
+            Appointment.reference.in_(sa.bindparam("references", expanding=True)),
+        )
+        .scalar_subquery()
+    )
     columns: list[Any] = [
         Service,
         Staff,
@@ -84,6 +100,7 @@ def _context_statement(with_phone: bool) -> sa.Select[Any]:
         hours,
         customer_id,
         customer_name,
+        taken,
     ]
     return (
         sa.select(*columns)
@@ -100,17 +117,28 @@ _SERVICE_EXISTS: Final = sa.select(Service.id).where(Service.id == sa.bindparam(
 
 
 async def load_context(
-    session: AsyncSession, *, service_id: str, staff_id: str, phone: str | None
+    session: AsyncSession,
+    *,
+    service_id: str,
+    staff_id: str,
+    phone: str | None,
+    references: Sequence[str] = (),
 ) -> BookingContext:
-    """Load the booking context; unknown service or staff -> 422 naming the field."""
-    params = {"service_id": service_id, "staff_id": staff_id, "phone": phone}
+    """Load the booking context; unknown service or staff -> 422 naming the field.
+    `references`: booking-reference candidates to check (`taken_references`)."""
+    params = {
+        "service_id": service_id,
+        "staff_id": staff_id,
+        "phone": phone,
+        "references": list(references),
+    }
     row = (await session.execute(_CONTEXT[phone is not None], params)).first()
     if row is None:
         found = await session.scalar(_SERVICE_EXISTS, {"service_id": service_id})
         if found is None:
             raise InvalidInput("Unknown service.", field="service_id")
         raise InvalidInput("Unknown staff member.", field="staff_id")
-    service, staff, branch, company, n_qualified, hours_text, cust_id, cust_name = row
+    service, staff, branch, company, n_qualified, hours_text, cust_id, cust_name, taken = row
     return BookingContext(
         service=service,
         staff=staff,
@@ -120,4 +148,5 @@ async def load_context(
         working_hours=parse_weekly_hours(hours_text),
         customer_id=cust_id,
         customer_name=cust_name,
+        taken_references=frozenset(taken.split(",")) if taken else frozenset(),
     )

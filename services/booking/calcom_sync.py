@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking.callbacks import create_callback
 from services.booking.events import SYNC_JOB
 from shared.calcom.client import CalcomClient
-from shared.calcom.errors import CalcomRejected
+from shared.calcom.errors import CalcomAddressRefused, CalcomRejected
+from shared.calcom.errors import describe as calcom_describe
 from shared.calcom.models import CalcomBooking
 from shared.db.types import utcnow
 from shared.models import (
@@ -339,6 +340,8 @@ async def _create(client: CalcomClient, snapshot: Snapshot, event_type_id: int) 
             attendee_phone=snapshot.attendee_phone,
             metadata=snapshot.metadata,
         )
+    except CalcomAddressRefused:
+        raise  # the guard refused the address: no booking was refused, nothing was sent
     except CalcomRejected as exc:
         if exc.slot_unavailable:
             # "already has booking" may be our own booking from an attempt whose answer
@@ -346,7 +349,8 @@ async def _create(client: CalcomClient, snapshot: Snapshot, event_type_id: int) 
             found = await _find(client, snapshot, event_type_id)
             if found is not None:
                 return await _align(client, snapshot, found)
-        raise SyncRefused(f"Cal.com refused the booking ({exc.status}): {exc.message}") from exc
+        taken = "the slot is taken; " if exc.slot_unavailable else ""
+        raise SyncRefused(f"Cal.com refused the booking: {taken}{exc.message}") from exc
     return booking.uid
 
 
@@ -384,6 +388,8 @@ async def _align(client: CalcomClient, snapshot: Snapshot, remote: CalcomBooking
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line error for `last_error` / `sync_error`."""
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    """A one-line error for `last_error` / `sync_error`: tenants see it, so it never quotes
+    what Cal.com wrote (our own SyncRefused reasons are shown as they are)."""
+    if isinstance(exc, SyncRefused):
+        return f"SyncRefused: {exc}"
+    return calcom_describe(exc)

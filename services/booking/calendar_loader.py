@@ -23,7 +23,8 @@ from services.booking.availability import (
     local_day_bounds,
 )
 from services.booking.slot_guard import MAX_BLOCK
-from shared.hierarchy import tenant_param
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import PER_CALL
 from shared.models import (
     LIVE_STATUSES,
     Appointment,
@@ -55,7 +56,7 @@ def weekly_hours_column() -> sa.ScalarSelect[str]:
     )
     return (
         sa.select(sa.func.group_concat(part))
-        .where(WorkingHours.staff_id == Staff.id, WorkingHours.company_id == Staff.company_id)
+        .where(WorkingHours.staff_id == Staff.id)
         .scalar_subquery()
     )
 
@@ -73,23 +74,19 @@ def parse_weekly_hours(text: str | None) -> tuple[WorkingInterval, ...]:
 @functools.cache
 def _staff_statement(by_branch: bool, by_staff: bool) -> sa.Select[Any]:
     """Qualified active staff with their weekly hours (built once per filter combination:
-    building and keying a statement per call cost more than running it)."""
+    building and keying a statement per call cost more than running it; scoped per call)."""
     columns: list[Any] = [Staff.id, Staff.name, Staff.branch_id, weekly_hours_column()]
     query = (
         sa.select(*columns)
         .join(StaffService, StaffService.staff_id == Staff.id)
-        .where(
-            StaffService.service_id == sa.bindparam("service_id"),
-            Staff.active.is_(True),
-            Staff.company_id == sa.bindparam("tenant"),
-        )
+        .where(StaffService.service_id == sa.bindparam("service_id"), Staff.active.is_(True))
         .order_by(Staff.name, Staff.id)
     )
     if by_branch:
         query = query.where(Staff.branch_id.in_(sa.bindparam("branch_ids", expanding=True)))
     if by_staff:
         query = query.where(Staff.id == sa.bindparam("staff_id"))
-    return query
+    return scoped(query, PER_CALL)
 
 
 async def qualified_staff(
@@ -99,18 +96,17 @@ async def qualified_staff(
     staff_id: str | None = None,
 ) -> list[StaffRow]:
     """Active staff qualified for the service, with their weekly hours (order: name, id).
-    Core on the session's connection, the company filtered explicitly."""
+    Core on the session's connection, scoped per call."""
     statement = _staff_statement(branch_ids is not None, staff_id is not None)
     params = {
         "service_id": service.id,
-        "tenant": tenant_param(session, service.company_id),
         "branch_ids": list(branch_ids or ()),
         "staff_id": staff_id,
     }
-    connection = await session.connection()
+    rows = await execute(session, statement, params, company_id=service.company_id)
     return [
         StaffRow(staff, name, branch, parse_weekly_hours(hours))
-        for staff, name, branch, hours in await connection.execute(statement, params)
+        for staff, name, branch, hours in rows
     ]
 
 
@@ -126,7 +122,8 @@ def parse_time(value: object) -> time:
 @functools.cache
 def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
     """Time off and live appointments of some staff around a range, in one round trip:
-    (kind, staff, start, end, blocked range). Built once, with and without `ignore`."""
+    (kind, staff, start, end, blocked range). Built once, with and without `ignore`, scoped
+    per call."""
     staff_ids: sa.BindParameter[list[str]] = sa.bindparam("staff_ids", expanding=True)
     low: sa.BindParameter[datetime] = sa.bindparam("low")
     high: sa.BindParameter[datetime] = sa.bindparam("high")
@@ -138,7 +135,6 @@ def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
         TimeOff.starts_at.label("blocked_from"),
         TimeOff.ends_at.label("blocked_until"),
     ).where(
-        TimeOff.company_id == sa.bindparam("tenant"),
         TimeOff.staff_id.in_(staff_ids),
         TimeOff.starts_at < high,
         TimeOff.ends_at > low,
@@ -151,7 +147,6 @@ def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
         Appointment.blocked_from,
         Appointment.blocked_until,
     ).where(
-        Appointment.company_id == sa.bindparam("tenant"),
         Appointment.staff_id.in_(staff_ids),
         Appointment.status.in_(LIVE_STATUSES),
         # The index range; MAX_BLOCK bounds an appointment's blocked length.
@@ -162,7 +157,7 @@ def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
     if ignoring:
         ignored: sa.BindParameter[list[str]] = sa.bindparam("ignore", expanding=True)
         appointments = appointments.where(Appointment.id.not_in(ignored))
-    return sa.union_all(appointments, absences)
+    return scoped(sa.union_all(appointments, absences), PER_CALL)
 
 
 async def load_calendars(
@@ -180,7 +175,7 @@ async def load_calendars(
     `margin`: how far a slot's blocked range can reach beyond the range (the service's
     duration plus buffers). `ignore`: appointment ids to leave out (the one being moved).
     One statement built once, run through Core on the session's connection (no ORM row
-    machinery: a busy branch has hundreds of rows), the company filtered explicitly.
+    machinery: a busy branch has hundreds of rows), scoped per call.
     """
     if not staff:
         return []
@@ -188,15 +183,14 @@ async def load_calendars(
     _, range_end = local_day_bounds(first_date + timedelta(days=max(days, 1) - 1), timezone)
     low, high = range_start - margin, range_end + margin
     params = {
-        "tenant": tenant_param(session, company_id),
         "staff_ids": [s.id for s in staff],
         "low": low,
         "high": high,
         "scan_low": low - MAX_BLOCK,
         "ignore": list(ignore),
     }
-    connection = await session.connection()
-    rows = await connection.execute(_calendar_statement(bool(ignore)), params)
+    statement = _calendar_statement(bool(ignore))
+    rows = await execute(session, statement, params, company_id=company_id)
     off: dict[str, list[TimeOffPeriod]] = defaultdict(list)
     booked: dict[str, list[ExistingAppointment]] = defaultdict(list)
     for kind, staff_id, starts_at, ends_at, blocked_from, blocked_until in rows:

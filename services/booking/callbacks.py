@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.tenancy import tenant_condition
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import session_scope
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.fields import normalize_phone
@@ -457,12 +458,11 @@ def list_query(
     branch_id: str | None = None,
     now: datetime | None = None,
     limit: int = 200,
-    tenant: sa.ColumnElement[bool] | None = None,
 ) -> sa.Select[Any]:
     """The list of `list_views`, oldest due first, without sorting every matching row.
 
-    `tenant` (see `tenant_condition`) filters the company explicitly, for running the query
-    on the Core connection; without it the ORM's tenant hook adds the filter.
+    Not yet scoped: run it through the ORM session, or `scoped` (shared.db.scoped) on a
+    Core connection.
 
     The index (company_id, status, due_at) (InnoDB appends the primary key) yields each
     status's callbacks already in (due_at, id) order: one range read per status, cut at
@@ -477,8 +477,6 @@ def list_query(
         part = sa.select(CallbackRequest.id, CallbackRequest.due_at).where(
             CallbackRequest.status == each
         )
-        if tenant is not None:
-            part = part.where(tenant)
         if overdue:
             part = part.where(CallbackRequest.due_at < (now or utcnow()))
         if branch_id is not None:
@@ -515,9 +513,7 @@ async def list_views(
         branch_id=branch_id,
         now=now,
         limit=limit,
-        tenant=tenant_condition(session, CallbackRequest),
     )
-    # Core on the session's connection (company filtered above): no ORM result machinery.
-    connection = await session.connection()
-    rows = (await connection.execute(query)).all()
+    # Core on the session's connection, scoped to its company: no ORM result machinery.
+    rows = (await execute(session, scoped(query, session_scope(session)))).all()
     return [CallbackView(row, row.timezone, int(row.escalation_level or 0)) for row in rows]

@@ -31,7 +31,7 @@ from services.booking.events import stage_appointment_events, stage_appointment_
 from services.booking.policy_client import PolicyClient, PolicyDecision
 from services.booking.slot_guard import conflicts, lock_staff
 from shared.db.types import utcnow
-from shared.errors import Conflict, PolicyViolation
+from shared.errors import Conflict, FeeRequired, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,19 @@ def _refuse(decision: PolicyDecision) -> PolicyViolation:
             "window_days": decision.window_days,
         },
     )
+
+
+def _require_fee_accepted(decision: PolicyDecision, accept_fee: bool) -> None:
+    """A change that costs a fee waits for the caller's acceptance (REST `accept_fee`)."""
+    if decision.fee > 0 and not accept_fee:
+        raise FeeRequired(
+            f"This change costs a fee of {decision.fee:.2f} {decision.currency}; "
+            "send accept_fee: true to accept it.",
+            fee=f"{decision.fee:.2f}",
+            currency=decision.currency,
+            reason=decision.reason,
+            deadline=decision.deadline,
+        )
 
 
 @contextmanager
@@ -146,12 +159,14 @@ async def cancel(
     actor: str,
     reason: str | None,
     now: datetime | None = None,
+    accept_fee: bool = True,
 ) -> ChangeResult:
     now = now or utcnow()
     with _quota_notice(appointment, "cancel"):
         decision = await policy.evaluate(appointment.company_id, appointment.id, "cancel", at=now)
         if not decision.allowed:
             raise _refuse(decision)
+        _require_fee_accepted(decision, accept_fee)
         old_start = await _apply(
             session,
             appointment,
@@ -167,6 +182,8 @@ async def cancel(
         )
     if decision.fee > 0:  # the customer hears of the fee in a notice of its own
         fee = {"fee": f"{decision.fee:.2f}", "currency": decision.currency}
+        if decision.reason == "late_fee" and decision.deadline:  # the deadline it missed
+            fee["deadline"] = decision.deadline
         stage_appointment_notice(session, appointment, "cancellation_fee_charged", fee)
     return ChangeResult(appointment, decision, old_start)
 
@@ -179,10 +196,13 @@ async def reschedule(
     *,
     actor: str,
     now: datetime | None = None,
+    accept_fee: bool = True,
 ) -> ChangeResult:
     now = now or utcnow()
     with _quota_notice(appointment, "reschedule"):
-        return await _reschedule(session, policy, appointment, new_start, actor=actor, now=now)
+        return await _reschedule(
+            session, policy, appointment, new_start, actor=actor, now=now, accept_fee=accept_fee
+        )
 
 
 async def _reschedule(
@@ -193,10 +213,12 @@ async def _reschedule(
     *,
     actor: str,
     now: datetime,
+    accept_fee: bool,
 ) -> ChangeResult:
     decision = await policy.evaluate(appointment.company_id, appointment.id, "reschedule", at=now)
     if not decision.allowed:
         raise _refuse(decision)
+    _require_fee_accepted(decision, accept_fee)
     ctx = await load_context(
         session, service_id=appointment.service_id, staff_id=appointment.staff_id, phone=None
     )

@@ -1,6 +1,10 @@
-"""Customers are identified by phone (E.164) within a company: created on first booking, their
-name kept up to date. Creation is an upsert, so two first bookings of one new caller racing on
-different staff members both succeed and share one customer row.
+"""Customers are identified by phone (E.164) within a company: created on first booking. Creation
+is an upsert, so two first bookings of one new caller racing on different staff members both
+succeed and share one customer row.
+
+An existing customer's name and e-mail change only when the booking comes from that customer
+(`update_existing`: a call from their own number); a booking "for someone else" (another
+caller, the REST API, a Cal.com import) keeps what is stored. The admin API edits them directly.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ async def upsert_customer(
     email: str | None,
     known_id: str | None,
     known_name: str | None,
+    update_existing: bool = False,
 ) -> str:
     """The customer id for `phone`; one statement at most on the usual paths."""
     now = utcnow()
     if known_id is not None:
-        if name != known_name or email:
+        if update_existing and (name != known_name or email):
             values: dict[str, Any] = {"name": name, "updated_at": now}
             if email:
                 values["email"] = email
@@ -51,13 +56,15 @@ async def upsert_customer(
     if dialect == "sqlite":
         # The write transaction holds SQLite's lock since BEGIN IMMEDIATE: no race possible.
         stmt = sqlite.insert(Customer).values(row)
+        changes: dict[str, Any] = {"name": name} if update_existing else {}
         stmt = stmt.on_conflict_do_update(
-            index_elements=["company_id", "phone"], set_={"name": name, "updated_at": now}
+            index_elements=["company_id", "phone"], set_={**changes, "updated_at": now}
         )
         await session.execute(stmt)
         return customer_id
     mstmt = mysql.insert(Customer).values(row)
-    mstmt = mstmt.on_duplicate_key_update(name=mstmt.inserted.name, updated_at=now)
+    on_duplicate: dict[str, Any] = {"name": mstmt.inserted.name} if update_existing else {}
+    mstmt = mstmt.on_duplicate_key_update(**on_duplicate, updated_at=now)
     result = await session.execute(mstmt)
     if getattr(result, "rowcount", 1) == 1:  # 1 = inserted, 2 = updated an existing row
         return customer_id

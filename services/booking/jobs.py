@@ -29,6 +29,7 @@ from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.logging import correlation_id_var
 from shared.models import Company, IdempotencyKey, OutboxEvent
+from shared.outbound import outbound_client
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ async def sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
 
 async def _sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
     db: Database = ctx["db"]
+    # The job names only its outbox row: read it in the system scope to learn its company;
+    # everything after runs in that company's scope.
     async with db.transaction(SYSTEM, write=False) as session:
         event = await session.get(OutboxEvent, outbox_id)
         if event is None or event.status in calcom_sync.FINAL_OUTBOX_STATUSES:
@@ -80,7 +83,7 @@ async def _sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
         company = await session.get(Company, event.company_id) if event.company_id else None
         correlation_id = event.correlation_id
     if company is None or not company.calcom_api_key or not appointment_id:
-        async with db.transaction(SYSTEM) as session:
+        async with db.transaction(company.id if company else SYSTEM) as session:
             await calcom_sync.finish_row(session, outbox_id, "done")
         return "local_only"
     token = correlation_id_var.set(correlation_id)
@@ -179,7 +182,8 @@ def _http(ctx: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[httpx.A
     shared: httpx.AsyncClient | None = ctx.get("http")
     if shared is not None:
         return contextlib.nullcontext(shared)
-    return httpx.AsyncClient(timeout=CALCOM_HTTP_TIMEOUT)
+    settings: Settings = ctx.get("settings") or ctx["db"].settings
+    return outbound_client(settings, timeout=CALCOM_HTTP_TIMEOUT)
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:

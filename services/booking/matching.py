@@ -214,3 +214,13 @@ def match(query: str | None, candidates: Sequence[tuple[K, str]]) -> MatchResult
     scored.sort(key=lambda sc: (-sc[0], sc[1].order))
     best = scored[0][0]
     return _result([c for score, c in scored if best - score <= FUZZY_MARGIN])
+
+
+def same_name(spoken: str | None, stored: str | None) -> bool:
+    """Whether a caller's name is the name on a booking, leniently: case, umlauts ("Müller" is
+    "Mueller"), accents, punctuation and spacing folded. Typos are not forgiven here: the name
+    is half of what proves a booking is the caller's."""
+    if not spoken or not stored:
+        return False
+    folded = "".join(normalize(spoken).split())
+    return bool(folded) and folded == "".join(normalize(stored).split())

@@ -113,7 +113,6 @@ async def overview(
     outbox = (
         await session.execute(
             sa.select(sa.func.count(), sa.func.min(OutboxEvent.created_at)).where(
-                OutboxEvent.company_id == company_id,
                 OutboxEvent.queue == BOOKING_QUEUE,
                 OutboxEvent.status == "pending",
             )
@@ -125,10 +124,7 @@ async def overview(
                 _count_when(WebhookEvent.status == "pending"),
                 _count_when(WebhookEvent.status == "failed"),
                 sa.func.min(sa.case((WebhookEvent.status == "pending", WebhookEvent.created_at))),
-            ).where(
-                WebhookEvent.company_id == company_id,
-                WebhookEvent.status.in_(("pending", "failed")),
-            )
+            ).where(WebhookEvent.status.in_(("pending", "failed")))
         )
     ).one()
     overdue = await session.scalar(

@@ -1,9 +1,13 @@
 """`/ops`: the failed-booking view as a small server-rendered page (no JavaScript).
 
-Behind an operator key: `Authorization: Bearer <key>`, or for a browser the key stored by the
-login form in an HttpOnly, SameSite=Strict cookie scoped to /ops. Autoescaping is on for every
-template; the answers forbid caching, framing, scripts and foreign form targets. The routes
-are not part of the OpenAPI schema.
+Behind an operator key: `Authorization: Bearer <key>`, or for a browser a session opened by
+the login form: an HttpOnly, SameSite=Strict cookie scoped to /ops that holds an opaque token,
+never the key (services/booking/ops_session.py; revoking the key ends the session). The cookie
+is `Secure` when the page is served over TLS: the request's scheme is https (uvicorn sets it
+from X-Forwarded-Proto of a proxy in FORWARDED_ALLOW_IPS), or any X-Forwarded-Proto says
+https (a forged one can only make the cookie stricter). Autoescaping is on for every template;
+the answers forbid caching, framing, scripts and foreign form targets. The routes are not part
+of the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import ops_overview
+from services.booking import ops_overview, ops_session
 from services.booking.ops_api import failed_bookings_json, overview_json
 from shared.auth import Principal, authenticate
 from shared.db.types import utcnow
@@ -28,7 +32,7 @@ from shared.errors import AppError, Forbidden, PayloadTooLarge, RateLimited
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent / "templates" / "ops"
-COOKIE = "ops_key"
+COOKIE = ops_session.COOKIE
 COOKIE_MAX_AGE_S = 8 * 3600
 MAX_FORM_BYTES = 4096
 SECURITY_HEADERS = {
@@ -71,7 +75,12 @@ def _presented_key(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return None
+
+
+def _over_tls(request: Request) -> bool:
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.url.scheme == "https" or forwarded.split(",")[0].strip().lower() == "https"
 
 
 async def _operator(request: Request, session: AsyncSession, key: str) -> Principal | None:
@@ -112,10 +121,21 @@ async def ops_page(
     hours: Annotated[int, Query(ge=1, le=168)] = 24,
 ) -> Response:
     key = _presented_key(request)
-    principal = await _operator(request, session, key) if key else None
+    token = None if key else request.cookies.get(COOKIE)
+    if key:
+        principal = await _operator(request, session, key)
+    elif token:
+        principal = await ops_session.session_principal(request, session, token)
+    else:
+        principal = None
     if principal is None:
         error = "The key is invalid or lacks the operator scope." if key else None
-        return _login_page(401, error)
+        if token:
+            error = "The session has ended: sign in again."
+        response = _login_page(401, error)
+        if token:
+            _forget_cookie(response)
+        return response
     now = utcnow()
     view = await ops_overview.overview(
         session, principal.company_id, request.app.state.redis, now=now
@@ -127,7 +147,7 @@ async def ops_page(
         failures=failures,
         hours=hours,
         company_id=principal.company_id,
-        cookie_login=request.cookies.get(COOKIE) == key,
+        cookie_login=token is not None,
     )
 
 
@@ -145,25 +165,34 @@ async def login(request: Request, session: Session) -> Response:
         raise PayloadTooLarge("The login form is too large.")
     fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=5)
     key = (fields.get("api_key") or [""])[0].strip()
-    if not key or await _operator(request, session, key) is None:
+    principal = await _operator(request, session, key) if key else None
+    if principal is None:
         return _login_page(401, "The key is invalid or lacks the operator scope.")
+    token = await ops_session.open_session(request.app.state.redis, principal, COOKIE_MAX_AGE_S)
     response = RedirectResponse("/ops", status_code=303, headers={"Cache-Control": "no-store"})
     response.set_cookie(
         COOKIE,
-        key,
+        token,
         max_age=COOKIE_MAX_AGE_S,
         path="/ops",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_tls(request),
     )
     return response
+
+
+def _forget_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict")
 
 
 @router.post("/ops/logout")
 async def logout(request: Request) -> Response:
     if not _same_origin(request):
         raise Forbidden("Cross-site logout is not allowed.")
+    token = request.cookies.get(COOKIE)
+    if token:
+        await ops_session.close_session(request.app.state.redis, token)
     response = RedirectResponse("/ops/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict")
+    _forget_cookie(response)
     return response

@@ -122,10 +122,7 @@ async def _outbox(
             OutboxEvent.correlation_id,
             OutboxEvent.payload,
         )
-        .where(
-            OutboxEvent.company_id == company_id,
-            OutboxEvent.aggregate_id.in_(list(by_appointment)),
-        )
+        .where(OutboxEvent.aggregate_id.in_(list(by_appointment)))
         .order_by(OutboxEvent.created_at.desc())
         .limit(SOURCE_CAP)
     )
@@ -238,7 +235,6 @@ async def _calcom_calls(
             metadata_id,
         )
         .where(
-            ApiCallLog.company_id == company_id,
             ApiCallLog.created_at >= _oldest(failures),
             sa.or_(*linked),
         )
@@ -296,7 +292,6 @@ async def _webhooks(session: AsyncSession, company_id: str, failures: list[Faile
             about,
         )
         .where(
-            WebhookEvent.company_id == company_id,
             WebhookEvent.created_at >= _oldest(failures),
             sa.or_(*linked),
         )

@@ -17,17 +17,18 @@ from fastapi.responses import JSONResponse
 
 from services.booking import idempotency, speech
 from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
+from services.booking.agent_identity import tries_guard
 from services.booking.agent_inputs import Refusal
 from services.booking.failures import AgentBookingAttempt
 from services.booking.refusal_notices import QuotaNotices
-from shared.db.tenancy import SYSTEM, bind_tenant, current_company
+from shared.db.tenancy import bind_tenant, current_company
 from shared.db.types import utcnow
 from shared.deps import Session
 from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
 from shared.logging import correlation_id_var
 from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service
 from shared.rate_limit import RateLimiter, caller_bucket, enforce
-from shared.retell_auth import MAX_BODY, RetellCaller, authenticate, e164
+from shared.retell_auth import MAX_BODY, RetellCaller, authenticate, e164, require_signed_name
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/retell", tags=["retell"])
@@ -47,13 +48,10 @@ async def _raw_body(request: Request) -> bytes:
 async def _caller(
     request: Request, session: Any, raw: bytes, signature: str | None, **kw: Any
 ) -> RetellCaller:
-    session.info["tenant"] = SYSTEM  # only the routing lookup runs before verification
-    try:
-        return await authenticate(
-            session, raw, signature, platform_key=request.app.state.settings.retell_api_key, **kw
-        )
-    finally:
-        session.info["tenant"] = None
+    # The session stays unbound: the routing lookup is SYSTEM-scoped (shared.retell_auth).
+    return await authenticate(
+        session, raw, signature, platform_key=request.app.state.settings.retell_api_key, **kw
+    )
 
 
 async def _rate_limit(request: Request, company_id: str, caller: str | None) -> None:
@@ -79,12 +77,20 @@ async def function_call(
     session: Session,
     name: str,
     signature: Signature = None,
-    company_id: Annotated[str | None, Query(max_length=36)] = None,
+    company_id: Annotated[
+        str | None,
+        Query(
+            max_length=36,
+            description="Args-only mode: the company whose own Retell key signs the call "
+            "(never steers a platform-key signature)",
+        ),
+    ] = None,
 ) -> JSONResponse:
     raw = await _raw_body(request)
     verified = await _caller(request, session, raw, signature, company_hint=company_id)
     if verified.company_id is None:
         raise AgentAnswer(200, {"status": "invalid_request", "message": speech.needs_callback()})
+    require_signed_name(verified.payload, name)  # a signed body cannot be replayed elsewhere
     bind_tenant(session, verified.company_id)
     request.state.company_id = verified.company_id
     payload = verified.payload
@@ -109,8 +115,9 @@ async def function_call(
         args=args,
         policy=request.app.state.policy,
         now=utcnow(),
+        tries=tries_guard(request.app.state),
     )
-    await _rate_limit(request, call.company_id, call.caller)
+    await _rate_limit(request, call.company_id, call.rate_limit_number())
     key = None
     fingerprint = idempotency.fingerprint(args)
     if name in MUTATING and call_id:

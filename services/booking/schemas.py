@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from shared.fields import Email, Id, Instant, Name, Phone
 
@@ -31,12 +31,20 @@ class AppointmentCreate(Strict):
     notes: Notes | None = None
 
 
+ACCEPT_FEE = (
+    "Accept the fee the policy charges for this change; without it a change that costs a fee "
+    "answers 409 fee_required with fee and currency, and nothing changes"
+)
+
+
 class CancelRequest(Strict):
     reason: Reason | None = None
+    accept_fee: StrictBool = Field(default=False, description=ACCEPT_FEE)
 
 
 class RescheduleRequest(Strict):
     start: Instant
+    accept_fee: StrictBool = Field(default=False, description=ACCEPT_FEE)
 
 
 class SlotOut(BaseModel):
@@ -51,6 +59,10 @@ class AvailabilityOut(BaseModel):
 
 class AppointmentOut(BaseModel):
     id: str
+    reference: str = Field(
+        description="Booking reference: 6 characters, unique per company, read out by callers",
+        examples=["K7M2P9"],
+    )
     company_id: str
     branch_id: str
     service_id: str

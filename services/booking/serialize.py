@@ -16,6 +16,7 @@ def local_iso(instant: datetime, timezone: str) -> str:
 def appointment_json(appointment: Appointment, timezone: str) -> dict[str, Any]:
     return {
         "id": appointment.id,
+        "reference": appointment.reference,
         "company_id": appointment.company_id,
         "branch_id": appointment.branch_id,
         "service_id": appointment.service_id,

@@ -68,6 +68,7 @@ _TEXT: Final[Mapping[str, str]] = {
         "Soll ich an einem anderen Tag nachsehen?"
     ),
     "booked": "Ihr Termin für {service} am {when} ist gebucht.",
+    "reference": " Ihre Buchungsnummer ist {reference}.",
     "taken": "Der Termin am {when} ist leider schon vergeben.",
     "alt_none": (
         " Einen anderen freien Termin habe ich leider nicht gefunden. "
@@ -91,6 +92,21 @@ _TEXT: Final[Mapping[str, str]] = {
     "none_found": (
         "Unter Ihrer Telefonnummer habe ich keine anstehenden Termine gefunden. "
         "Möchten Sie einen neuen Termin vereinbaren?"
+    ),
+    # Callers without a caller ID prove which appointment is theirs (services/booking/
+    # agent_identity.py); the same words whether the reference exists or not.
+    "identify": (
+        "Ihre Rufnummer ist leider nicht übermittelt. Nennen Sie mir bitte Ihre Buchungsnummer "
+        "aus der Bestätigung und den Namen, auf den der Termin gebucht ist."
+    ),
+    "not_identified": (
+        "Zu dieser Buchungsnummer und diesem Namen habe ich leider keinen Termin gefunden. "
+        "Können Sie mir die Buchungsnummer bitte noch einmal Zeichen für Zeichen nennen?"
+    ),
+    "tries_exhausted": (
+        "Es gab zu viele erfolglose Versuche, deshalb kann ich den Termin gerade nicht suchen. "
+        "Bitte rufen Sie von der Nummer an, mit der Sie gebucht haben, oder versuchen Sie es "
+        "in einer Stunde noch einmal. Soll ich einen Rückruf veranlassen?"
     ),
     "appointment": "{service} am {when}",
     "list_one": "Ich habe einen Termin für Sie gefunden: {items}.",
@@ -316,10 +332,34 @@ def no_slots(service_name: str, day: date) -> str:
     return _TEXT["no_slots"].format(service=service_name, day=spoken_date(day))
 
 
-def booked(service_name: str, start: datetime, staff_name: str | None, tz_name: TzLike) -> str:
-    """Confirm a booking."""
+def booked(
+    service_name: str,
+    start: datetime,
+    staff_name: str | None,
+    tz_name: TzLike,
+    reference: str | None = None,
+) -> str:
+    """Confirm a booking; the reference spelled for text-to-speech ("K 7 M 2 P 9")."""
     when = _with_staff(spoken_datetime(start, tz_name), staff_name)
-    return _TEXT["booked"].format(service=service_name, when=when)
+    text = _TEXT["booked"].format(service=service_name, when=when)
+    if reference:
+        text += _TEXT["reference"].format(reference=" ".join(reference))
+    return text
+
+
+def identify_by_reference() -> str:
+    """No caller ID: ask for the booking reference and the name on the booking."""
+    return _TEXT["identify"]
+
+
+def not_identified() -> str:
+    """No caller ID and the reference and name do not name an appointment."""
+    return _TEXT["not_identified"]
+
+
+def tries_exhausted() -> str:
+    """No caller ID and the tries of this call or reference are spent."""
+    return _TEXT["tries_exhausted"]
 
 
 def slot_taken_with_alternatives(

@@ -21,9 +21,11 @@ from services.booking.jobs import (
     sweep_outbox,
     sync_appointment,
 )
+from shared.config import Settings, get_settings
+from shared.outbound import outbound_client
 from shared.queue import BOOKING_QUEUE
 from shared.redis import redis_client
-from shared.tracing import outbound_limits, traced_transport
+from shared.tracing import outbound_limits
 from shared.worker import worker_hooks, worker_settings
 from shared.worker_metrics import run_periodically
 
@@ -35,16 +37,15 @@ CALCOM_LIMITS = outbound_limits(50)
 _base_startup, _base_shutdown = worker_hooks("booking")
 
 
-def calcom_http() -> httpx.AsyncClient:
-    """The worker's client for Cal.com: pooled, timeouts, every call a traced span."""
-    return httpx.AsyncClient(
-        timeout=CALCOM_TIMEOUT, transport=traced_transport(limits=CALCOM_LIMITS)
-    )
+def calcom_http(settings: Settings | None = None) -> httpx.AsyncClient:
+    """The worker's client for Cal.com: pooled, timeouts, every call a traced span, every
+    connection checked by the outbound guard (tenants set the URL)."""
+    return outbound_client(settings or get_settings(), timeout=CALCOM_TIMEOUT, limits=CALCOM_LIMITS)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     await _base_startup(ctx)
-    ctx["http"] = calcom_http()
+    ctx["http"] = calcom_http(ctx["settings"])
     ctx["redis_client"] = redis_client(settings=ctx["settings"])
     # Every replica refreshes its own gauge (a cron would run on one replica only).
     run_periodically(ctx, REFRESH_INTERVAL_S, refresh_overdue_callbacks)

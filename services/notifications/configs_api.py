@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from services.notifications import config_store
 from services.notifications.config_schema import check_scope, validate_config
+from services.notifications.template_budget import in_thread
 from shared.auth import AdminPrincipal, ReaderPrincipal
 from shared.deps import Session
 from shared.errors import NotFound
@@ -175,7 +176,8 @@ async def put_config(
     config: ConfigBody,
 ) -> dict[str, Any]:
     """Set one level's config for one event and channel (validated, normalized, audited)."""
-    normalized = validate_config(level, event_type, channel, config)
+    # Off the event loop: a template_override is trial-rendered under its budget (ADR 0013).
+    normalized = await in_thread(validate_config, level, event_type, channel, config)
     await check_entity(session, principal.company_id, level, entity_id)
     row, created = await config_store.put_config(
         session,

@@ -45,6 +45,10 @@ _BLOCKS: Final[Mapping[str, Mapping[str, str]]] = {
             "Wo: {{ branch }}{% if branch_address %}, {{ branch_address }}{% endif %}\n"
         ),
         "price": "{% if price %}\nPreis: {{ price }}\n{% endif %}\n",
+        # The booking reference: what a caller without caller ID names on the phone.
+        "ref": "{% if reference %}\nBuchungsnummer: {{ reference }}\n{% endif %}\n",
+        "ref_sms": "{% if reference %} Buchungsnr.: {{ reference }}.{% endif %}",
+        "ref_wa": "{% if reference %}\nBuchungsnummer: {{ reference }}{% endif %}",
         "phone": "{% if branch_phone %}\nBei Fragen erreichen Sie uns unter {{ branch_phone }}.\n"
         "{% endif %}\n",
         "sign": "Viele Grüße\n{{ company }}",
@@ -74,6 +78,9 @@ _BLOCKS: Final[Mapping[str, Mapping[str, str]]] = {
             "Where: {{ branch }}{% if branch_address %}, {{ branch_address }}{% endif %}\n"
         ),
         "price": "{% if price %}\nPrice: {{ price }}\n{% endif %}\n",
+        "ref": "{% if reference %}\nBooking reference: {{ reference }}\n{% endif %}\n",
+        "ref_sms": "{% if reference %} Ref.: {{ reference }}.{% endif %}",
+        "ref_wa": "{% if reference %}\nBooking reference: {{ reference }}{% endif %}",
         "phone": "{% if branch_phone %}\nIf you have any questions, call us on "
         "{{ branch_phone }}.\n{% endif %}\n",
         "sign": "Kind regards,\n{{ company }}",
@@ -102,26 +109,27 @@ _TEXTS: Final[Mapping[str, Mapping[str, tuple[str, str, str, str]]]] = {
         "de": (
             "Terminbestätigung: {{ service }} am {{ date }} um {{ time }} Uhr",
             "<<hello>>\n\nvielen Dank für Ihre Buchung bei {{ company }}. Ihr Termin ist "
-            "bestätigt:\n\n<<details>><<price>>\nFalls Sie den Termin nicht wahrnehmen können, "
-            "sagen Sie bitte rechtzeitig ab.\n<<phone>>\nWir freuen uns auf Sie!\n\n<<sign>>",
+            "bestätigt:\n\n<<details>><<price>><<ref>>\nFalls Sie den Termin nicht wahrnehmen "
+            "können, sagen Sie bitte rechtzeitig ab.\n<<phone>>\nWir freuen uns auf Sie!\n\n"
+            "<<sign>>",
             "{{ company }}: Ihr Termin am {{ date }} um {{ time }} Uhr ist bestätigt "
-            "({{ service }}{% if staff %} bei {{ staff }}{% endif %}). <<where>> Bitte sagen Sie "
-            "rechtzeitig ab, falls Sie nicht kommen können"
+            "({{ service }}{% if staff %} bei {{ staff }}{% endif %}). <<where>><<ref_sms>> "
+            "Bitte sagen Sie rechtzeitig ab, falls Sie nicht kommen können"
             "{% if branch_phone %}: {{ branch_phone }}{% endif %}.",
-            "<<hello>> Ihr Termin bei {{ company }} ist bestätigt.\n\n<<wa>>\n\nFalls Sie nicht "
-            "kommen können, sagen Sie bitte rechtzeitig ab.",
+            "<<hello>> Ihr Termin bei {{ company }} ist bestätigt.\n\n<<wa>><<ref_wa>>\n\n"
+            "Falls Sie nicht kommen können, sagen Sie bitte rechtzeitig ab.",
         ),
         "en": (
             "Booking confirmed: {{ service }} on {{ date }} at {{ time }}",
             "<<hello>>\n\nThank you for booking with {{ company }}. Your appointment is "
-            "confirmed:\n\n<<details>><<price>>\nIf you can't make it, please let us know in "
-            "good time.\n<<phone>>\nWe look forward to seeing you!\n\n<<sign>>",
+            "confirmed:\n\n<<details>><<price>><<ref>>\nIf you can't make it, please let us "
+            "know in good time.\n<<phone>>\nWe look forward to seeing you!\n\n<<sign>>",
             "{{ company }}: Your appointment on {{ date }} at {{ time }} is confirmed "
-            "({{ service }}{% if staff %} with {{ staff }}{% endif %}). <<where>> If you can't "
-            "make it, please let us know in good time"
+            "({{ service }}{% if staff %} with {{ staff }}{% endif %}). <<where>><<ref_sms>> "
+            "If you can't make it, please let us know in good time"
             "{% if branch_phone %}: {{ branch_phone }}{% endif %}.",
-            "<<hello>> your appointment with {{ company }} is confirmed.\n\n<<wa>>\n\nIf you "
-            "can't make it, please let us know in good time.",
+            "<<hello>> your appointment with {{ company }} is confirmed.\n\n<<wa>><<ref_wa>>"
+            "\n\nIf you can't make it, please let us know in good time.",
         ),
     },
     "booking_rescheduled": {
@@ -129,24 +137,25 @@ _TEXTS: Final[Mapping[str, Mapping[str, tuple[str, str, str, str]]]] = {
             "Termin verschoben: neu am {{ date }} um {{ time }} Uhr",
             "<<hello>>\n\nIhr Termin bei {{ company }} wurde verschoben"
             "{% if old_start %} (bisher: {{ old_start }}){% endif %}. Ihr neuer Termin:\n\n"
-            "<<details>><<price>>\n<<phone>>\nWir freuen uns auf Sie!\n\n<<sign>>",
+            "<<details>><<price>><<ref>>\n<<phone>>\nWir freuen uns auf Sie!\n\n<<sign>>",
             "{{ company }}: Ihr Termin wurde verschoben. Neu: {{ date }} um {{ time }} Uhr "
-            "({{ service }}{% if staff %} bei {{ staff }}{% endif %}). <<where>>"
+            "({{ service }}{% if staff %} bei {{ staff }}{% endif %}). <<where>><<ref_sms>>"
             "{% if branch_phone %} Fragen? {{ branch_phone }}{% endif %}",
             "<<hello>> Ihr Termin bei {{ company }} wurde verschoben. Ihr neuer Termin:\n\n"
-            "<<wa>>{% if old_start %}\n\n(bisher: {{ old_start }}){% endif %}",
+            "<<wa>><<ref_wa>>{% if old_start %}\n\n(bisher: {{ old_start }}){% endif %}",
         ),
         "en": (
             "Appointment moved: now on {{ date }} at {{ time }}",
             "<<hello>>\n\nYour appointment with {{ company }} has been moved"
             "{% if old_start %} (previously: {{ old_start }}){% endif %}. Your new "
-            "appointment:\n\n<<details>><<price>>\n<<phone>>\nWe look forward to seeing you!\n\n"
-            "<<sign>>",
+            "appointment:\n\n<<details>><<price>><<ref>>\n<<phone>>\nWe look forward to seeing "
+            "you!\n\n<<sign>>",
             "{{ company }}: Your appointment has been moved. New time: {{ date }} at {{ time }} "
-            "({{ service }}{% if staff %} with {{ staff }}{% endif %}). <<where>>"
+            "({{ service }}{% if staff %} with {{ staff }}{% endif %}). <<where>><<ref_sms>>"
             "{% if branch_phone %} Questions? {{ branch_phone }}{% endif %}",
             "<<hello>> your appointment with {{ company }} has been moved. Your new "
-            "appointment:\n\n<<wa>>{% if old_start %}\n\n(previously: {{ old_start }}){% endif %}",
+            "appointment:\n\n<<wa>><<ref_wa>>"
+            "{% if old_start %}\n\n(previously: {{ old_start }}){% endif %}",
         ),
     },
     "booking_cancelled": {
@@ -282,31 +291,39 @@ _TEXTS: Final[Mapping[str, Mapping[str, tuple[str, str, str, str]]]] = {
         ),
     },
     "cancellation_fee_charged": {
+        # "Short notice" only with the deadline that was missed (ADR 0016): a fee charged
+        # under a ladder without a free-change deadline is not called late.
         "de": (
             "Stornogebühr für Ihren Termin am {{ date }}",
-            "<<hello>>\n\nfür die kurzfristige Absage Ihres Termins bei {{ company }} berechnen "
-            "wir gemäß unseren Stornobedingungen eine Gebühr{% if fee %} von {{ fee }}{% endif %}."
-            "\n\n<<details>>\n<<phone>>\n<<sign>>",
+            "<<hello>>\n\nfür die Absage Ihres Termins bei {{ company }} berechnen wir gemäß "
+            "unseren Stornobedingungen eine Gebühr{% if fee %} von {{ fee }}{% endif %}."
+            "{% if deadline %} Kostenfrei absagen konnten Sie bis {{ deadline }}; Ihre Absage "
+            "kam nach dieser Frist.{% endif %}\n\n<<details>>\n<<phone>>\n<<sign>>",
             "{{ company }}: Für die Absage Ihres Termins am {{ date }} um {{ time }} Uhr "
             "({{ service }}, {{ branch }}) berechnen wir gemäß unseren Stornobedingungen eine "
             "Gebühr{% if fee %} von {{ fee }}{% endif %}."
+            "{% if deadline %} Kostenfrei absagen konnten Sie bis {{ deadline }}.{% endif %}"
             "{% if branch_phone %} Fragen? {{ branch_phone }}{% endif %}",
-            "<<hello>> für die kurzfristige Absage Ihres Termins bei {{ company }} berechnen wir "
-            "gemäß unseren Stornobedingungen eine Gebühr{% if fee %} von {{ fee }}{% endif %}."
+            "<<hello>> für die Absage Ihres Termins bei {{ company }} berechnen wir gemäß "
+            "unseren Stornobedingungen eine Gebühr{% if fee %} von {{ fee }}{% endif %}."
+            "{% if deadline %} Kostenfrei absagen konnten Sie bis {{ deadline }}.{% endif %}"
             "\n\n<<wa>>",
         ),
         "en": (
             "Cancellation fee for your appointment on {{ date }}",
-            "<<hello>>\n\nAs your appointment with {{ company }} was cancelled at short notice, "
-            "we are charging a fee{% if fee %} of {{ fee }}{% endif %} in line with our "
-            "cancellation policy.\n\n<<details>>\n<<phone>>\n<<sign>>",
+            "<<hello>>\n\nFor the cancellation of your appointment with {{ company }} we are "
+            "charging a fee{% if fee %} of {{ fee }}{% endif %} in line with our cancellation "
+            "policy.{% if deadline %} Free cancellation was possible until {{ deadline }}; your "
+            "cancellation came after that.{% endif %}\n\n<<details>>\n<<phone>>\n<<sign>>",
             "{{ company }}: For the cancellation of your appointment on {{ date }} at {{ time }} "
             "({{ service }}, {{ branch }}) we are charging a fee{% if fee %} of {{ fee }}"
             "{% endif %} in line with our cancellation policy."
+            "{% if deadline %} It was free until {{ deadline }}.{% endif %}"
             "{% if branch_phone %} Questions? {{ branch_phone }}{% endif %}",
-            "<<hello>> as your appointment with {{ company }} was cancelled at short notice, we "
-            "are charging a fee{% if fee %} of {{ fee }}{% endif %} in line with our cancellation "
-            "policy.\n\n<<wa>>",
+            "<<hello>> for the cancellation of your appointment with {{ company }} we are "
+            "charging a fee{% if fee %} of {{ fee }}{% endif %} in line with our cancellation "
+            "policy.{% if deadline %} Free cancellation was possible until {{ deadline }}."
+            "{% endif %}\n\n<<wa>>",
         ),
     },
     "modification_quota_exceeded": {

@@ -178,13 +178,18 @@ async def deliver(
     now: datetime,
     *,
     final: bool = False,
+    failure: str | None = None,
 ) -> str:
     """Send `notice` unless it is settled; the outcome: sent, failed, skipped, retrying, done
     (settled before), or Busy raised. Transient failures are `retrying` until the last
-    attempt, then `failed`."""
+    attempt, then `failed`. `failure`: the message could not be made (a template stopped by
+    its budget, say): recorded as failed with that reason, nothing sent."""
     claimed = await claim(db, notice, now)
     if claimed is None:
         return "done"
+    if failure is not None:
+        await record(db, notice, claimed, "failed", error=failure)
+        return "failed"
     if notice.recipient.address is None or message is None:
         await record(db, notice, claimed, "skipped", error="no address for this channel")
         return "skipped"

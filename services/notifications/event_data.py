@@ -143,12 +143,14 @@ async def _appointment_event(
         "old_starts_at": _instant(payload.get("old_start")),
         "price": appointment.price,
         "fee": _money(payload.get("fee")),
+        "deadline_at": _instant(payload.get("deadline")),  # the free-change deadline missed
         "currency": appointment.currency,
         "reason": payload.get("reason") or appointment.cancellation_reason,
         "error": payload.get("error") or appointment.sync_error,
         "quota_limit": payload.get("quota_limit"),
         "window_days": payload.get("window_days"),
         "appointment_id": appointment.id,
+        "reference": appointment.reference,
     }
     return EventData(
         event_type=event_type,

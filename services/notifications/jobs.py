@@ -21,11 +21,13 @@ from services.notifications import delivery, event_data, recipients, reminders, 
 from services.notifications.catalog import CHANNELS
 from services.notifications.channels.base import ChannelAdapter
 from services.notifications.config_store import effective_config
+from services.notifications.template_budget import in_thread
 from services.notifications.templates import RenderedMessage, render
 from shared import outbox
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.errors import InvalidInput
 from shared.hierarchy import ConfigCache
 from shared.logging import correlation_id_var
 from shared.models import OutboxEvent
@@ -46,13 +48,15 @@ def retry_delay(attempt: int) -> float:
 class Plan:
     notice: delivery.Notice
     message: RenderedMessage | None
+    failure: str | None = None  # why the message could not be rendered (a failed delivery)
 
 
 async def _predecessor_pending(db: Database, event: OutboxEvent) -> bool:
     """Is an earlier notice of the same appointment/callback still unsent?"""
     if event.aggregate_id is None:
         return False
-    async with db.transaction(SYSTEM, write=False) as session:
+    # The event's own company (an aggregate never spans companies); SYSTEM for a row of none.
+    async with db.transaction(event.company_id or SYSTEM, write=False) as session:
         found = await session.scalar(
             sa.select(OutboxEvent.id)
             .where(
@@ -93,6 +97,7 @@ async def plan_event(
                 continue
             for recipient in recipients.resolve(config, channel, data):
                 message = None
+                failure = None
                 if recipient.address is not None:
                     slot = (channel, recipient.language)
                     if slot not in templates:  # one read per channel and language
@@ -100,14 +105,22 @@ async def plan_event(
                             session, data.event_type, channel, recipient.language
                         )
                     subject, body, _source = templates[slot]
-                    message = render(
-                        data.event_type,
-                        channel,
-                        recipient.language,
-                        data.raw,
-                        body=config.get("template_override") or body,
-                        subject=subject,
-                    )
+                    try:  # off the event loop, stopped by the render budget (ADR 0013)
+                        message = await in_thread(
+                            render,
+                            data.event_type,
+                            channel,
+                            recipient.language,
+                            data.raw,
+                            body=config.get("template_override") or body,
+                            subject=subject,
+                        )
+                    except InvalidInput as exc:  # TemplateError, its budget, bad data
+                        failure = f"template not rendered ({exc.code}): {exc.detail}"
+                        log.warning(
+                            "notification template not rendered",
+                            extra={"event_type": data.event_type, "channel": channel},
+                        )
                 notice = delivery.Notice(
                     company_id=data.company_id,
                     event_id=f"outbox:{event.id}",
@@ -117,7 +130,7 @@ async def plan_event(
                     appointment_id=data.appointment_id,
                     callback_id=data.callback_id,
                 )
-                plans.append(Plan(notice, message))
+                plans.append(Plan(notice, message, failure))
     return plans
 
 
@@ -157,6 +170,7 @@ async def notify(ctx: dict[str, Any], outbox_id: str) -> str:
                 plan.message,
                 now,
                 final=last_try,
+                failure=plan.failure,
             )
         except delivery.Busy as exc:
             busy_for = max(busy_for, exc.retry_in_s)

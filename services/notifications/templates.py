@@ -21,8 +21,8 @@ from typing import Any, Final, NoReturn
 import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
+from services.notifications import template_budget as budget
 from services.notifications.default_templates import (
     APPOINTMENT_EVENTS,
     CALLBACK_EVENTS,
@@ -37,6 +37,7 @@ from services.notifications.locale import (
     format_time,
     normalize_language,
 )
+from services.notifications.template_budget import TemplateBudgetExceeded, TemplateError
 from shared.errors import InvalidInput
 
 DEFAULT_TIMEZONE: Final = "Europe/Berlin"
@@ -63,6 +64,7 @@ _APPOINTMENT: Final = _COMMON | frozenset(
         "duration_minutes",
         "price",
         "appointment_id",
+        "reference",
     ]
 )
 _CALLBACK: Final = _COMMON | frozenset(
@@ -81,7 +83,7 @@ _CALLBACK: Final = _COMMON | frozenset(
 _EXTRA: Final[Mapping[str, frozenset[str]]] = {
     "booking_rescheduled": frozenset({"old_start"}),
     "booking_cancelled": frozenset({"fee", "reason"}),
-    "cancellation_fee_charged": frozenset({"fee"}),
+    "cancellation_fee_charged": frozenset({"fee", "deadline"}),  # deadline: the one missed
     "booking_sync_failed": frozenset({"error"}),
     "modification_quota_exceeded": frozenset({"quota_limit", "window_days"}),
 }
@@ -98,8 +100,7 @@ ALLOWED_TESTS: Final = frozenset(
 )
 
 
-class TemplateError(InvalidInput):
-    """A template that cannot be rendered (or raw data that cannot be formatted)."""
+__all__ = ["TemplateBudgetExceeded", "TemplateError"]  # re-exported from template_budget
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,8 @@ def _replace(value: object, old: object, new: object, count: int | None = None) 
     return text.replace(before, after, limit)
 
 
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+def _environment() -> budget.BudgetedSandbox:
+    env = budget.BudgetedSandbox(
         autoescape=False,  # plain text (mail text part, SMS, WhatsApp), never HTML
         undefined=jinja2.StrictUndefined,
         trim_blocks=False,  # see _standalone: only a tag alone on its line eats its newline
@@ -134,6 +135,7 @@ def _environment() -> SandboxedEnvironment:
     env.filters["replace"] = _replace
     env.tests = {name: env.tests[name] for name in ALLOWED_TESTS}
     env.globals = {}  # no range, lipsum, cycler, joiner, namespace, dict
+    budget.install(env.filters)  # every filter call checks the render's CPU time
     return env
 
 
@@ -166,7 +168,9 @@ def _hide_newline(match: re.Match[str]) -> str:
 
 @lru_cache(maxsize=512)
 def _compile(source: str) -> jinja2.Template:
-    return _ENV.from_string(_standalone(source))
+    tree = budget.instrument(_ENV.parse(_standalone(source)))  # loops charge the budget
+    tree.set_environment(_ENV)
+    return _ENV.from_string(tree)
 
 
 # Context ---------------------------------------------------------------------------------
@@ -183,6 +187,7 @@ _TEXT_KEYS: Final = [
     "reason",
     "error",
     "appointment_id",
+    "reference",
     "callback_id",
     "callback_phone",
     "callback_reason",
@@ -240,6 +245,7 @@ def build_context(event_type: str, language: str, raw: Mapping[str, Any]) -> dic
     values["language"] = language
     starts_at, ends_at = _instant(raw, "starts_at"), _instant(raw, "ends_at")
     old_starts_at, due_at = _instant(raw, "old_starts_at"), _instant(raw, "due_at")
+    deadline_at = _instant(raw, "deadline_at")
     price, fee = _amount(raw, "price"), _amount(raw, "fee")
     try:
         if starts_at is not None:
@@ -254,6 +260,8 @@ def build_context(event_type: str, language: str, raw: Mapping[str, Any]) -> dic
             values["old_start"] = format_instant(old_starts_at, zone, language)
         if due_at is not None:
             values["due"] = format_instant(due_at, zone, language)
+        if deadline_at is not None:
+            values["deadline"] = format_instant(deadline_at, zone, language)
     except ValueError as exc:  # an unknown time zone name
         raise TemplateError(str(exc), field="timezone") from exc
     if price is not None:
@@ -391,9 +399,23 @@ def _check_source(event_type: str, source: str, field: str) -> None:
     except jinja2.TemplateSyntaxError as exc:
         line = exc.lineno
         raise InvalidInput(f"line {line}: {exc.message}", field=field, line=line) from exc
+    except (RecursionError, ValueError) as exc:  # `((((...` thousands deep, a 5000-digit number
+        raise InvalidInput(
+            f"The {field} is nested too deeply or holds a number too large.", field=field
+        ) from exc
     _Checker(VARIABLES[event_type], field).walk(tree, {})
+    rounds = budget.static_rounds(tree)
+    if rounds > budget.MAX_ROUNDS:
+        first = next(tree.find_all(nodes.For))
+        raise TemplateBudgetExceeded(
+            f"line {first.lineno}: the loops would run {rounds} rounds (at most "
+            f"{budget.MAX_ROUNDS}).",
+            field=field,
+            line=first.lineno,
+        )
 
 
+@budget.with_budget
 def validate_template(event_type: str, body: str, subject: str | None = None) -> None:
     """Refuse (InvalidInput naming field and line) what could fail or misbehave at send time.
 
@@ -446,16 +468,28 @@ def _template_line(exc: BaseException) -> int | None:
 
 def _render(source: str, context: Mapping[str, str], field: str) -> str:
     limit = _MAX_OUTPUT[field]
+    spent = budget.current()
     try:
         parts: list[str] = []
         size = 0
-        for chunk in _compile(source).generate(dict(context)):
-            size += len(chunk)
-            if size > limit:
-                raise TemplateError(
-                    f"The {field} renders to more than {limit} characters.", field=field
-                )
-            parts.append(chunk)
+        template = _compile(source)
+        with spent.running():
+            for chunk in template.generate(dict(context)):
+                size += len(chunk)
+                if size > limit:
+                    raise TemplateBudgetExceeded(
+                        f"The {field} renders to more than {limit} characters.", field=field
+                    )
+                spent.check_time()
+                parts.append(chunk)
+    except TemplateBudgetExceeded as exc:
+        if "line" in exc.extra:
+            raise
+        line = _template_line(exc)
+        where = f"line {line}: " if line is not None else ""
+        raise TemplateBudgetExceeded(f"{where}{exc.detail}", field=field, line=line) from exc
+    except RecursionError as exc:
+        raise TemplateError(f"The {field} is nested too deeply.", field=field) from exc
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
         line = _template_line(exc)
         where = f"line {line}: " if line is not None else ""
@@ -468,6 +502,7 @@ def _render(source: str, context: Mapping[str, str], field: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
+@budget.with_budget
 def render(
     event_type: str,
     channel: str,
@@ -532,6 +567,7 @@ def sample_raw(event_type: str, language: str = "de") -> dict[str, Any]:
         "ends_at": datetime(2026, 11, 24, 14, 15, tzinfo=UTC),
         "price": Decimal("48.00"),
         "appointment_id": "0b6c2f1e-7d4a-4e8b-9c3f-1a2b3c4d5e6f",
+        "reference": "K7M2P9",
     }
     extra: dict[str, dict[str, Any]] = {
         "booking_rescheduled": {"old_starts_at": datetime(2026, 11, 20, 9, 0, tzinfo=UTC)},
@@ -539,7 +575,10 @@ def sample_raw(event_type: str, language: str = "de") -> dict[str, Any]:
             "fee": Decimal("15.00"),
             "reason": "Illness" if english else "Krankheit",
         },
-        "cancellation_fee_charged": {"fee": Decimal("15.00")},
+        "cancellation_fee_charged": {
+            "fee": Decimal("15.00"),
+            "deadline_at": datetime(2026, 11, 23, 13, 30, tzinfo=UTC),
+        },
         "booking_sync_failed": {"error": "Cal.com did not answer within 10 s (HTTP 504)"},
         "modification_quota_exceeded": {"quota_limit": 3, "window_days": 30},
     }

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from services.notifications import template_store as store
+from services.notifications.template_budget import in_thread
 from services.notifications.template_schemas import (
     Channel,
     EventType,
@@ -26,7 +27,10 @@ router = APIRouter(prefix="/v1/notification-templates", tags=["templates"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not_found"}}
 INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"description": "validation_error (a template error names its field and line)"}
+    422: {
+        "description": "validation_error (a template error names its field and line); "
+        "template_budget_exceeded (its loops, output or render time exceed the budget)"
+    }
 }
 
 
@@ -91,7 +95,8 @@ async def put_template(
 ) -> dict[str, Any]:
     """Set the company's template (validated now, so sending cannot fail on it later)."""
     _check_subject(channel, payload.subject)
-    validate_template(event_type, payload.body, payload.subject)
+    # Off the event loop: the render budget, not the loop, bounds a hostile template.
+    await in_thread(validate_template, event_type, payload.body, payload.subject)
     row, created = await store.put_template(
         session,
         event_type=event_type,
@@ -135,8 +140,9 @@ async def preview(principal: Reader, session: Session, payload: PreviewIn) -> di
     )
     body = stored_body if payload.body is None else payload.body
     subject = stored_subject if payload.subject is None else payload.subject
-    validate_template(payload.event_type, body, subject)
-    message = render(
+    await in_thread(validate_template, payload.event_type, body, subject)
+    message = await in_thread(
+        render,
         payload.event_type,
         payload.channel,
         payload.language,

@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.policy import evaluate_service, store
 from services.policy.config_schema import validate_config
 from services.policy.schemas import (
+    OPERATOR_EXAMPLE,
+    SHORTHAND_EXAMPLE,
     EffectiveOut,
     EvaluateIn,
     EvaluationOut,
     Level,
+    PolicyConfigIn,
     PolicyOut,
     PolicyType,
 )
@@ -28,10 +31,25 @@ router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
 EntityId = Annotated[str, Path(min_length=1, max_length=36)]
 ConfigBody = Annotated[
-    dict[str, Any],
+    PolicyConfigIn,
     Body(
-        description="The level's config, e.g. "
-        '{"hours_before": 24, "fee_tiers": [{"min_hours_before": 0, "fee": "10.00"}]}'
+        description="The level's config (every key optional; absent keys are inherited)",
+        openapi_examples={
+            "tiers": {
+                "summary": "Free from 48 h, 10 EUR from 24 h, 20 EUR below",
+                "value": OPERATOR_EXAMPLE,
+            },
+            "shorthand": {
+                "summary": "The seeds' shorthand: free from 24 h, 10 EUR after",
+                "description": "Stored as allow_late true with one tier "
+                '{"min_hours_before": "0", "fee": "10.00"}',
+                "value": SHORTHAND_EXAMPLE,
+            },
+            "staff": {
+                "summary": "Staff level: preferences only",
+                "value": {"notify_staff": True, "staff_note": "Bitte 5 Minuten Puffer"},
+            },
+        },
     ),
 ]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not_found"}}
@@ -160,8 +178,13 @@ async def put_policy(
     policy_type: PolicyType,
     config: ConfigBody,
 ) -> dict[str, Any]:
-    """Set one level's config (validated, normalized); every change is audited."""
-    normalized = validate_config(level, policy_type, config)
+    """Set one level's config (validated, stored canonical); every change is audited.
+
+    `hours_before` is the free-change deadline: a change at or before it is free; after it
+    `allow_late` decides, and the fee tier for the remaining hours applies. The shorthand
+    `{"hours_before": 24, "fee": 10}` is stored as allow_late + one tier; tiers are sorted.
+    """
+    normalized = validate_config(level, policy_type, config.configured())
     await check_entity(session, principal.company_id, level, entity_id)
     row, created = await store.put_config(
         session,

@@ -1,7 +1,9 @@
 """Policy config validation and the 4-level merge: pure functions, no I/O.
 
 Stored configs are normalized: money and fractional numbers become decimal strings (never
-float), counts stay ints, so `validate_config` applied to its own output returns it unchanged.
+float), counts stay ints, fee tiers sorted by `min_hours_before`, and the seeds' shorthand
+`{"hours_before": 24, "fee": 10}` rewritten to its canonical form (ADR 0016), so
+`validate_config` applied to its own output returns it unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ BUSINESS_KEYS: Final = (
 )
 PREFERENCE_KEYS: Final = ("notify_staff", "staff_note")
 RESCHEDULE_ONLY_KEYS: Final = frozenset({"max_per_appointment"})
+# The seeds' one-fee form: `fee` or `fee_percent` beside `hours_before` means allow_late with
+# that single fee after the deadline. Accepted on input, never stored (ADR 0016).
+SHORTHAND_KEYS: Final = ("fee", "fee_percent")
 
 # Bounds keep every value representable: a timedelta, a Numeric(12, 2) money column, a short row.
 MAX_HOURS: Final = Decimal(87_600)  # ten years
@@ -214,20 +219,24 @@ def _tier(value: object, field: str) -> dict[str, str]:
 
 
 def _fee_tiers(value: object, field: str) -> list[dict[str, str]]:
+    """The tiers sorted by min_hours_before (any input order); a repeated one is refused."""
     if not isinstance(value, list | tuple):
         raise InvalidInput(f"{field} must be a list", field=field)
     if len(value) > MAX_TIERS:
         raise InvalidInput(f"{field} may hold at most {MAX_TIERS} tiers", field=field)
+    seen: set[Decimal] = set()
     tiers: list[dict[str, str]] = []
     for index, item in enumerate(value):
         tier = _tier(item, f"{field}[{index}]")
-        if tiers and Decimal(tier["min_hours_before"]) <= Decimal(tiers[-1]["min_hours_before"]):
+        at = Decimal(tier["min_hours_before"])
+        if at in seen:
             raise InvalidInput(
-                f"{field} must be strictly ordered by min_hours_before ascending",
+                f"{field} has two tiers with min_hours_before {tier['min_hours_before']}",
                 field=f"{field}[{index}].min_hours_before",
             )
+        seen.add(at)
         tiers.append(tier)
-    return tiers
+    return sorted(tiers, key=lambda tier: Decimal(tier["min_hours_before"]))
 
 
 _KEYS: Final[dict[str, Callable[[Any, str], Any]]] = {
@@ -249,16 +258,58 @@ def validate_config(level: str, policy_type: str, config: Mapping[str, Any]) -> 
     if not isinstance(config, Mapping):
         raise InvalidInput("config must be a JSON object", field="config")
     for key in config:
-        if not isinstance(key, str) or key not in _KEYS:
+        if not isinstance(key, str) or (key not in _KEYS and key not in SHORTHAND_KEYS):
             raise InvalidInput(f"unknown key {key!r}", field=str(key))
         if key in RESCHEDULE_ONLY_KEYS and policy_type != "reschedule":
             raise InvalidInput(f"{key} applies to reschedule policies only", field=key)
-        if level == "staff" and key in BUSINESS_KEYS:
+        if level == "staff" and (key in BUSINESS_KEYS or key in SHORTHAND_KEYS):
             raise InvalidInput(
                 f"{key} is a business rule; staff level may set only {', '.join(PREFERENCE_KEYS)}",
                 field=key,
             )
-    return {key: check(config[key], key) for key, check in _KEYS.items() if key in config}
+    return normalize_config(config)
+
+
+def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every key and value checked and normalized, whatever the level and policy type (those
+    rules are `validate_config`'s); the shorthand rewritten to allow_late + one tier."""
+    if not isinstance(config, Mapping):
+        raise InvalidInput("config must be a JSON object", field="config")
+    for key in config:
+        if not isinstance(key, str) or (key not in _KEYS and key not in SHORTHAND_KEYS):
+            raise InvalidInput(f"unknown key {key!r}", field=str(key))
+    normalized = {key: check(config[key], key) for key, check in _KEYS.items() if key in config}
+    shorthand = [key for key in SHORTHAND_KEYS if key in config]
+    if not shorthand:
+        return normalized
+    return _expand_shorthand(config, normalized, shorthand)
+
+
+def _expand_shorthand(
+    config: Mapping[str, Any], normalized: dict[str, Any], shorthand: list[str]
+) -> dict[str, Any]:
+    """`{"hours_before": 24, "fee": 10}` -> allow_late true, one tier from 0 h with that fee."""
+    key = shorthand[0]
+    if len(shorthand) > 1:
+        raise InvalidInput("give fee or fee_percent, not both", field="fee_percent")
+    if "fee_tiers" in config:
+        raise InvalidInput(
+            f"{key} is the one-fee shorthand; with fee_tiers put the fee into a tier", field=key
+        )
+    if "hours_before" not in config:
+        raise InvalidInput(
+            f"{key} (the one-fee shorthand) needs hours_before, the free-change deadline",
+            field=key,
+        )
+    if config.get("allow_late", True) is not True:
+        raise InvalidInput(
+            f"{key} charges a fee for late changes, which allow_late false forbids",
+            field="allow_late",
+        )
+    check = money if key == "fee" else percent
+    normalized["allow_late"] = True
+    normalized["fee_tiers"] = [{"min_hours_before": "0", key: check(config[key], key)}]
+    return {name: normalized[name] for name in _KEYS if name in normalized}
 
 
 def merge_levels(

@@ -22,10 +22,11 @@ from services.policy.evaluation import (
 from services.policy.schemas import EvaluateIn
 from shared.auth import KeyLimit
 from shared.db.raw_sql import RawPool
-from shared.db.tenancy import tenant_condition
+from shared.db.scoped import execute, scoped, tenant_value
+from shared.db.tenancy import PER_CALL
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
-from shared.hierarchy import Chain, ConfigCache, resolve_chain, tenant_param
+from shared.hierarchy import Chain, ConfigCache, resolve_chain
 from shared.models import Appointment, Branch, Company, Customer, Service
 
 POLICY_TYPE: Final = {"cancel": "cancellation", "reschedule": "reschedule"}
@@ -62,20 +63,15 @@ def _appointment_statement(count_reschedules: bool) -> sa.Select[Any]:
     ]
     if count_reschedules:
         columns.append(store.RESCHEDULES_OF_APPOINTMENT.label("moved"))
-    tenant: sa.BindParameter[str] = sa.bindparam("tenant")
-    return (
+    return scoped(
         sa.select(*columns)
         .join(Branch, Branch.id == a.branch_id)
-        .where(
-            a.id == sa.bindparam("appointment_id"),
-            a.company_id == sa.bindparam("company_id"),
-            a.company_id == tenant,
-            Branch.company_id == tenant,
-        )
+        .where(a.id == sa.bindparam("appointment_id")),
+        PER_CALL,
     )
 
 
-# Built once (see shared.hierarchy.tenant_param): with and without the reschedule count.
+# Built once, scoped per call (shared.db.scoped): with and without the reschedule count.
 _APPOINTMENT: Final = {flag: _appointment_statement(flag) for flag in (False, True)}
 
 
@@ -89,16 +85,11 @@ async def load_appointment(
     """A booked appointment of the company with its branch's zone; 404 otherwise.
 
     One statement: the appointment, its branch's zone and, with `count_reschedules`, how often
-    it has been moved. Core on the session's connection (no ORM machinery on the hot path),
-    so the tenant is filtered here explicitly.
+    it has been moved. Core on the session's connection (no ORM machinery on the hot path).
     """
-    params = {
-        "appointment_id": appointment_id,
-        "company_id": company_id,
-        "tenant": tenant_param(session, company_id),
-    }
-    connection = await session.connection()
-    row = (await connection.execute(_APPOINTMENT[count_reschedules], params)).first()
+    statement = _APPOINTMENT[count_reschedules]
+    params = {"appointment_id": appointment_id}
+    row = (await execute(session, statement, params, company_id=company_id)).first()
     return _appointment_subject(row, company_id, appointment_id, count_reschedules)
 
 
@@ -135,33 +126,20 @@ async def load_hypothetical(session: AsyncSession, company_id: str, body: Evalua
         staff_id=body.staff_id,
     )
     timezone = (
-        sa.select(Branch.timezone)
-        .where(Branch.id == chain.branch_id, tenant_condition(session, Branch))
-        .scalar_subquery()
+        sa.select(Branch.timezone).where(Branch.id == chain.branch_id).scalar_subquery()
         if chain.branch_id
-        else sa.select(Company.timezone).where(Company.id == company_id).scalar_subquery()
+        else sa.select(Company.timezone).scalar_subquery()
     )
     customer = (
-        sa.select(Customer.id)
-        .where(
-            Customer.company_id == company_id,
-            Customer.phone == body.customer_phone,
-            tenant_condition(session, Customer),
-        )
-        .scalar_subquery()
+        sa.select(Customer.id).where(Customer.phone == body.customer_phone).scalar_subquery()
         if body.customer_phone
         else sa.null()
     )
-    connection = await session.connection()
-    row = (
-        await connection.execute(
-            sa.select(Service.price, Service.currency, timezone, customer).where(
-                Service.id == body.service_id,
-                Service.company_id == company_id,
-                tenant_condition(session, Service),
-            )
-        )
-    ).one()
+    statement = sa.select(Service.price, Service.currency, timezone, customer).where(
+        Service.id == body.service_id
+    )
+    tenant = tenant_value(session, company_id)
+    row = (await execute(session, scoped(statement, tenant))).one()
     price, currency, zone, customer_id = row
     return Subject(
         chain=chain,
@@ -229,8 +207,8 @@ async def evaluate_warm(
     assert body.appointment_id is not None
     at = body.at or utcnow()
     moves = body.action == "reschedule"
-    params = {"appointment_id": body.appointment_id, "company_id": company_id, "tenant": company_id}
-    row = await reads.first(_APPOINTMENT[moves], params)
+    params = {"appointment_id": body.appointment_id}
+    row = await reads.first(_APPOINTMENT[moves], params, tenant=company_id)
     if row is None:
         await limit.hit()
     subject = _appointment_subject(row, company_id, body.appointment_id, moves)
@@ -244,7 +222,8 @@ async def evaluate_warm(
         since = as_utc(at, "at") - timedelta(days=policy.window_days)
         changes = await reads.scalars(
             store.RECENT_MODIFICATIONS,
-            store.recent_params(company_id, subject.customer_id, body.action, since),
+            store.recent_params(subject.customer_id, body.action, since),
+            tenant=company_id,
         )
     return answer(body, at, subject, policy, changes)
 

@@ -2,6 +2,11 @@
 
 Everything is a function of its arguments (config, instants, price, counts): no clock, no
 database. All time arithmetic is elapsed real time in UTC, so a DST day counts 23 or 25 hours.
+
+`hours_before` is the free-change deadline (ADR 0016): a change at or before it costs nothing;
+after it, with `allow_late`, the tier for the remaining hours applies. A config that does not
+set `hours_before` keeps the default 24 h deadline for what is allowed and its tiers apply at
+every hour (the rule before ADR 0016, which a ladder of tiers alone relies on).
 """
 
 from __future__ import annotations
@@ -58,12 +63,17 @@ class Policy:
     max_per_window: int | None
     window_days: int
     max_per_appointment: int | None = None
+    # True when the config sets hours_before: nothing is charged at or before the deadline.
+    free_before_deadline: bool = True
 
     @classmethod
     def from_config(cls, policy_type: str, config: Mapping[str, Any]) -> Policy:
+        """`config` holds the keys set at some level; missing ones take the defaults."""
         # Every key of an effective config is valid at company level, so this re-check
-        # also turns an unvalidated or legacy stored config into a clear InvalidInput.
-        values = {**defaults_for(policy_type), **validate_config("company", policy_type, config)}
+        # also turns an unvalidated or legacy stored config (the seeds' shorthand, tiers in
+        # any order) into the canonical form or a clear InvalidInput.
+        configured = validate_config("company", policy_type, config)
+        values = {**defaults_for(policy_type), **configured}
         return cls(
             policy_type=policy_type,
             hours_before=Decimal(values["hours_before"]),
@@ -79,6 +89,7 @@ class Policy:
             max_per_window=values["max_per_window"],
             window_days=values["window_days"],
             max_per_appointment=values.get("max_per_appointment"),
+            free_before_deadline="hours_before" in configured,
         )
 
 
@@ -171,6 +182,9 @@ def _policy(policy_type: str, config: Mapping[str, Any] | Policy) -> Policy:
 
 
 def _fee(policy: Policy, time_before: timedelta, price: Decimal) -> Decimal:
+    """Nothing at or before the free-change deadline (when set); after it, the tier's fee."""
+    if policy.free_before_deadline and time_before >= hours_to_timedelta(policy.hours_before):
+        return ZERO_FEE
     tier = select_tier(policy.fee_tiers, time_before)
     return ZERO_FEE if tier is None else tier.amount(price)
 
@@ -183,7 +197,8 @@ def calculate_fee(
     price: Decimal | int,
     policy_type: str = "cancellation",
 ) -> Decimal:
-    """The tier fee for a change at `at` (0.00 when no tier applies), half-up to cents."""
+    """What a change at `at` costs, half-up to cents: 0.00 at or before the free-change
+    deadline (when the config sets one) or when no tier applies, else the tier's fee."""
     policy = config if isinstance(config, Policy) else Policy.from_config(policy_type, config)
     time_before = as_utc(start, "start") - as_utc(at, "at")
     return _fee(policy, time_before, _price(price))

@@ -9,9 +9,11 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy.config_schema import POLICY_TYPES, merge_levels
+from services.policy.config_schema import DEFAULT_LEVEL, POLICY_TYPES, merge_levels
 from services.policy.evaluation import Policy
 from shared.db.raw_sql import RawPool
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import PER_CALL
 from shared.db.types import utcnow
 from shared.hierarchy import (
     Chain,
@@ -24,7 +26,6 @@ from shared.hierarchy import (
     resolve_effective,
     resolve_effective_warm,
     scoped_row,
-    tenant_param,
     upsert_scoped,
 )
 from shared.models import (
@@ -216,12 +217,17 @@ async def effective_policy(
 def _policy(entry: Entry, chain: Chain, policy_type: str) -> Policy:
     key = f"{policy_type}:{chain.cache_key()}"
     policy: Policy = policies.get_or_make(
-        chain.company_id,
-        entry,
-        key,
-        lambda: Policy.from_config(policy_type, entry.value["config"]),
+        chain.company_id, entry, key, lambda: Policy.from_config(policy_type, _configured(entry))
     )
     return policy
+
+
+def _configured(entry: Entry) -> dict[str, Any]:
+    """The effective config's keys that some level sets: whether hours_before is set decides
+    whether the time before the deadline is free (ADR 0016); the rest take the same defaults."""
+    sources: Mapping[str, str] = entry.value.get("sources") or {}
+    config: Mapping[str, Any] = entry.value["config"]
+    return {key: value for key, value in config.items() if sources.get(key) != DEFAULT_LEVEL}
 
 
 def policy_read(cache: ConfigCache, chain: Chain, policy_type: str) -> ScriptCall:
@@ -238,41 +244,29 @@ def cached_policy(cache: ConfigCache, chain: Chain, policy_type: str, reply: Any
     return _policy(Entry(version, cached), chain, policy_type)
 
 
-def _tenant_bind() -> sa.BindParameter[str]:
-    return sa.bindparam("tenant")
-
-
 _M = AppointmentModification
-# Built once (see shared.hierarchy.tenant_param); the quota index's range scan.
-RECENT_MODIFICATIONS: Final = sa.select(_M.created_at).where(
-    _M.customer_id == sa.bindparam("customer_id"),
-    _M.modification_type == sa.bindparam("modification_type"),
-    _M.created_at > sa.bindparam("since"),
-    _M.company_id == _tenant_bind(),
+# Built once, scoped per call (shared.db.scoped); the quota index's range scan.
+RECENT_MODIFICATIONS: Final = scoped(
+    sa.select(_M.created_at).where(
+        _M.customer_id == sa.bindparam("customer_id"),
+        _M.modification_type == sa.bindparam("modification_type"),
+        _M.created_at > sa.bindparam("since"),
+    ),
+    PER_CALL,
 )
-# How often an appointment has been moved: correlated to appointments.id in an outer query.
+# How often an appointment has been moved: correlated to appointments.id in an outer query
+# (filtered by company when that query is scoped).
 RESCHEDULES_OF_APPOINTMENT: Final = (
     sa.select(sa.func.count())
     .select_from(_M)
-    .where(
-        _M.appointment_id == Appointment.id,
-        _M.modification_type == "reschedule",
-        _M.company_id == _tenant_bind(),
-    )
+    .where(_M.appointment_id == Appointment.id, _M.modification_type == "reschedule")
     .scalar_subquery()
 )
 
 
-def recent_params(
-    tenant: str, customer_id: str, modification_type: str, since: datetime
-) -> dict[str, Any]:
-    """The parameters of RECENT_MODIFICATIONS (`tenant`: the company filtered on)."""
-    return {
-        "customer_id": customer_id,
-        "modification_type": modification_type,
-        "since": since,
-        "tenant": tenant,
-    }
+def recent_params(customer_id: str, modification_type: str, since: datetime) -> dict[str, Any]:
+    """The parameters of RECENT_MODIFICATIONS (the tenant is given where it runs)."""
+    return {"customer_id": customer_id, "modification_type": modification_type, "since": since}
 
 
 async def recent_modifications(
@@ -284,10 +278,8 @@ async def recent_modifications(
 ) -> list[datetime]:
     """The customer's (of `company_id`) modifications of a type after `since`.
 
-    The quota index's range scan; Core on the session's connection, the tenant filtered
-    explicitly (see shared.hierarchy.tenant_param).
+    The quota index's range scan; Core on the session's connection, scoped per call.
     """
-    connection = await session.connection()
-    tenant = tenant_param(session, company_id)
-    params = recent_params(tenant, customer_id, modification_type, since)
-    return list(await connection.scalars(RECENT_MODIFICATIONS, params))
+    params = recent_params(customer_id, modification_type, since)
+    result = await execute(session, RECENT_MODIFICATIONS, params, company_id=company_id)
+    return list(result.scalars())

@@ -19,6 +19,7 @@ from services.webhooks.replay import Scope
 from services.webhooks.schemas import Accepted, EventDetail, EventList, Repeated
 from shared.api_keys import verify_key
 from shared.auth import authenticate, bearer, enforce_key_limit
+from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.deps import Session
 from shared.errors import Forbidden
 
@@ -137,6 +138,8 @@ async def event_scope(
             await enforce_key_limit(request.app.state, key.id)
             if not _may_operate(key.scopes):
                 raise Forbidden("This API key lacks the 'operator' scope.")
+            # Rows of no company: the explicit system scope, narrowed by the Scope's condition.
+            bind_tenant(session, SYSTEM)
             return replay.UNATTRIBUTED
     principal = await authenticate(request, session, credentials)
     if not _may_operate(principal.scopes):

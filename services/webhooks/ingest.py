@@ -26,7 +26,8 @@ from starlette.requests import ClientDisconnect, Request
 from services.webhooks.handling import PROCESS_JOB, job_id
 from services.webhooks.payloads import parse_object, validate_calcom, validate_retell
 from shared.db.engine import WRITE, Database
-from shared.db.tenancy import SYSTEM
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import PER_CALL, SYSTEM
 from shared.db.types import new_id, utcnow
 from shared.errors import BadRequest, PayloadTooLarge, Unauthorized
 from shared.logging import correlation_id_var
@@ -86,9 +87,8 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 # --- Cal.com secrets ---------------------------------------------------------------------------
 
 
-_SECRET = sa.select(Company.calcom_webhook_secret).where(
-    Company.id == sa.bindparam("company_id"), Company.active.is_(True)
-)
+# Scoped to the company the URL names (the only one whose secret this may read).
+_SECRET = scoped(sa.select(Company.calcom_webhook_secret).where(Company.active.is_(True)), PER_CALL)
 
 
 class SecretCache:
@@ -116,9 +116,9 @@ class SecretCache:
 
 
 async def _load_secret(db: Database, company_id: str) -> str | None:
-    async with db.transaction(SYSTEM, write=False) as session:
-        connection = await session.connection()
-        secret: str | None = await connection.scalar(_SECRET, {"company_id": company_id})
+    async with db.transaction(company_id, write=False) as session:
+        result = await execute(session, _SECRET, company_id=company_id)
+        secret: str | None = result.scalar()
         return secret
 
 
@@ -172,8 +172,12 @@ class NewEvent:
 # reports rowcount 1 for both outcomes under the CLIENT_FOUND_ROWS flag the drivers set.
 # IGNORE would also swallow other errors, so everything it could swallow is validated first
 # (lengths, the status enum) or checked after (a vanished company: no row either way).
-_INSERT_SQLITE = sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["source", "event_id"])
-_INSERT_MARIADB = sa.insert(EVENTS).prefix_with("IGNORE")
+# Ingestion stores before the worker attributes anything, and the dedupe key (source,
+# event_id) is unique across companies: SYSTEM scope (the row's company_id is its own value).
+_INSERT_SQLITE = scoped(
+    sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["source", "event_id"]), SYSTEM
+)
+_INSERT_MARIADB = scoped(sa.insert(EVENTS).prefix_with("IGNORE"), SYSTEM)
 # The same INSERT with every column a named parameter, for the raw pool (shared/db/raw_sql.py):
 # one autocommit statement, one round trip, no SQLAlchemy per-call machinery.
 _COLUMNS = (
@@ -188,8 +192,11 @@ def _insert(db: Database) -> Any:
     return _INSERT_SQLITE if db.engine.dialect.name == "sqlite" else _INSERT_MARIADB
 
 
-_EXISTING = sa.select(EVENTS.c.id, EVENTS.c.status).where(
-    EVENTS.c.source == sa.bindparam("source"), EVENTS.c.event_id == sa.bindparam("event_id")
+_EXISTING = scoped(
+    sa.select(EVENTS.c.id, EVENTS.c.status).where(
+        EVENTS.c.source == sa.bindparam("source"), EVENTS.c.event_id == sa.bindparam("event_id")
+    ),
+    SYSTEM,
 )
 
 
@@ -213,10 +220,10 @@ async def store(db: Database, event: NewEvent) -> Receipt:
         "updated_at": now,
     }
     if db.raw is not None:  # MariaDB: the INSERT IGNORE commits by itself (autocommit)
-        if await db.raw.execute(_INSERT_RAW, values) == 1:
+        if await db.raw.execute(_INSERT_RAW, values, tenant=SYSTEM) == 1:
             return Receipt(row_id, created=True, status=event.status)
         params = {"source": event.source, "event_id": event.event_id}
-        return _repeat(await db.raw.first(_EXISTING, params))
+        return _repeat(await db.raw.first(_EXISTING, params, tenant=SYSTEM))
     try:
         # A Core connection, no ORM session: one statement needs no unit of work. On SQLite
         # the write lock is taken at BEGIN (IMMEDIATE), as every writing transaction does.

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from services.webhooks.calcom_mirror import apply_booking
 from services.webhooks.calcom_snapshot import BookingSnapshot
-from shared.calcom import CalcomClient, slots_cache
+from shared.calcom import CalcomClient, CalcomError, CircuitOpen, describe, slots_cache
 from shared.config import Settings, get_settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
@@ -139,8 +139,10 @@ async def reconcile_all(
             result["companies"] += 1
         except Exception as exc:  # one company's failure must never stop the others
             result["failed"] += 1
+            # Cal.com's own words never reach a log line a tenant's operator might be shown.
+            error = describe(exc) if isinstance(exc, CalcomError | CircuitOpen) else repr(exc)
             log.warning(
                 "reconciliation failed for a company; its mark stays",
-                extra={"company_id": company_id, "error": f"{type(exc).__name__}: {exc}"},
+                extra={"company_id": company_id, "error": error},
             )
     return result

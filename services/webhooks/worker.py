@@ -1,8 +1,9 @@
 """ARQ worker of the webhooks service: `arq services.webhooks.worker.WorkerSettings`.
 
 Jobs: `process_webhook_event` (enqueued by ingestion, replay and the sweeper). Crons: the
-sweeper every minute, reconciliation with Cal.com every five; both `unique`, so one run per
-tick across all replicas. The context gets one shared httpx client for Cal.com.
+sweeper every minute, reconciliation with Cal.com every five, retention nightly at 03:17 UTC;
+all `unique`, so one run per tick across all replicas. The context gets one shared httpx
+client for Cal.com.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from arq import cron
 
 from services.webhooks.jobs import process_webhook_event, sweep_webhook_events
 from services.webhooks.reconciliation import reconcile_calcom
+from services.webhooks.retention import enforce_retention
+from shared.outbound import outbound_client
 from shared.queue import WEBHOOKS_QUEUE
-from shared.tracing import traced_transport
 from shared.worker import worker_hooks, worker_settings
 
 # Per-request timeouts are the client's own (CalcomClient.timeout_s); this is the backstop.
@@ -29,7 +31,8 @@ _base_startup, _base_shutdown = worker_hooks("webhooks")
 
 async def startup(ctx: dict[str, Any]) -> None:
     await _base_startup(ctx)
-    ctx["http"] = httpx.AsyncClient(timeout=HTTP_TIMEOUT, transport=traced_transport())
+    # Reconciliation calls each company's Cal.com: a tenant-set URL, so a guarded client.
+    ctx["http"] = outbound_client(ctx["settings"], timeout=HTTP_TIMEOUT)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -46,6 +49,8 @@ WorkerSettings = worker_settings(
     [
         cron(sweep_webhook_events, second={5}, unique=True, run_at_startup=True),
         cron(reconcile_calcom, minute=set(range(0, 60, 5)), second={35}, unique=True),
+        # DSGVO retention (RETENTION_DAYS): nightly, off-peak, one replica per tick.
+        cron(enforce_retention, hour={3}, minute={17}, second={0}, unique=True),
     ],
 )
 WorkerSettings.on_startup = startup  # type: ignore[attr-defined]

@@ -2,13 +2,21 @@
 
 from shared.calcom.call_log import CallLog
 from shared.calcom.client import BOOKINGS_API_VERSION, SLOTS_API_VERSION, CalcomClient
-from shared.calcom.errors import CalcomError, CalcomRejected, CalcomTransient, CircuitOpen
+from shared.calcom.errors import (
+    CalcomAddressRefused,
+    CalcomError,
+    CalcomRejected,
+    CalcomTransient,
+    CircuitOpen,
+    describe,
+)
 from shared.calcom.models import CalcomBooking
 from shared.calcom.retry import backoff_delay, retry_after_from_headers
 
 __all__ = [
     "BOOKINGS_API_VERSION",
     "SLOTS_API_VERSION",
+    "CalcomAddressRefused",
     "CalcomBooking",
     "CalcomClient",
     "CalcomError",
@@ -17,5 +25,6 @@ __all__ = [
     "CallLog",
     "CircuitOpen",
     "backoff_delay",
+    "describe",
     "retry_after_from_headers",
 ]

@@ -5,6 +5,11 @@ it Cal.com silently answers in an older shape), goes through the company's circu
 is logged in `api_call_logs` with personal data redacted and counted in Prometheus. Failures
 are sorted into `CalcomTransient` (retry later) and `CalcomRejected` (never retry); the client
 itself never retries: the jobs decide, with `shared.calcom.retry.backoff_delay`.
+
+A company's base URL is tenant input: `for_company` re-checks it (`shared.outbound`) and
+wants an `outbound_client`, whose connections refuse private addresses (a refusal is the
+permanent `CalcomAddressRefused`). Error messages name the status or the kind of failure,
+never what the remote side wrote (see `shared.calcom.errors`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import httpx
 from prometheus_client import Counter, Histogram
 
 from shared.calcom.call_log import CallLog
-from shared.calcom.errors import CalcomError, CalcomRejected, CalcomTransient, CircuitOpen
+from shared.calcom.errors import (
+    CalcomAddressRefused,
+    CalcomError,
+    CalcomRejected,
+    CalcomTransient,
+    CircuitOpen,
+    answered,
+)
 from shared.calcom.models import (
     CalcomBooking,
     error_message,
@@ -31,6 +43,8 @@ from shared.calcom.models import (
 )
 from shared.calcom.retry import retry_after_from_headers
 from shared.circuit_breaker import CircuitBreaker
+from shared.errors import OutboundUrlRefused
+from shared.outbound import OutboundAddressRefused, check_outbound_url, is_guarded
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -46,7 +60,7 @@ FIND_WINDOW = timedelta(days=1)
 REQUESTS = Counter(
     "calcom_requests_total",
     "Cal.com API calls by templated endpoint and status (HTTP code, timeout, "
-    "transport_error, cancelled, circuit_open).",
+    "transport_error, refused (outbound guard), cancelled, circuit_open).",
     ["endpoint", "status"],
 )
 DURATION = Histogram(
@@ -93,12 +107,20 @@ class CalcomClient:
         redis: Redis | None,
         db: Database | None,
     ) -> CalcomClient:
-        """The client for `company`; refused (CalcomRejected 401) when it has no Cal.com key/URL."""
+        """The client for `company`; refused (CalcomRejected 401) when it has no Cal.com key/URL,
+        CalcomAddressRefused when its base URL is not allowed (saved before the rules, or the
+        allow-list changed since). `http` must come from `shared.outbound.outbound_client`."""
         base_url = company.calcom_base_url or settings.calcom_base_url
         if not base_url or not company.calcom_api_key:
             raise CalcomRejected(
                 f"company {company.id} has no Cal.com API key or base URL configured", status=401
             )
+        if not is_guarded(http):
+            raise TypeError("tenant Cal.com calls need shared.outbound.outbound_client")
+        try:
+            base_url = check_outbound_url(base_url, settings)
+        except OutboundUrlRefused:
+            raise CalcomAddressRefused("base URL not allowed") from None
         return cls(
             base_url=base_url,
             api_key=company.calcom_api_key,
@@ -157,7 +179,7 @@ class CalcomClient:
         except CalcomRejected as exc:
             if exc.status == 404:
                 return None
-            if exc.status == 400 and "cancel" in exc.message.lower():
+            if exc.status == 400 and "cancel" in exc.remote_detail.lower():
                 current = await self.get_booking(uid)
                 if current is not None and current.status == "cancelled":
                     return current
@@ -382,8 +404,11 @@ class CalcomClient:
             error = f"timeout: {type(exc).__name__}"
             raise CalcomTransient(f"{method} {endpoint} timed out") from exc
         except httpx.HTTPError as exc:
-            error = f"transport: {type(exc).__name__}: {exc}"
-            raise CalcomTransient(f"{method} {endpoint} failed: {type(exc).__name__}") from exc
+            error = _transport_reason(exc)
+            raise CalcomTransient(f"{method} {endpoint}: {error}") from exc
+        except OutboundAddressRefused as exc:
+            label, error = "refused", exc.reason
+            raise CalcomAddressRefused(exc.reason) from None
         except CalcomError as exc:
             error = exc.message
             raise
@@ -407,11 +432,25 @@ class CalcomClient:
                 )
 
 
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    """The kind of transport failure, without the exception's text (it names addresses)."""
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name resolution" in text:
+            return "name resolution failed"
+        return "connection failed"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return "connection broken"
+    return "transport error"
+
+
 def _raise_for_status(response: httpx.Response, body: dict[str, Any] | None, endpoint: str) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    message = error_message(body, f"HTTP {status} from {endpoint}")
+    message = answered(status)
     if status == 429:
         raise CalcomTransient(
             message, status=status, retry_after_s=retry_after_from_headers(response.headers)
@@ -419,5 +458,6 @@ def _raise_for_status(response: httpx.Response, body: dict[str, Any] | None, end
     if status >= 500:
         raise CalcomTransient(message, status=status)
     if status >= 400:
-        raise CalcomRejected(message, status=status, body=body)
+        remote = error_message(body, "")
+        raise CalcomRejected(message, status=status, body=body, remote_detail=remote)
     raise CalcomError(f"unexpected HTTP {status} from {endpoint}", status=status)

@@ -20,7 +20,7 @@ def parse_instant(value: Any, field: str) -> datetime:
     try:
         return utc_instant(value)
     except ValueError as exc:
-        raise CalcomError(f"booking field {field!r} {exc}: {value!r}") from None
+        raise CalcomError(f"booking field {field!r} {exc}") from None
 
 
 def _opt_str(value: Any) -> str | None:
@@ -73,7 +73,7 @@ class CalcomBooking:
             raise CalcomError("booking has no uid")
         status = data.get("status")
         if not isinstance(status, str) or not status:
-            raise CalcomError(f"booking {uid} has no status")
+            raise CalcomError("booking has no status")
         event_type = data.get("eventType")
         event_type_id = _opt_int(data.get("eventTypeId"))
         if event_type_id is None and isinstance(event_type, dict):

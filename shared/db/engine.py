@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import (
 
 from shared.config import Settings, get_settings
 from shared.db.raw_sql import RawPool
-from shared.db.tenancy import SYSTEM, install_tenant_guard
+from shared.db.scoped import guard_engine
+from shared.db.tenancy import install_tenant_guard
 from shared.tracing import instrument_engine
 
 WRITE = {"sqlite_begin": "IMMEDIATE"}
@@ -46,6 +47,7 @@ def create_engine(
     """Create the engine for `url` (default: settings.database_url)."""
     settings = settings or get_settings()
     url = url or settings.database_url
+    kw.setdefault("hide_parameters", True)  # SQL errors and logs never carry bound values
     if is_sqlite(url):
         path = _sqlite_file(url)
         if path is not None:
@@ -91,6 +93,7 @@ class Database:
         instrument_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         install_tenant_guard()
+        guard_engine(self.engine)
         # MariaDB only: autocommit statements of the hot paths (shared/db/raw_sql.py).
         self.raw: RawPool | None = None
         if not self.is_sqlite and self.settings.raw_pool_size > 0:
@@ -104,11 +107,14 @@ class Database:
 
     @asynccontextmanager
     async def transaction(
-        self, tenant: str | None = SYSTEM, *, write: bool = True
+        self, tenant: str | None, *, write: bool = True
     ) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits on success, rolls back on error.
 
-        `tenant` is a company id, or SYSTEM for platform work (migrations, seeding, auth).
+        `tenant` has no default: a company id; SYSTEM (shared.db.tenancy), the explicit opt-in
+        of platform work (crons, sweepers, seeding, auth lookups) to every company's rows; or
+        None for a request session that authentication binds later (`bind_tenant`), which
+        until then may not touch company data.
         """
         async with self.sessionmaker() as session:
             session.info["tenant"] = tenant

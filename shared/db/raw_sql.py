@@ -18,6 +18,10 @@ lean routes (shared/lean.py) and webhook ingestion therefore run their statement
 
 SQLite (the embedded default) has none of this: `Database.raw` is None there and the callers
 use sessions.
+
+Tenancy (docs/adr/0010): every statement must be built with `shared.db.scoped.scoped`, and
+every method takes the tenant it runs for (a company id, or SYSTEM for a SYSTEM-scoped
+statement); anything else is refused before a connection is taken.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import asyncmy
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Dialect
 
+from shared.db.scoped import check_raw
 from shared.tracing import sql_span
 
 Processor = Callable[[Any], Any] | None
@@ -120,9 +125,10 @@ class RawPool:
         return self._pool
 
     async def _run(
-        self, statement: sa.Select[Any] | sa.Insert, params: Mapping[str, Any]
+        self, statement: sa.Select[Any] | sa.Insert, params: Mapping[str, Any], tenant: str
     ) -> tuple[int, list[Any]]:
         """(affected rows, converted rows) of one statement, in its own transaction."""
+        params = check_raw(statement, params, tenant)
         query = self.compiled(statement)
         pool = await self._pool_ready()
         async with pool.acquire() as connection:
@@ -139,22 +145,28 @@ class RawPool:
                 raise
         return affected, [query.convert(row) for row in rows]
 
-    async def _fetch(self, statement: sa.Select[Any], params: Mapping[str, Any]) -> list[Any]:
-        return (await self._run(statement, params))[1]
+    async def _fetch(
+        self, statement: sa.Select[Any], params: Mapping[str, Any], tenant: str
+    ) -> list[Any]:
+        return (await self._run(statement, params, tenant))[1]
 
-    async def first(self, statement: sa.Select[Any], params: Mapping[str, Any]) -> Any:
+    async def first(
+        self, statement: sa.Select[Any], params: Mapping[str, Any], *, tenant: str
+    ) -> Any:
         """The first row (attribute access by column key), or None."""
-        rows = await self._fetch(statement, params)
+        rows = await self._fetch(statement, params, tenant)
         return rows[0] if rows else None
 
-    async def scalars(self, statement: sa.Select[Any], params: Mapping[str, Any]) -> list[Any]:
+    async def scalars(
+        self, statement: sa.Select[Any], params: Mapping[str, Any], *, tenant: str
+    ) -> list[Any]:
         """The first column of every row."""
-        return [row[0] for row in await self._fetch(statement, params)]
+        return [row[0] for row in await self._fetch(statement, params, tenant)]
 
-    async def execute(self, statement: sa.Insert, params: Mapping[str, Any]) -> int:
+    async def execute(self, statement: sa.Insert, params: Mapping[str, Any], *, tenant: str) -> int:
         """Run one INSERT as a transaction of its own (committed when this returns); the
         number of rows it inserted."""
-        return (await self._run(statement, params))[0]
+        return (await self._run(statement, params, tenant))[0]
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -1,69 +1,173 @@
-"""The tenant filter, applied by the data layer itself.
+"""The tenant filter, applied by the data layer itself (docs/adr/0010).
 
-Every ORM SELECT/UPDATE/DELETE that touches a `TenantMixin` table gets
-`company_id = <session tenant>` added via `with_loader_criteria`, so a query that forgets the
-filter cannot leak. A session bound to no tenant may not touch tenant tables at all
-(`TenantNotSet`); platform work binds the explicit `SYSTEM` tenant. New rows get the
-session's company id, and a row of another company cannot be flushed.
+Coverage is one rule: a table holds company data when it has a `company_id` column, or is
+`companies` itself (its `id` is the tenant). Its mapped class carries the `TenantScoped`
+marker, and `install_tenant_guard` refuses to start when one does not (`uncovered_tables`).
+
+- ORM statements (SELECT/UPDATE/DELETE) on a session bound to a company get
+  `company_id = <tenant>` for every `TenantScoped` entity via `with_loader_criteria`
+  (aliases, joins, subqueries and relationship loads included). Rows whose nullable
+  `company_id` is NULL (platform keys, unattributed events) are seen only in the system scope.
+- Core statements and raw-pool statements go through `shared.db.scoped.scoped`; one that
+  touches a covered table without it is refused here (session) and in `shared.db.scoped`'s
+  engine guard and `RawPool` (connection, raw pool).
+- A session bound to no tenant may not touch covered tables at all (`TenantNotSet`); system
+  work opts in with the visible `SYSTEM` scope. New rows get the session's company id, and a
+  row of another company cannot be flushed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import event, true
+import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
 
 from shared.errors import TenantNotSet
-from shared.models.base import Base, TenantMixin
+from shared.models.base import Base, TenantScoped
 
-SYSTEM = "__system__"
+SYSTEM: Final = "__system__"
+"""The explicit system scope: every company's rows (crons, sweepers, seeding, auth lookups)."""
+PER_CALL: Final = "__per_call__"
+"""The scope of a statement built once whose tenant is given at each run as `:tenant`."""
+TENANT_PARAM: Final = "tenant"
+SCOPE_OPTION: Final = "tenant_scope"  # execution option set by `scoped`
+CHECKED_OPTION: Final = "tenant_checked"  # set once a statement passed the checks below
+TENANT_TABLE: Final = "companies"
 _installed = False
 
 
-def _tenant_filter(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
-    if state.execution_options.get("skip_tenant_filter"):
-        return
-    tenant = state.session.info.get("tenant")
-    if tenant == SYSTEM:
-        return
-    if not tenant:
-        if _touches_tenant_tables(state):
-            raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
-        return
-    # Added to every statement: entities reached only through select_from() or a column
-    # (count queries) are not in `all_mappers`, and the criteria is a no-op where unused.
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            TenantMixin, lambda cls: cls.company_id == tenant, include_aliases=True
-        )
+def tenant_column(table: Any) -> Any:
+    """The column a covered table is filtered on (`company_id`; `id` of companies), or None."""
+    columns = getattr(table, "c", None)
+    if columns is None:
+        return None
+    if getattr(table, "name", None) == TENANT_TABLE:
+        return columns.get("id")
+    return columns.get("company_id")
+
+
+def uncovered_tables(metadata: sa.MetaData, classes: Iterable[type[Any]]) -> list[str]:
+    """Tables of `metadata` that hold company data (`tenant_column`) but are not mapped by a
+    `TenantScoped` class among `classes`: the ORM filter would not see them."""
+    scoped_tables = {
+        getattr(cls, "__table__", None) for cls in classes if issubclass(cls, TenantScoped)
+    }
+    return sorted(
+        table.name
+        for table in metadata.tables.values()
+        if tenant_column(table) is not None and table not in scoped_tables
     )
 
 
 @cache
-def _tenant_tables() -> frozenset[str]:
+def covered_table_names() -> frozenset[str]:
+    """Names of the covered tables of the application's metadata."""
     return frozenset(
-        getattr(mapper.local_table, "name", "")
-        for mapper in Base.registry.mappers
-        if issubclass(mapper.class_, TenantMixin)
+        table.name for table in Base.metadata.tables.values() if tenant_column(table) is not None
     )
 
 
-def _touches_tenant_tables(state: ORMExecuteState) -> bool:
+def touches_covered_tables(statement: Any) -> bool:
+    """Does the statement read or write a covered table (anywhere, subqueries included)?"""
     tables = find_tables(
-        state.statement,  # type: ignore[arg-type]
+        statement,
         check_columns=True,
         include_aliases=True,
         include_joins=True,
         include_selects=True,
         include_crud=True,
     )
-    tenant_tables = _tenant_tables()
-    return any(getattr(table, "name", None) in tenant_tables for table in tables)
+    covered = covered_table_names()
+    return any(getattr(table, "name", None) in covered for table in tables)
+
+
+def check_scope(scope: str, session_tenant: Any) -> None:
+    """May a statement scoped to `scope` run on a session bound to `session_tenant`?
+
+    SYSTEM-scoped statements are an explicit opt-in and run anywhere (auth lookups on an
+    unbound session, cross-company uniqueness checks); a statement scoped to one company runs
+    on that company's session or in the system scope, never on another company's.
+    """
+    if scope in (SYSTEM, PER_CALL):
+        return
+    if session_tenant not in (None, SYSTEM, scope):
+        raise TenantNotSet("a statement scoped to another company than the session's")
+
+
+def _tenant_filter(state: ORMExecuteState) -> None:
+    options = state.execution_options
+    if options.get(CHECKED_OPTION):
+        return
+    tenant = state.session.info.get("tenant")
+    scope = options.get(SCOPE_OPTION)
+    if scope is not None:  # built by `scoped`: it carries its own filter
+        if scope == PER_CALL:
+            _require_tenant_param(state.parameters, tenant)
+        check_scope(scope, tenant)
+    elif state.is_insert:
+        _check_insert(state, tenant)
+    elif tenant == SYSTEM:
+        pass
+    elif not tenant or not state.is_orm_statement:
+        if touches_covered_tables(state.statement):
+            if tenant:
+                raise TenantNotSet(
+                    "a Core statement on a tenant table must be built with "
+                    "shared.db.scoped.scoped()"
+                )
+            raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
+    else:
+        # Added to every statement: entities reached only through select_from() or a column
+        # (count queries) are not in `all_mappers`, and the criteria is a no-op where unused.
+        state.statement = state.statement.options(
+            with_loader_criteria(
+                TenantScoped,
+                lambda cls: cls.company_id == tenant,
+                include_aliases=True,
+            )
+        )
+    state.update_execution_options(**{CHECKED_OPTION: True})
+
+
+def _require_tenant_param(parameters: Any, session_tenant: Any) -> None:
+    """A PER_CALL statement on a session: its `:tenant` is given, and is the session's company
+    (any company in the system scope)."""
+    rows = parameters if isinstance(parameters, list) else [parameters or {}]
+    if not rows or any(not row.get(TENANT_PARAM) for row in rows):
+        raise TenantNotSet("a statement scoped per call needs its :tenant parameter")
+    if session_tenant != SYSTEM and any(row[TENANT_PARAM] != session_tenant for row in rows):
+        raise TenantNotSet("a statement scoped per call to another company than the session's")
+
+
+def _check_insert(state: ORMExecuteState, tenant: Any) -> None:
+    """An INSERT statement (not a flush) on a covered table writes only the session's company."""
+    if tenant == SYSTEM:
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) not in covered_table_names():
+        return
+    if not tenant:
+        raise TenantNotSet("writing a tenant-owned row from a session bound to no tenant")
+    if getattr(state.statement, "select", None) is not None:
+        raise TenantNotSet("an INSERT ... SELECT on a tenant table must be built with scoped()")
+    rows: list[Mapping[Any, Any]] = []
+    values = getattr(state.statement, "_values", None) or {}
+    if values:
+        rows.append({getattr(key, "key", key): getattr(v, "value", v) for key, v in values.items()})
+    for many in getattr(state.statement, "_multi_values", ()) or ():
+        for row in many:
+            if isinstance(row, Mapping):
+                rows.append({getattr(k, "key", k): getattr(v, "value", v) for k, v in row.items()})
+    params: Any = state.parameters
+    rows.extend(params if isinstance(params, list) else [params or {}])
+    for row in rows:
+        if "company_id" in row and row["company_id"] not in (tenant, None):
+            raise TenantNotSet("a row of another company cannot be written in this session")
 
 
 def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
@@ -71,21 +175,28 @@ def _stamp_new_rows(session: Session, _ctx: Any, _instances: Any) -> None:
     if tenant == SYSTEM:
         return
     for obj in list(session.new) + list(session.dirty):
-        if not isinstance(obj, TenantMixin):
+        if not isinstance(obj, TenantScoped):
             continue
         if not tenant:
             raise TenantNotSet("writing a tenant-owned row from a session bound to no tenant")
-        if obj.company_id is None:
+        if getattr(obj, "__tablename__", None) == TENANT_TABLE and obj in session.new:
+            raise TenantNotSet("companies are created in the system scope")
+        company_id = getattr(obj, "company_id", None)
+        if company_id is None:
             obj.company_id = tenant
-        elif obj.company_id != tenant:
+        elif company_id != tenant:
             raise TenantNotSet("a row of another company cannot be written in this session")
 
 
 def install_tenant_guard() -> None:
-    """Register the hooks once per process (idempotent)."""
+    """Register the hooks once per process (idempotent); refuse to run with an uncovered table."""
     global _installed
     if _installed:
         return
+    classes = [mapper.class_ for mapper in Base.registry.mappers]
+    missing = uncovered_tables(Base.metadata, classes)
+    if missing:
+        raise RuntimeError(f"tables with company data but no tenant filter: {missing}")
     event.listen(Session, "do_orm_execute", _tenant_filter)
     event.listen(Session, "before_flush", _stamp_new_rows)
     _installed = True
@@ -106,18 +217,16 @@ def current_tenant(session: Any) -> str:
     return str(tenant)
 
 
+def session_scope(session: Any) -> str:
+    """The scope a session is bound to: its company, or SYSTEM; refuses an unbound session."""
+    tenant = session.info.get("tenant")
+    if not tenant:
+        raise TenantNotSet("query on a tenant-owned table from a session bound to no tenant")
+    return str(tenant)
+
+
 async def current_company(session: Any) -> Any:
     """The session's own company row (never "the first company in the table")."""
     from shared.models.company import Company
 
     return await session.get(Company, current_tenant(session))
-
-
-def tenant_condition(session: Any, model: type[TenantMixin]) -> Any:
-    """The company filter for a Core query (which the ORM hook does not see)."""
-    tenant = session.info.get("tenant")
-    if tenant == SYSTEM:
-        return true()
-    if not tenant:
-        raise TenantNotSet("Core query on a tenant-owned table from a session bound to no tenant")
-    return model.company_id == tenant

@@ -20,7 +20,7 @@ from shared.models.company import (
     TimeOff,
     WorkingHours,
 )
-from shared.models.customer import Call, Customer, PhoneNumber
+from shared.models.customer import Call, Customer, PhoneNumber, RetellAgent
 from shared.models.integration import ApiCallLog, OutboxEvent, WebhookEvent
 from shared.models.notification import (
     NotificationConfiguration,
@@ -67,6 +67,7 @@ __all__ = [
     "PhoneNumber",
     "PolicyConfiguration",
     "PolicyConfigurationChange",
+    "RetellAgent",
     "Service",
     "Staff",
     "StaffService",

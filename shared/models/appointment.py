@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db.types import Money, StrEnum, UTCDateTime
 from shared.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+from shared.references import LENGTH as REFERENCE_LENGTH
+from shared.references import new_reference
 
 APPOINTMENT_STATUSES = ("confirmed", "cancelled", "rescheduled", "completed", "no_show", "pending")
 LIVE_STATUSES = ("confirmed", "pending")
@@ -33,6 +37,9 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
         # The ops view and overview: a company's appointments whose Cal.com sync failed/pends.
         sa.Index("ix_appointments_company_sync", "company_id", "sync_status"),
         sa.CheckConstraint("ends_at > starts_at", name="end_after_start"),
+        # Unique per company; an index (not a table constraint) so the migration adds it to
+        # SQLite without rebuilding the table.
+        sa.Index("uq_appointments_company_reference", "company_id", "reference", unique=True),
     )
 
     branch_id: Mapped[str] = mapped_column(
@@ -69,6 +76,36 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
     sync_error: Mapped[str | None] = mapped_column(sa.Text)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    # The booking reference callers read out (shared/references.py); the ORM assigns a free
+    # one at flush (`_assign_references`), the column default covers Core inserts.
+    reference: Mapped[str] = mapped_column(sa.String(REFERENCE_LENGTH), default=new_reference)
+
+
+@event.listens_for(Session, "before_flush")
+def _assign_references(session: Session, _ctx: Any, _instances: Any) -> None:
+    """Give every new appointment a reference no appointment of its company has yet: draw
+    candidates, drop those already stored (one query per company), redraw on collision. A
+    clash between two concurrent flushes (odds ~1e-9) is refused by the UNIQUE constraint."""
+    pending: dict[str, list[Appointment]] = defaultdict(list)
+    for obj in session.new:
+        if isinstance(obj, Appointment) and obj.reference is None:
+            company = obj.company_id or session.info.get("tenant")
+            pending[str(company)].append(obj)
+    for company_id, rows in pending.items():
+        while rows:
+            candidates = {new_reference() for _ in range(len(rows) + 2)}
+            taken = set(
+                session.scalars(
+                    sa.select(Appointment.reference).where(
+                        Appointment.company_id == company_id,
+                        Appointment.reference.in_(candidates),
+                    )
+                )
+            )
+            taken |= {r.reference for r in session.new if isinstance(r, Appointment)}
+            free = sorted(candidates - taken)
+            while rows and free:
+                rows.pop().reference = free.pop()
 
 
 class AppointmentLock(IdMixin, TenantMixin, Base):

@@ -8,14 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
-from shared.models.base import Base, IdMixin, TimestampMixin
+from shared.models.base import Base, IdMixin, TenantScoped, TimestampMixin
 
 
-class ApiKey(IdMixin, TimestampMixin, Base):
+class ApiKey(IdMixin, TenantScoped, TimestampMixin, Base):
     """A key of one company, or a platform key (company_id NULL) that must name X-Company-ID.
 
-    Not a TenantMixin table: authentication looks keys up before any tenant is known. The
-    admin API filters by company explicitly.
+    Tenant-scoped (a company session sees its own keys only); authentication looks keys up
+    before any tenant is known, in the explicit system scope.
     """
 
     __tablename__ = "api_keys"

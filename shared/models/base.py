@@ -35,8 +35,27 @@ class TimestampMixin:
     )
 
 
-class TenantMixin:
-    """Marks a tenant-owned table: `shared.db.tenancy` filters every query on it by company."""
+class TenantScoped:
+    """Marks a mapped class whose rows belong to a company: its `company_id` (for `Company`, a
+    synonym of its id) is what `shared.db.tenancy` filters every ORM query on it by. A table
+    with company data whose class lacks the marker is refused at start-up
+    (`shared.db.tenancy.uncovered_tables`); `company_id` may be nullable (platform rows, seen
+    only in the system scope)."""
+
+    @declared_attr
+    def company_id(cls) -> Mapped[str | None]:
+        """Nullable by default (platform rows); TenantMixin requires it, Company aliases id."""
+        return mapped_column(
+            sa.String(36),
+            sa.ForeignKey("companies.id", ondelete="CASCADE"),
+            nullable=True,
+            index=True,
+            sort_order=-9,
+        )
+
+
+class TenantMixin(TenantScoped):
+    """A tenant-owned table with a required `company_id` (the common case of `TenantScoped`)."""
 
     @declared_attr
     def company_id(cls) -> Mapped[str]:

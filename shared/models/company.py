@@ -7,22 +7,24 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, synonym
 
 from shared.db.types import Money, UTCDateTime
-from shared.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+from shared.models.base import Base, IdMixin, TenantMixin, TenantScoped, TimestampMixin
+from shared.secrets_at_rest import EncryptedString
 
 
-class Company(IdMixin, TimestampMixin, Base):
-    """The tenant. Retell/Cal.com secrets live here: HMAC verification needs the plain value."""
+class Company(IdMixin, TenantScoped, TimestampMixin, Base):
+    """The tenant. Retell/Cal.com secrets live here, encrypted at rest (EncryptedString: HMAC
+    verification needs the plain value, so they are encrypted, not hashed)."""
 
     __tablename__ = "companies"
 
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Berlin")
-    retell_api_key: Mapped[str | None] = mapped_column(sa.String(255))
-    calcom_webhook_secret: Mapped[str | None] = mapped_column(sa.String(255))
-    calcom_api_key: Mapped[str | None] = mapped_column(sa.String(255))
+    retell_api_key: Mapped[str | None] = mapped_column(EncryptedString())
+    calcom_webhook_secret: Mapped[str | None] = mapped_column(EncryptedString())
+    calcom_api_key: Mapped[str | None] = mapped_column(EncryptedString())
     calcom_base_url: Mapped[str | None] = mapped_column(sa.String(255))
     # Upper bound of the last completed reconciliation pull (GET /v2/bookings?afterUpdatedAt=).
     calcom_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -30,6 +32,8 @@ class Company(IdMixin, TimestampMixin, Base):
     booking_window_days: Mapped[int] = mapped_column(sa.Integer, default=60)
     settings: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # The tenant filter's column (shared.db.tenancy): a company is its own tenant.
+    company_id: Mapped[str] = synonym("id")
 
 
 class Branch(IdMixin, TenantMixin, TimestampMixin, Base):

@@ -27,12 +27,35 @@ class Customer(IdMixin, TenantMixin, TimestampMixin, Base):
     email: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     language: Mapped[str] = mapped_column(sa.String(5), default="de")
     notes: Mapped[str | None] = mapped_column(sa.Text)
+    # Set by the DSGVO erasure (docs/adr/0015): the row is then an anonymous placeholder that
+    # keeps the customer's appointments countable.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RetellAgent(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A Retell agent id claimed by one company. Calls are routed by agent id, so an id is
+    unique across all companies; a phone number names its agent with its own company_id
+    (composite foreign key), so no number can point at another company's agent. A claim no
+    number uses any more may be taken over (services/booking/admin/resources.py)."""
+
+    __tablename__ = "retell_agents"
+    __table_args__ = (sa.UniqueConstraint("company_id", "agent_id"),)
+
+    agent_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
 
 
 class PhoneNumber(IdMixin, TenantMixin, TimestampMixin, Base):
     """An inbound number: routes calls to a company and, unless it is a hotline, one branch."""
 
     __tablename__ = "phone_numbers"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["company_id", "retell_agent_id"],
+            ["retell_agents.company_id", "retell_agents.agent_id"],
+            name="fk_phone_numbers_retell_agent_retell_agents",
+        ),
+        sa.Index("ix_phone_numbers_company_id_retell_agent_id", "company_id", "retell_agent_id"),
+    )
 
     number: Mapped[str] = mapped_column(sa.String(20), unique=True)
     branch_id: Mapped[str | None] = mapped_column(

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.types import StrEnum, UTCDateTime
-from shared.models.base import Base, IdMixin, TimestampMixin
+from shared.models.base import Base, IdMixin, TenantScoped, TimestampMixin
 
 WEBHOOK_STATUSES = ("pending", "processing", "processed", "failed", "ignored")
 OUTBOX_STATUSES = ("pending", "enqueued", "done", "failed")
 
 
-class WebhookEvent(IdMixin, TimestampMixin, Base):
+class WebhookEvent(IdMixin, TenantScoped, TimestampMixin, Base):
     """A received webhook, stored before it is processed; UNIQUE(source, event_id) dedupes.
 
     `company_id` is NULL until the event is attributed (a Retell event names its tenant only
@@ -44,7 +44,7 @@ class WebhookEvent(IdMixin, TimestampMixin, Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class ApiCallLog(IdMixin, Base):
+class ApiCallLog(IdMixin, TenantScoped, Base):
     """One outbound call to a third party (Cal.com, Retell), personal data redacted."""
 
     __tablename__ = "api_call_logs"
@@ -65,7 +65,7 @@ class ApiCallLog(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-class OutboxEvent(IdMixin, TimestampMixin, Base):
+class OutboxEvent(IdMixin, TenantScoped, TimestampMixin, Base):
     """A job staged inside the business transaction; sent to its queue only after commit.
 
     A sweeper re-enqueues rows left `pending` (crash between commit and enqueue, Redis loss).

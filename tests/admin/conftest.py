@@ -7,7 +7,7 @@ import pytest
 
 from shared.db.engine import Database
 from tests.admin.support import Org, build_org
-from tests.support.factories import Tenant, create_tenant
+from tests.support.factories import Tenant, create_platform_key, create_tenant
 
 
 @pytest.fixture
@@ -16,11 +16,17 @@ async def tenant(db: Database) -> Tenant:
 
 
 @pytest.fixture
-async def org(booking: httpx.AsyncClient, db: Database) -> Org:
-    """A company with one branch, service, staff member (qualified), hours, time off, number."""
-    return await build_org(booking, await create_tenant(db))
+async def platform_key(db: Database) -> str:
+    """A platform admin key: only it attaches phone numbers and Retell agents."""
+    return await create_platform_key(db)
 
 
 @pytest.fixture
-async def other_org(booking: httpx.AsyncClient, db: Database) -> Org:
-    return await build_org(booking, await create_tenant(db))
+async def org(booking: httpx.AsyncClient, db: Database, platform_key: str) -> Org:
+    """A company with one branch, service, staff member (qualified), hours, time off, number."""
+    return await build_org(booking, await create_tenant(db), platform_key)
+
+
+@pytest.fixture
+async def other_org(booking: httpx.AsyncClient, db: Database, platform_key: str) -> Org:
+    return await build_org(booking, await create_tenant(db), platform_key)

@@ -18,10 +18,21 @@ def unique_phone() -> str:
     return f"+4930{20_000_000 + secrets.randbelow(79_999_999)}"
 
 
+def platform_headers(platform_key: str, tenant: Tenant) -> dict[str, str]:
+    """A platform key acting for `tenant` (only it may attach numbers and Retell agents)."""
+    return {"Authorization": f"Bearer {platform_key}", "X-Company-ID": tenant.company_id}
+
+
 async def create(
-    client: httpx.AsyncClient, tenant: Tenant, resource: str, body: dict[str, Any]
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    resource: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    response = await client.post(f"{ADMIN}/{resource}", headers=tenant.headers, json=body)
+    response = await client.post(
+        f"{ADMIN}/{resource}", headers=headers or tenant.headers, json=body
+    )
     assert response.status_code == 201, response.text
     item: dict[str, Any] = response.json()
     return item
@@ -64,10 +75,19 @@ class Org:
     working_hours: dict[str, Any]
     time_off: dict[str, Any]
     phone_number: dict[str, Any]
+    platform_key: str
 
     @property
     def headers(self) -> dict[str, str]:
         return self.tenant.headers
+
+    @property
+    def platform_headers(self) -> dict[str, str]:
+        return platform_headers(self.platform_key, self.tenant)
+
+    def writer(self, resource: str) -> dict[str, str]:
+        """Who creates `resource`: the platform for phone numbers, else the company's key."""
+        return self.platform_headers if resource == "phone-numbers" else self.headers
 
     def by_resource(self) -> dict[str, dict[str, Any]]:
         return {
@@ -81,7 +101,7 @@ class Org:
         }
 
 
-async def build_org(client: httpx.AsyncClient, tenant: Tenant) -> Org:
+async def build_org(client: httpx.AsyncClient, tenant: Tenant, platform_key: str) -> Org:
     branch = await create(
         client, tenant, "branches", {"name": "Mitte", "timezone": "Europe/Berlin"}
     )
@@ -112,6 +132,10 @@ async def build_org(client: httpx.AsyncClient, tenant: Tenant) -> Org:
         },
     )
     number = await create(
-        client, tenant, "phone-numbers", {"number": unique_phone(), "branch_id": branch["id"]}
+        client,
+        tenant,
+        "phone-numbers",
+        {"number": unique_phone(), "branch_id": branch["id"]},
+        headers=platform_headers(platform_key, tenant),
     )
-    return Org(tenant, branch, service, staff, staff_service, hours, time_off, number)
+    return Org(tenant, branch, service, staff, staff_service, hours, time_off, number, platform_key)

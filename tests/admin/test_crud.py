@@ -221,7 +221,7 @@ async def test_phone_number_round_trip(booking: httpx.AsyncClient, org: Org) -> 
     e164 = unique_phone()
     national = "0" + e164[3:5] + " " + e164[5:]
     body = {"number": national, "label": "Hotline", "retell_agent_id": "agent_abc"}
-    created = await create(booking, org.tenant, "phone-numbers", body)
+    created = await create(booking, org.tenant, "phone-numbers", body, org.platform_headers)
     expected = {**body, "number": e164, "branch_id": None, "active": True}
     assert fields(created) == expected
     listed = await items(booking, org.tenant, "phone-numbers")

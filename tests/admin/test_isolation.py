@@ -114,7 +114,8 @@ async def test_reference_to_another_company_is_422_on_create(
 ) -> None:
     before = await items(booking, other_org.tenant, resource)
     payload = _own(body(org), other_org)
-    response = await booking.post(f"{ADMIN}/{resource}", headers=other_org.headers, json=payload)
+    writer = other_org.writer(resource)
+    response = await booking.post(f"{ADMIN}/{resource}", headers=writer, json=payload)
     assert_problem(response, 422, "validation_error", field)
     assert await items(booking, other_org.tenant, resource) == before
 

@@ -121,7 +121,9 @@ async def test_invalid_create_is_422_and_stores_nothing(
     booking: httpx.AsyncClient, org: Org, resource: str, body: Body, field: str
 ) -> None:
     before = await items(booking, org.tenant, resource)
-    response = await booking.post(f"{ADMIN}/{resource}", headers=org.headers, json=body(org))
+    response = await booking.post(
+        f"{ADMIN}/{resource}", headers=org.writer(resource), json=body(org)
+    )
     assert_problem(response, 422, "validation_error", field)
     assert await items(booking, org.tenant, resource) == before
 
@@ -219,7 +221,9 @@ async def test_duplicate_is_409_and_stores_nothing(
     booking: httpx.AsyncClient, org: Org, resource: str, body: Body, field: str
 ) -> None:
     before = await items(booking, org.tenant, resource)
-    response = await booking.post(f"{ADMIN}/{resource}", headers=org.headers, json=body(org))
+    response = await booking.post(
+        f"{ADMIN}/{resource}", headers=org.writer(resource), json=body(org)
+    )
     assert_problem(response, 409, "conflict", field)
     assert await items(booking, org.tenant, resource) == before
 
@@ -239,7 +243,7 @@ async def test_phone_number_of_another_company_is_409(
 ) -> None:
     taken = org.phone_number["number"]
     response = await booking.post(
-        f"{ADMIN}/phone-numbers", headers=other_org.headers, json={"number": taken}
+        f"{ADMIN}/phone-numbers", headers=other_org.platform_headers, json={"number": taken}
     )
     assert_problem(response, 409, "conflict", "number")
 
@@ -249,17 +253,23 @@ async def test_retell_agent_of_another_company_is_409(
 ) -> None:
     number = org.phone_number["id"]
     claimed = await booking.patch(
-        f"{ADMIN}/phone-numbers/{number}", headers=org.headers, json={"retell_agent_id": "ag_1"}
+        f"{ADMIN}/phone-numbers/{number}",
+        headers=org.platform_headers,
+        json={"retell_agent_id": "ag_1"},
     )
     assert claimed.status_code == 200, claimed.text
     # the same company may route several numbers to its agent
     await create(
-        booking, org.tenant, "phone-numbers", {"number": unique_phone(), "retell_agent_id": "ag_1"}
+        booking,
+        org.tenant,
+        "phone-numbers",
+        {"number": unique_phone(), "retell_agent_id": "ag_1"},
+        headers=org.platform_headers,
     )
     before = await items(booking, other_org.tenant, "phone-numbers")
     response = await booking.post(
         f"{ADMIN}/phone-numbers",
-        headers=other_org.headers,
+        headers=other_org.platform_headers,
         json={"number": unique_phone(), "retell_agent_id": "ag_1"},
     )
     assert_problem(response, 409, "conflict", "retell_agent_id")

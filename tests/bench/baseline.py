@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,12 +70,13 @@ _OVERLAP = sa.text(
     "SELECT id FROM appointments WHERE staff_id = :staff AND status IN ('confirmed', 'pending') "
     "AND blocked_from >= :scan_from AND blocked_from < :until AND blocked_until > :start"
 )
+_REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 _INSERT = sa.text(
     "INSERT INTO appointments (id, company_id, branch_id, service_id, staff_id, customer_id, "
     "starts_at, ends_at, blocked_from, blocked_until, status, sync_status, source, price, "
-    "currency, version, created_at, updated_at) VALUES (:id, :company, :branch, :service, "
-    ":staff, :customer, :start, :end, :start, :end, 'confirmed', 'local_only', 'api', 28.00, "
-    "'EUR', 1, :now, :now)"
+    "currency, version, created_at, updated_at, reference) VALUES (:id, :company, :branch, "
+    ":service, :staff, :customer, :start, :end, :start, :end, 'confirmed', 'local_only', 'api', "
+    "28.00, 'EUR', 1, :now, :now, :reference)"
 )
 _ROUTE = sa.text(
     "SELECT c.id, c.retell_api_key, p.branch_id FROM phone_numbers p "
@@ -112,6 +114,8 @@ async def _book(conn: Any, body: dict[str, Any]) -> Response:
                 "start": start,
                 "end": end,
                 "now": datetime.now(UTC).replace(tzinfo=None),
+                # NOT NULL, unique per company (ADR 0011; shared/references.py's alphabet)
+                "reference": "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(6)),
             },
         )
     return _json({"id": new_id}, 201)

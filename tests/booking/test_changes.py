@@ -233,7 +233,11 @@ async def test_cancel_after_deadline_with_allow_late_charges_the_tier_fee(
     )
     day = soon_day()
     created = await book(booking, salon, at(day, 10))
-    response = await cancel(booking, salon, created["id"])
+    unaccepted = await cancel(booking, salon, created["id"])
+    assert (unaccepted.status_code, unaccepted.json()["code"]) == (409, "fee_required")
+    response = await booking.post(
+        f"/v1/appointments/{created['id']}/cancel", json={"accept_fee": True}, headers=salon.headers
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "cancelled",

@@ -37,6 +37,7 @@ from shared.db.tenancy import SYSTEM
 from shared.logging import correlation_id_var
 from shared.models import Company
 from shared.models.integration import ApiCallLog
+from shared.outbound import outbound_client
 from tests.support.factories import create_tenant
 from tests.support.fake_calcom import SLOT_TAKEN, FakeCalcom
 
@@ -55,7 +56,9 @@ async def http(fake: FakeCalcom) -> AsyncIterator[httpx.AsyncClient]:
     fake.reset()
     fake.add_event_type(1, 30, "host@example.com")
     fake.add_event_type(2, 30, "host@example.com")
-    async with httpx.AsyncClient() as client:
+    # The outbound guard's client, as the services use it; the fake listens on 127.0.0.1.
+    loopback = Settings(allow_private_outbound_urls=True)
+    async with outbound_client(loopback, timeout=httpx.Timeout(10.0)) as client:
         yield client
 
 
@@ -307,7 +310,8 @@ async def test_taken_slot_is_rejected_as_unavailable(client: CalcomClient) -> No
 
     assert caught.value.status == 400
     assert caught.value.slot_unavailable is True
-    assert caught.value.message == SLOT_TAKEN
+    assert caught.value.remote_detail == SLOT_TAKEN
+    assert caught.value.message == "Cal.com answered 400 (Bad Request)"  # never Cal.com's text
     assert caught.value.body is not None and caught.value.body["status"] == "error"
 
 
@@ -450,7 +454,7 @@ async def test_every_call_is_logged_redacted_with_the_correlation_id(
     assert failed.endpoint == f"/v2/bookings/{booking.uid}/cancel"
     assert failed.response_status == 500
     assert failed.request_payload == {"cancellationReason": "***"}  # free text: redacted
-    assert failed.error_message == "Internal server error"
+    assert failed.error_message == "Cal.com answered 500 (Internal Server Error)"
     assert timed_out.response_status is None
     assert timed_out.duration_ms is not None and timed_out.duration_ms >= 250
     assert timed_out.error_message is not None and timed_out.error_message.startswith("timeout")
@@ -559,7 +563,7 @@ async def test_breaker_opens_on_transient_failures_only(
 async def test_for_company_builds_the_configured_client(
     fake: FakeCalcom, http: httpx.AsyncClient, redis: Redis, db: Database
 ) -> None:
-    settings = Settings(calcom_base_url=fake.url)
+    settings = Settings(calcom_base_url=fake.url, allow_private_outbound_urls=True)
     company = Company(id="co-1", name="X", calcom_api_key=API_KEY)
     client = CalcomClient.for_company(company, settings=settings, http=http, redis=redis, db=db)
     own = CalcomClient.for_company(

@@ -35,6 +35,7 @@ from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.hierarchy import ConfigCache
 from shared.models import Company, OutboxEvent, Service
+from shared.outbound import outbound_client
 from shared.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, redis_settings
 from shared.redis import redis_client
 from shared.worker_metrics import instrument, refresh_queue_depth
@@ -331,13 +332,14 @@ async def calcom_fails(
     counted = Deltas(
         ("calcom_availability_fallback_total", {"reason": "unavailable"}),
         ("calcom_availability_fallback_total", {"reason": "circuit_open"}),
-        ("circuit_breaker_transitions_total", {"name": breaker, "to": "open"}),
+        ("circuit_breaker_transitions_total", {"name": "calcom", "to": "open"}),
     )
     fake.control(status_override=503, match="GET /v2/slots")
     for other_day in working_days(6, day + timedelta(days=1)):
         assert await availability(booking, salon, other_day)
     assert counted.changes() == [5.0, 1.0, 1.0]
-    assert sample("circuit_breaker_state", name=breaker) == 2.0
+    # Labelled by kind, never by the company's breaker name (ADR 0013).
+    assert sample("circuit_breaker_state", name="calcom") == 2.0
     await CircuitBreaker(pool, breaker).reset()
 
 
@@ -349,7 +351,10 @@ async def test_every_metric_the_rules_and_dashboard_name_is_exported(
     day = next_weekday(1, at_least_days=4)
     pool = await create_pool(redis_settings(settings))
     try:
-        async with FakeCalcom() as fake, httpx.AsyncClient(timeout=10) as http:
+        async with (
+            FakeCalcom() as fake,
+            outbound_client(settings, timeout=httpx.Timeout(10.0)) as http,
+        ):
             await connect_calcom(db, salon, fake)
             # Cal.com's slots of the day are fetched and cached on the first ask, read after.
             cache = Deltas(slots_cache("miss"), slots_cache("hit"))

@@ -601,11 +601,14 @@ VALID_ARGS = {
 
 
 def call_of(target: Target, **extra: Any) -> dict[str, Any]:
+    # A caller ID of its own per call: the per-number rate limit counts the caller ID (else the
+    # args' customer_phone, ADR 0011), and hundreds of fuzz calls must not share one number.
     return {
         "call_id": f"call_{uuid.uuid4().hex[:12]}",
         "agent_id": "agent_fuzz",
         "call_type": "phone_call",
         "to_number": target.salon.phone_number,
+        "from_number": f"+49151{uuid.uuid4().int % 10**8:08d}",
         "direction": "inbound",
         **extra,
     }

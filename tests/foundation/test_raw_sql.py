@@ -17,7 +17,8 @@ from services.policy import store
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.raw_sql import RawPool, RawStatement
-from shared.db.tenancy import SYSTEM
+from shared.db.scoped import scoped
+from shared.db.tenancy import PER_CALL, SYSTEM
 from shared.models import Appointment, AppointmentModification, Customer, WebhookEvent
 from tests.support.factories import create_salon, salon_appointment
 
@@ -72,25 +73,25 @@ async def test_rows_read_as_through_a_session(db: Database, reads: RawPool) -> N
         Appointment.price,
         Appointment.status,
         Appointment.customer_id,
-    ).where(Appointment.company_id == sa.bindparam("company"), Appointment.starts_at == start)
+    ).where(Appointment.starts_at == start)
     async with db.transaction(company, write=False) as session:
-        expected = (await session.execute(statement, {"company": company})).one()
-    row = await reads.first(statement, {"company": company})
+        expected = (await session.execute(statement)).one()
+    row = await reads.first(scoped(statement, PER_CALL), {}, tenant=company)
     assert tuple(row) == tuple(expected)
     assert row.starts_at == start and row.starts_at.tzinfo is UTC
     assert row.price == Decimal("28.50") and isinstance(row.price, Decimal)
     assert row.status == "confirmed"
-    assert await reads.first(statement, {"company": "another-company"}) is None
+    assert await reads.first(scoped(statement, PER_CALL), {}, tenant="another-company") is None
 
     # An aware instant is bound as naive UTC, as the column type does for a session.
     since = datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")) - timedelta(hours=48)
-    params = store.recent_params(company, customer, "cancel", since)
-    recent = await reads.scalars(store.RECENT_MODIFICATIONS, params)
+    params = store.recent_params(customer, "cancel", since)
+    recent = await reads.scalars(store.RECENT_MODIFICATIONS, params, tenant=company)
     async with db.transaction(company, write=False) as session:
         via_session = await store.recent_modifications(session, company, customer, "cancel", since)
     assert sorted(recent) == sorted(via_session)
     assert len(recent) == 2 and all(value.tzinfo is UTC for value in recent)
-    assert await reads.scalars(store.RECENT_MODIFICATIONS, {**params, "tenant": "x"}) == []
+    assert await reads.scalars(store.RECENT_MODIFICATIONS, params, tenant="x") == []
 
 
 def test_a_statement_compiles_once_with_its_literals(db: Database, backend: str) -> None:
@@ -119,14 +120,14 @@ async def test_a_statement_past_its_deadline_fails_and_its_connection_is_dropped
     )
     reads = slow_db.raw
     assert reads is not None
-    sleep = sa.select(sa.func.sleep(sa.bindparam("seconds")).label("slept"))
+    sleep = scoped(sa.select(sa.func.sleep(sa.bindparam("seconds")).label("slept")), SYSTEM)
     try:
-        assert (await reads.first(sleep, {"seconds": 0})).slept == 0
+        assert (await reads.first(sleep, {"seconds": 0}, tenant=SYSTEM)).slept == 0
         with pytest.raises(TimeoutError):
-            await reads.first(sleep, {"seconds": 2})
+            await reads.first(sleep, {"seconds": 2}, tenant=SYSTEM)
         # The one connection of the pool was closed, not handed out mid-statement again.
         for _ in range(3):
-            assert (await reads.first(sleep, {"seconds": 0})).slept == 0
+            assert (await reads.first(sleep, {"seconds": 0}, tenant=SYSTEM)).slept == 0
     finally:
         await slow_db.dispose()
 
@@ -156,8 +157,8 @@ async def test_an_insert_commits_by_itself_and_ignores_a_duplicate(
         "created_at": now,
         "updated_at": now,
     }
-    assert await reads.execute(_INSERT_RAW, values) == 1
-    assert await reads.execute(_INSERT_RAW, {**values, "id": str(uuid.uuid4())}) == 0
+    assert await reads.execute(_INSERT_RAW, values, tenant=SYSTEM) == 1
+    assert await reads.execute(_INSERT_RAW, {**values, "id": str(uuid.uuid4())}, tenant=SYSTEM) == 0
     async with db.transaction(SYSTEM, write=False) as session:
         stored = (
             await session.scalars(

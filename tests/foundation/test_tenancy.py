@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import delete, func, select, update
+import sqlalchemy as sa
+from sqlalchemy import delete, func, insert, select, update
 
 from shared.db.engine import Database
-from shared.db.tenancy import SYSTEM
+from shared.db.scoped import execute, scoped
+from shared.db.tenancy import PER_CALL, SYSTEM, current_company
 from shared.errors import TenantNotSet
-from shared.models import Branch
+from shared.models import Branch, Company, OutboxEvent
 from tests.support.factories import create_tenant
 
 
@@ -67,3 +72,86 @@ async def test_new_rows_get_the_session_company_and_foreign_rows_are_refused(
         async with db.transaction(a) as session:
             session.add(Branch(name="Smuggled", timezone="UTC", company_id=b))
             await session.flush()
+
+
+async def test_companies_are_covered_by_their_id(db: Database) -> None:
+    a, b, _, _ = await _two_tenants_with_branches(db)
+    async with db.transaction(a, write=False) as session:
+        names = (await session.scalars(select(Company.id))).all()
+        assert names == [a]
+        assert await session.get(Company, b) is None
+        assert (await current_company(session)).id == a
+    with pytest.raises(TenantNotSet):
+        async with db.transaction(a) as session:
+            session.add(Company(name=f"Smuggled {uuid.uuid4().hex[:6]}"))
+            await session.flush()
+
+
+async def test_an_insert_statement_writes_only_the_session_company(db: Database) -> None:
+    a, b, _, _ = await _two_tenants_with_branches(db)
+    with pytest.raises(TenantNotSet):
+        async with db.transaction(a) as session:
+            await session.execute(
+                insert(Branch).values(id=str(uuid.uuid4()), company_id=b, name="X", timezone="UTC")
+            )
+    async with db.transaction(SYSTEM, write=False) as session:
+        assert (
+            await session.scalar(
+                select(func.count())
+                .select_from(Branch)
+                .where(Branch.company_id == b, Branch.name == "X")
+            )
+            == 0
+        )
+
+
+async def test_rows_of_nullable_company_tables_get_the_session_company(db: Database) -> None:
+    a, _b, _, _ = await _two_tenants_with_branches(db)
+    async with db.transaction(a) as session:
+        event = OutboxEvent(queue="q", job_name="j", payload={}, available_at=datetime.now(UTC))
+        session.add(event)
+        await session.flush()
+        assert event.company_id == a
+    with pytest.raises(TenantNotSet):
+        async with db.transaction(None) as session:
+            session.add(
+                OutboxEvent(queue="q", job_name="j", payload={}, available_at=datetime.now(UTC))
+            )
+            await session.flush()
+
+
+async def test_scoped_statements_run_where_their_scope_allows(db: Database) -> None:
+    a, b, branch_a, branch_b = await _two_tenants_with_branches(db)
+    names = scoped(select(Branch.id).where(Branch.id.in_([branch_a, branch_b])), SYSTEM)
+    # An auth lookup: SYSTEM-scoped on a session not bound yet.
+    async with db.transaction(None, write=False) as session:
+        assert set((await session.scalars(names)).all()) == {branch_a, branch_b}
+    per_call = scoped(select(Branch.__table__.c.id), PER_CALL)
+    async with db.transaction(SYSTEM, write=False) as session:
+        rows = (await execute(session, per_call, company_id=b)).scalars().all()
+        assert rows == [branch_b]
+    async with db.transaction(a, write=False) as session:
+        rows = (await execute(session, per_call, company_id=b)).scalars().all()
+        assert rows == [branch_a]  # the session's company wins
+    with pytest.raises(TenantNotSet):  # without its :tenant value
+        async with db.transaction(a, write=False) as session:
+            await session.execute(per_call)
+    with pytest.raises(TenantNotSet):  # with another company's
+        async with db.transaction(a, write=False) as session:
+            await session.execute(per_call, {"tenant": b})
+    with pytest.raises(TenantNotSet):
+        async with db.transaction(None, write=False) as session:
+            await execute(session, per_call, company_id=a)
+
+
+async def test_an_outer_join_is_scoped_in_its_on_clause(db: Database) -> None:
+    a, _b, branch_a, _ = await _two_tenants_with_branches(db)
+    companies, branches = Company.__table__, Branch.__table__
+    statement = scoped(
+        sa.select(branches.c.id, companies.c.id.label("company")).select_from(
+            branches.outerjoin(companies, companies.c.id == branches.c.company_id)
+        ),
+        a,
+    )
+    async with db.transaction(a, write=False) as session:
+        assert (await session.execute(statement)).all() == [(branch_a, a)]

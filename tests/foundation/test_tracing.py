@@ -170,7 +170,7 @@ async def test_an_agent_booking_is_one_trace_to_the_calcom_sync_and_the_notice(
 
     # The booking worker runs the sync job, the notifications worker the notice.
     await keep_only(pool, BOOKING_QUEUE, f"outbox:{sync_row.id}")
-    async with calcom_http() as http:
+    async with calcom_http(settings) as http:
         ctx = {"db": db, "settings": settings, "http": http}
         assert (await burst(BookingWorker, BOOKING_QUEUE, ctx, settings)).jobs_complete == 1
     channels = settings.model_copy(

@@ -77,7 +77,8 @@ async def test_a_late_cancellation_tells_the_customer_the_fee_in_a_notice_of_its
     )
     email = customer_email()
     appointment = await book(services, salon, email, local(4, 10))
-    cancelled = await post(services, salon, f"/v1/appointments/{appointment}/cancel", {})
+    body = {"accept_fee": True}  # REST: a fee must be accepted (409 fee_required otherwise)
+    cancelled = await post(services, salon, f"/v1/appointments/{appointment}/cancel", body)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["fee"] == "14.00"  # 50 % of 28.00
 
@@ -92,6 +93,7 @@ async def test_a_late_cancellation_tells_the_customer_the_fee_in_a_notice_of_its
     fee_mail = messages[2]
     assert fee_mail["Subject"].startswith("Stornogebühr für Ihren Termin am ")
     assert "eine Gebühr von 14,00 €" in fee_mail.get_content()
+    assert "Kostenfrei absagen konnten Sie bis " in fee_mail.get_content()  # the deadline missed
 
 
 async def test_a_free_cancellation_sends_no_fee_notice(services: Services, db: Database) -> None:

@@ -201,6 +201,7 @@ def test_missing_values_leave_no_holes() -> None:
         "branch_address": None,
         "branch_phone": None,
         "price": None,
+        "reference": None,
     }
     sms = render("booking_confirmed", "sms", "en", raw)
     assert sms.body == (
@@ -266,6 +267,7 @@ def test_variables_follow_the_contract() -> None:
         "duration_minutes",
         "price",
         "appointment_id",
+        "reference",
     }
     callback = {
         "company",
@@ -283,7 +285,7 @@ def test_variables_follow_the_contract() -> None:
     assert VARIABLES["booking_confirmed"] == appointment
     assert VARIABLES["booking_rescheduled"] == appointment | {"old_start"}
     assert VARIABLES["booking_cancelled"] == appointment | {"fee", "reason"}
-    assert VARIABLES["cancellation_fee_charged"] == appointment | {"fee"}
+    assert VARIABLES["cancellation_fee_charged"] == appointment | {"fee", "deadline"}
     assert VARIABLES["booking_sync_failed"] == appointment | {"error"}
     assert VARIABLES["modification_quota_exceeded"] == appointment | {
         "quota_limit",
@@ -311,6 +313,7 @@ def test_build_context_formats_in_the_language_and_zone() -> None:
         "duration_minutes": "45",
         "price": "€48.00",
         "appointment_id": "0b6c2f1e-7d4a-4e8b-9c3f-1a2b3c4d5e6f",
+        "reference": "K7M2P9",
         "fee": "€15.00",
         "reason": "Illness",
     }

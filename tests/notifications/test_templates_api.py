@@ -194,8 +194,8 @@ async def test_preview_uses_the_given_then_the_company_then_the_default_text(
     assert default.json() == {
         "subject": None,
         "body": "Salon Schnittpunkt: Ihr Termin am 24.11.2026 um 14:30 Uhr ist bestätigt "
-        "(Damenhaarschnitt bei Anna). Ort: Mitte, Torstraße 12, 10119 Berlin. Bitte sagen Sie "
-        "rechtzeitig ab, falls Sie nicht kommen können: +49 30 1234567.",
+        "(Damenhaarschnitt bei Anna). Ort: Mitte, Torstraße 12, 10119 Berlin. Buchungsnr.: "
+        "K7M2P9. Bitte sagen Sie rechtzeitig ab, falls Sie nicht kommen können: +49 30 1234567.",
     }
 
     given = await api.post(

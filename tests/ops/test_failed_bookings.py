@@ -333,7 +333,9 @@ async def test_sync_refused_by_calcom_is_listed_with_its_timeline(
         correlation_id,
         "api",
     )
-    assert item["error"].startswith("SyncRefused: Cal.com refused the booking (400)")
+    assert item["error"] == (
+        "SyncRefused: Cal.com refused the booking: Cal.com answered 400 (Bad Request)"
+    )
     assert steps(item) == [
         ("calcom", "GET /v2/slots -> 200", "ok"),
         ("booking", "Appointment booked (api)", "confirmed"),
@@ -676,6 +678,19 @@ async def test_overview_figures(
     )
     assert refused.status_code == 500
     await add_failure(db, company_id, day_start - timedelta(minutes=1), "before_today")
+    # The other company's row is written in the system scope (a company session refuses it).
+    async with db.transaction(SYSTEM) as session:
+        session.add(
+            WebhookEvent(
+                company_id=other.tenant.company_id,
+                source="calcom",
+                event_id=uuid.uuid4().hex,
+                event_type="BOOKING_CREATED",
+                payload={},
+                status="pending",
+                created_at=now - timedelta(seconds=5000),
+            )
+        )
     async with db.transaction(company_id) as session:
         # One booking came from Cal.com (not an attempt of ours), one waits for its sync, one
         # failed it; one outbox row is done, another the oldest pending one (10 minutes).
@@ -704,7 +719,6 @@ async def test_overview_figures(
             ("pending", 30, company_id),
             ("failed", 900, company_id),
             ("processed", 1000, company_id),
-            ("pending", 5000, other.tenant.company_id),
         ):
             session.add(
                 WebhookEvent(

@@ -66,6 +66,16 @@ TIERS_OK = [{"min_hours_before": 0, "fee": 20}, {"min_hours_before": 24, "fee_pe
             {"fee_tiers": [{"min_hours_before": 0, "fee_percent": 100}]},
             {"fee_tiers": [{"min_hours_before": "0", "fee_percent": "100.00"}]},
         ),
+        (  # tiers in any order are stored sorted (ADR 0016)
+            "cancellation",
+            {"fee_tiers": [{"min_hours_before": 24, "fee": 1}, {"min_hours_before": 12, "fee": 2}]},
+            {
+                "fee_tiers": [
+                    {"min_hours_before": "12", "fee": "2.00"},
+                    {"min_hours_before": "24", "fee": "1.00"},
+                ]
+            },
+        ),
         (
             "cancellation",
             {"max_per_window": 3, "window_days": 30},
@@ -176,7 +186,12 @@ def _tier(**fields: Any) -> dict[str, Any]:
         ("reschedule", _tier(min_hours_before="0.0", fee=2), "fee_tiers[1].min_hours_before"),
         (
             "cancellation",
-            {"fee_tiers": [{"min_hours_before": 24, "fee": 1}, {"min_hours_before": 12, "fee": 2}]},
+            {
+                "fee_tiers": [
+                    {"min_hours_before": 24, "fee": 1},
+                    {"min_hours_before": "24.0", "fee": 2},
+                ]
+            },
             "fee_tiers[1].min_hours_before",
         ),
         (

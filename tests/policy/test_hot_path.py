@@ -16,9 +16,10 @@ from services.policy import store
 from services.policy.evaluation import Policy
 from shared.api_keys import company_cache
 from shared.db.engine import Database
+from shared.db.scoped import tenant_value
 from shared.db.tenancy import SYSTEM
 from shared.errors import TenantNotSet
-from shared.hierarchy import Chain, Entry, Memo, predicted_chain, tenant_param
+from shared.hierarchy import Chain, Entry, Memo, predicted_chain
 from shared.models import Branch, Company, Staff
 from tests.conftest import Services
 from tests.policy.test_policy_api import book, next_start, put
@@ -50,9 +51,9 @@ def statements(app: FastAPI) -> Iterator[list[str]]:
     if reads is not None:
         fetch = reads._fetch
 
-        async def counted(statement: Any, params: Any) -> Any:
+        async def counted(statement: Any, params: Any, tenant: str) -> Any:
             on_statement(None, None, reads.compiled(statement).sql)
-            return await fetch(statement, params)
+            return await fetch(statement, params, tenant)
 
         reads._fetch = counted
     event.listen(engine, "before_cursor_execute", on_statement)
@@ -230,11 +231,11 @@ async def test_effective_with_a_branch_still_checks_every_id(
         assert (missing.status_code, missing.json()["field"]) == (404, "service_id")
 
 
-async def test_tenant_param(db: Database) -> None:
+async def test_tenant_value(db: Database) -> None:
     async with db.transaction(SYSTEM, write=False) as session:
-        assert tenant_param(session, "c1") == "c1"  # platform reads are unfiltered
+        assert tenant_value(session, "c1") == "c1"  # the system scope reads the company named
     async with db.transaction("c2", write=False) as session:
-        assert tenant_param(session, "c1") == "c2"  # the bound tenant wins: no row of c1
+        assert tenant_value(session, "c1") == "c2"  # the bound tenant wins: no row of c1
     async with db.transaction(None, write=False) as session:
         with pytest.raises(TenantNotSet):
-            tenant_param(session, "c1")
+            tenant_value(session, "c1")

@@ -60,9 +60,9 @@ class RawCounter:
         if self.reads is not None:
             fetch = self.reads._fetch
 
-            async def counted(statement: Any, params: Any) -> Any:
+            async def counted(statement: Any, params: Any, tenant: str) -> Any:
                 self.count += 1
-                return await fetch(statement, params)
+                return await fetch(statement, params, tenant)
 
             self.reads._fetch = counted
         return self
@@ -186,7 +186,9 @@ async def test_evaluate_answers_as_the_full_route(
     statuses = [status for status, _, _ in answers]
     assert statuses[:8] == [200] * 8, answers
     assert statuses[8:] == [404, 404] + [422] * 8 + [401, 401, 401, 403, 401, 404]
-    assert answers[0][2]["fee"] == "5.00" and answers[1][2]["reason"] == "late_fee"
+    # 30 h ahead is before the 24 h deadline: free (ADR 0016); 3 h ahead: the 0 h tier, 50 %.
+    assert answers[0][2]["fee"] == "0.00" and answers[1][2]["reason"] == "late_fee"
+    assert answers[1][2]["fee"] == "14.00"
     if backend == "mysql":
         # The 6 warm evaluations by id (and the cold ones after the first fill), 2 reads each,
         # plus the subject read of the foreign appointment twice.

@@ -157,7 +157,7 @@ async def test_every_change_is_audited(policy: httpx.AsyncClient, db: Database) 
         ("company", {"hours_before": -1}, "hours_before"),
         (
             "branch",
-            {"fee_tiers": [{"min_hours_before": 24, "fee": 5}, {"min_hours_before": 12, "fee": 9}]},
+            {"fee_tiers": [{"min_hours_before": 24, "fee": 5}, {"min_hours_before": 24, "fee": 9}]},
             "fee_tiers[1].min_hours_before",
         ),
         ("service", {"fee_tiers": [{"min_hours_before": 0, "fee_percent": 100.5}]}, None),
@@ -337,10 +337,10 @@ async def test_evaluate_booked_appointment_exact_fees(
         action="cancel",
         at=(start - timedelta(hours=30)).isoformat(),
     )
-    assert early == {
+    assert early == {  # before the 24 h deadline: free, whatever the tiers (ADR 0016)
         "allowed": True,
         "reason": "ok",
-        "fee": "5.00",
+        "fee": "0.00",
         "currency": "EUR",
         "deadline": deadline,
         "hours_before_appointment": "30.00",

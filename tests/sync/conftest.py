@@ -25,6 +25,7 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Appointment, Company, OutboxEvent, Service
+from shared.outbound import outbound_client
 from shared.queue import BOOKING_QUEUE, redis_settings
 from tests.conftest import Services
 from tests.support.factories import Salon, create_salon, next_weekday
@@ -61,8 +62,8 @@ async def fake_server() -> AsyncIterator[FakeCalcom]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-async def worker_http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as client:
+async def worker_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with outbound_client(settings, timeout=httpx.Timeout(10.0, connect=3.0)) as client:
         _http.append(client)
         yield client
         _http.remove(client)

@@ -212,7 +212,10 @@ async def test_taken_slot_that_is_not_ours_fails_once_with_staff_notice_and_call
 
     stored = await appointment(db, appointment_id)
     assert stored.sync_status == "failed"
-    assert "already has booking" in (stored.sync_error or "")
+    assert stored.sync_error == (
+        "SyncRefused: Cal.com refused the booking: the slot is taken; "
+        "Cal.com answered 400 (Bad Request)"
+    )
     assert stored.calcom_booking_uid is None
     [failed] = await sync_rows(db, cal.company_id)
     assert failed.status == "failed"

@@ -40,6 +40,7 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url or "",
         "WORKER_JOB_TIMEOUT_S": "5",
+        "ALLOW_PRIVATE_OUTBOUND_URLS": "true",  # the fake Cal.com listens on 127.0.0.1
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "false",
     }

@@ -200,7 +200,11 @@ def test_worker_settings_run_the_job_the_sweeper_and_reconciliation() -> None:
     assert settings.queue_name == WEBHOOKS_QUEUE
     assert PROCESS_JOB in [f.__name__ for f in settings.functions]
     crons = {c.name: c for c in settings.cron_jobs}
-    assert set(crons) == {"cron:sweep_webhook_events", "cron:reconcile_calcom"}
+    assert set(crons) == {
+        "cron:sweep_webhook_events",
+        "cron:reconcile_calcom",
+        "cron:enforce_retention",
+    }
     assert all(c.unique for c in crons.values())
     assert crons["cron:reconcile_calcom"].minute == set(range(0, 60, 5))
     assert (settings.keep_result, settings.max_tries) == (0, jobs.MAX_TRIES)

@@ -19,6 +19,7 @@ from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.models import Company
+from shared.outbound import outbound_client
 from tests.support.fake_calcom import FakeCalcom
 from tests.webhooks.conftest import (
     ORGANIZER,
@@ -30,6 +31,7 @@ from tests.webhooks.conftest import (
 )
 
 KEY = "cal_live_reconcile"
+T = httpx.Timeout(10.0)
 
 
 def created_webhook(booking: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +68,7 @@ async def mark_of(db: Database, company_id: str) -> datetime | None:
 async def test_a_cancellation_whose_webhook_never_came_is_applied_by_the_next_run(
     db: Database, ctx: dict[str, Any], arq_pool: ArqRedis, settings: Settings
 ) -> None:
-    async with FakeCalcom(api_keys=[KEY]) as fake, httpx.AsyncClient() as http:
+    async with FakeCalcom(api_keys=[KEY]) as fake, outbound_client(settings, timeout=T) as http:
         fake.add_event_type(41, 30, ORGANIZER)
         cs = await create_calcom_salon(db, event_type_id=41, base_url=fake.url, api_key=KEY)
         day = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -114,7 +116,7 @@ async def test_a_company_whose_calcom_is_down_keeps_its_mark_and_blocks_nobody(
     async with (
         FakeCalcom(api_keys=[KEY]) as up,
         FakeCalcom(api_keys=[KEY]) as down,
-        httpx.AsyncClient() as http,
+        outbound_client(settings, timeout=T) as http,
     ):
         up.add_event_type(42, 30, ORGANIZER)
         down.add_event_type(42, 30, ORGANIZER)
@@ -152,6 +154,6 @@ async def test_a_company_without_calcom_key_is_skipped(
     db: Database, arq_pool: ArqRedis, settings: Settings
 ) -> None:
     cs = await create_calcom_salon(db, api_key=None)
-    async with httpx.AsyncClient() as http:
+    async with outbound_client(settings, timeout=T) as http:
         assert await reconcile_company(db, arq_pool, http, settings, cs.company_id, utcnow()) == 0
     assert await mark_of(db, cs.company_id) is None

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin.crud import flush
 from services.booking.admin.schemas import ApiKeyCreate, ApiKeyUpdate
-from shared.api_keys import IssuedKey, issue_key, key_cache
+from shared.api_keys import IssuedKey, issue_key
+from shared.auth_revocation import publish_after_commit
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import ApiKey
@@ -57,6 +58,8 @@ async def update_key(session: AsyncSession, company_id: str, id: str, body: ApiK
             raise InvalidInput("may not be null", field=name)
         setattr(key, name, value)
     await flush(session, "The API key conflicts with existing data.")
+    if "scopes" in changes:
+        publish_after_commit(session)  # every replica re-reads the key within a second
     return key
 
 
@@ -65,5 +68,6 @@ async def revoke_key(session: AsyncSession, company_id: str, id: str) -> None:
     key = await get_key(session, company_id, id, for_update=True)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-    key_cache.clear()  # this replica forgets at once; others within the cache TTL
     await flush(session, "The API key could not be revoked; try again.")
+    # Once committed: this replica forgets at once, every other one within a second.
+    publish_after_commit(session)

@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin.crud import flush
 from services.booking.admin.schemas import CalcomIntegrationIn, CalcomIntegrationOut
+from shared.config import Settings
 from shared.errors import NotFound
 from shared.fields import mask
 from shared.models import Company
+from shared.outbound import check_outbound_url
 
 CALCOM_API_URL = "https://api.cal.com"
 
@@ -42,12 +44,17 @@ async def get_integration(session: AsyncSession, company_id: str) -> CalcomInteg
 
 
 async def put_integration(
-    session: AsyncSession, company_id: str, body: CalcomIntegrationIn, default_base_url: str | None
+    session: AsyncSession, company_id: str, body: CalcomIntegrationIn, settings: Settings
 ) -> CalcomIntegrationOut:
-    """Store the credentials; a webhook secret is kept, or generated and shown this once."""
+    """Store the credentials; a webhook secret is kept, or generated and shown this once.
+
+    A base URL of the tenant's own must pass `check_outbound_url` (422 outbound_url_refused,
+    nothing stored); the default is the operator's CALCOM_BASE_URL.
+    """
+    base_url = check_outbound_url(body.base_url, settings) if body.base_url else None
     company = await _company(session, company_id)
     company.calcom_api_key = body.api_key
-    company.calcom_base_url = body.base_url or (default_base_url or CALCOM_API_URL).rstrip("/")
+    company.calcom_base_url = base_url or (settings.calcom_base_url or CALCOM_API_URL).rstrip("/")
     generated = False
     if body.webhook_secret is not None:
         company.calcom_webhook_secret = body.webhook_secret

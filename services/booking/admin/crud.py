@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin.schemas import Filters, Input, Output, partial
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.db.scoped import scoped
+from shared.db.tenancy import SYSTEM
+from shared.errors import Conflict, InvalidInput, NotFound, PlatformKeyRequired
 
 Rule = Callable[[AsyncSession, dict[str, Any], Any], Awaitable[None]]
 """A check of the merged values before a write; gets the current row on update, else None."""
@@ -52,6 +54,8 @@ class Resource:
     rules: Sequence[Rule] = ()
     before_delete: DeleteGuard | None = None
     presenter: Presenter | None = None
+    # Fields only a platform key may set or change (creating a row that sets one included).
+    platform_only: tuple[str, ...] = ()
 
     @cached_property
     def update(self) -> type[Input]:
@@ -93,8 +97,11 @@ async def present(session: AsyncSession, resource: Resource, rows: Sequence[Any]
     return [resource.out.model_validate(row) for row in rows]
 
 
-async def create(session: AsyncSession, resource: Resource, body: Input) -> Any:
+async def create(
+    session: AsyncSession, resource: Resource, body: Input, *, platform: bool = False
+) -> Any:
     values = body.model_dump()
+    _platform_fields(resource, values, None, platform)
     await _check(session, resource, values, None)
     row = resource.model(**values)
     session.add(row)
@@ -102,7 +109,9 @@ async def create(session: AsyncSession, resource: Resource, body: Input) -> Any:
     return row
 
 
-async def update(session: AsyncSession, resource: Resource, id: str, body: Input) -> Any:
+async def update(
+    session: AsyncSession, resource: Resource, id: str, body: Input, *, platform: bool = False
+) -> Any:
     """Apply a PATCH: the merged row is validated as a whole, as if it were created anew."""
     row = await get_or_404(session, resource, id, for_update=True)
     merged = {name: getattr(row, name) for name in resource.create.model_fields}
@@ -111,6 +120,7 @@ async def update(session: AsyncSession, resource: Resource, id: str, body: Input
         values = resource.create.model_validate(merged).model_dump()
     except ValidationError as exc:
         raise invalid(exc) from exc
+    _platform_fields(resource, values, row, platform)
     await _check(session, resource, values, row)
     for name, value in values.items():
         setattr(row, name, value)
@@ -139,6 +149,22 @@ async def exists(session: AsyncSession, model: type[Any], id: str) -> bool:
     return (await session.scalar(select(model.id).where(model.id == id))) is not None
 
 
+def _platform_fields(
+    resource: Resource, values: dict[str, Any], current: Any, platform: bool
+) -> None:
+    """403 when a company key sets or changes a field only the platform may (for a phone
+    number: the number and the Retell agent, which route calls to a company)."""
+    if platform:
+        return
+    for name in resource.platform_only:
+        value = values.get(name)
+        changed = value is not None if current is None else value != getattr(current, name)
+        if changed:
+            raise PlatformKeyRequired(
+                f"Only a platform key may set {name} of a {resource.label}.", field=name
+            )
+
+
 async def _check(
     session: AsyncSession, resource: Resource, values: dict[str, Any], current: Any
 ) -> None:
@@ -165,5 +191,7 @@ async def _taken(
         )
     if current is not None:
         stmt = stmt.where(model.id != current.id)
-    options = {"skip_tenant_filter": True} if unique.across_companies else {}
-    return (await session.execute(stmt.limit(1), execution_options=options)).first() is not None
+    stmt = stmt.limit(1)
+    if unique.across_companies:  # e.g. a phone number: unique over all companies
+        stmt = scoped(stmt, SYSTEM)
+    return (await session.execute(stmt)).first() is not None

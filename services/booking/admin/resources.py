@@ -6,11 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin import schemas
 from services.booking.admin.crud import Resource, Unique
+from shared.db.scoped import scoped
+from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput
 from shared.models import (
@@ -18,6 +21,7 @@ from shared.models import (
     Appointment,
     Branch,
     PhoneNumber,
+    RetellAgent,
     Service,
     Staff,
     StaffService,
@@ -72,20 +76,44 @@ async def _working_hours_do_not_overlap(
         )
 
 
-async def _agent_not_claimed_elsewhere(
+AGENT_TAKEN = "This Retell agent is already assigned."
+
+
+async def _claim_agent(
     session: AsyncSession, values: dict[str, Any], _current: PhoneNumber | None
 ) -> None:
-    # Calls are routed to a tenant by agent id: one agent must never belong to two companies.
+    """Claim the number's agent id for the company in `retell_agents` (unique across all
+    companies, so calls routed by agent id reach one company). Another company's claim that
+    none of its numbers uses any more is taken over; one in use is a 409."""
     agent_id = values.get("retell_agent_id")
     if agent_id is None:
         return
-    stmt = select(PhoneNumber.id).where(
-        PhoneNumber.retell_agent_id == agent_id,
-        PhoneNumber.company_id != session.info["tenant"],
-    )
-    taken = await session.execute(stmt.limit(1), execution_options={"skip_tenant_filter": True})
-    if taken.first() is not None:
-        raise Conflict("This Retell agent is already assigned.", field="retell_agent_id")
+    tenant: str = session.info["tenant"]
+    # Agent ids are global: explicit system-scoped statements, on ids and columns only.
+    claim = (
+        await session.execute(
+            scoped(
+                select(RetellAgent.id, RetellAgent.company_id).where(
+                    RetellAgent.agent_id == agent_id
+                ),
+                SYSTEM,
+            )
+        )
+    ).first()
+    if claim is not None and claim.company_id == tenant:
+        return
+    if claim is not None:
+        in_use = select(PhoneNumber.id).where(
+            PhoneNumber.company_id == claim.company_id, PhoneNumber.retell_agent_id == agent_id
+        )
+        if (await session.execute(scoped(in_use.limit(1), SYSTEM))).first() is not None:
+            raise Conflict(AGENT_TAKEN, field="retell_agent_id")
+        await session.execute(scoped(delete(RetellAgent).where(RetellAgent.id == claim.id), SYSTEM))
+    session.add(RetellAgent(company_id=tenant, agent_id=agent_id))
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent claim of the same agent id won
+        raise Conflict(AGENT_TAKEN, field="retell_agent_id") from exc
 
 
 async def _escalation_chain_names_active_staff(
@@ -213,7 +241,9 @@ PHONE_NUMBERS = Resource(
     references={"branch_id": Branch},
     # Numbers route calls to a tenant, so they are unique across all companies.
     unique=(Unique(("number",), "This phone number is already assigned.", across_companies=True),),
-    rules=(_agent_not_claimed_elsewhere,),
+    rules=(_claim_agent,),
+    # Numbers and agents route calls to a company: only the platform attaches them.
+    platform_only=("number", "retell_agent_id"),
 )
 
 RESOURCES = (
