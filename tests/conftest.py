@@ -226,3 +226,14 @@ def booking(services: Services) -> httpx.AsyncClient:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A brand-new empty database of the current backend (for migration tests)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url = await create_mysql_database()
+    yield url
+    await drop_mysql_database(url)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Base, NotificationEventMapping
-from tests.conftest import create_mysql_database, drop_mysql_database
 from tests.support.migrations import check, migrate
 
 EVENT_TYPES = {
@@ -30,17 +25,6 @@ EVENT_TYPES = {
     "callback_overdue",
     "callback_escalated",
 }
-
-
-@pytest.fixture
-async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A brand-new empty database of the current backend."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = await create_mysql_database()
-    yield url
-    await drop_mysql_database(url)
 
 
 async def _tables(url: str) -> set[str]:

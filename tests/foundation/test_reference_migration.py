@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.models import Base
-from tests.conftest import create_mysql_database, drop_mysql_database
 from tests.support.migrations import check, migrate
 
 FORMAT = re.compile(r"^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$")
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC).replace(tzinfo=None)
-
-
-@pytest.fixture
-async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = await create_mysql_database()
-    yield url
-    await drop_mysql_database(url)
 
 
 def _value(table: str, column: sa.Column[Any], n: int) -> Any:

@@ -4,27 +4,13 @@ that used it first, and the schema afterwards is exactly the models' (issue 13, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import create_mysql_database, drop_mysql_database
 from tests.foundation.test_reference_migration import NOW, _insert_row
 from tests.support.migrations import check, migrate
-
-
-@pytest.fixture
-async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = await create_mysql_database()
-    yield url
-    await drop_mysql_database(url)
 
 
 def _seed(conn: sa.Connection) -> dict[str, str]:

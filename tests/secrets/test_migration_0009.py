@@ -3,15 +3,10 @@ restored by the downgrade, on SQLite and MariaDB."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.secrets_at_rest import decrypt
-from tests.conftest import create_mysql_database, drop_mysql_database
 from tests.support.migrations import migrate
 
 SECRETS = {
@@ -19,16 +14,6 @@ SECRETS = {
     "calcom_webhook_secret": "whsec-plain-0123456789",
     "calcom_api_key": "cal_live_plain_0123456789",
 }
-
-
-@pytest.fixture
-async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = await create_mysql_database()
-    yield url
-    await drop_mysql_database(url)
 
 
 async def _rows(url: str) -> dict[str, tuple[str | None, ...]]:

@@ -252,26 +252,33 @@ def _erased_hash(row_id: str) -> str:
     return hashlib.sha256(f"erased:{row_id}".encode()).hexdigest()
 
 
-async def _erase_webhook_events(session: AsyncSession, tenant: str, who: Identity) -> int:
-    """A raw webhook body about them is replaced whole: the rest of it is theirs too."""
-    columns = (WebhookEvent.payload, WebhookEvent.error_message)
+async def _mentioning_rows(
+    session: AsyncSession, model: Any, columns: Sequence[Any], tenant: str, who: Identity
+) -> list[Any]:
+    """The company's rows of `model` whose `columns` mention the person (id first)."""
     rows = (
         await session.execute(
-            sa.select(WebhookEvent.id, *columns).where(
-                WebhookEvent.company_id == tenant, mentioning(columns, who)
+            sa.select(model.id, *columns).where(
+                model.company_id == tenant, mentioning(columns, who)
             )
         )
     ).all()
+    return [row for row in rows if any(scrub(value, who)[1] for value in row[1:])]
+
+
+async def _erase_webhook_events(session: AsyncSession, tenant: str, who: Identity) -> int:
+    """A raw webhook body about them is replaced whole: the rest of it is theirs too."""
     changed = 0
-    for row in rows:
-        if any(scrub(value, who)[1] for value in row[1:]):
-            changed += await _update(
-                session,
-                WebhookEvent,
-                [WebhookEvent.id == row.id],
-                payload=ERASED_PAYLOAD,
-                error_message=None,
-            )
+    for row in await _mentioning_rows(
+        session, WebhookEvent, (WebhookEvent.payload, WebhookEvent.error_message), tenant, who
+    ):
+        changed += await _update(
+            session,
+            WebhookEvent,
+            [WebhookEvent.id == row.id],
+            payload=ERASED_PAYLOAD,
+            error_message=None,
+        )
     return changed
 
 
@@ -282,25 +289,17 @@ async def _erase_call_logs(session: AsyncSession, tenant: str, who: Identity) ->
         ApiCallLog.response_body,
         ApiCallLog.error_message,
     )
-    rows = (
-        await session.execute(
-            sa.select(ApiCallLog.id, *columns).where(
-                ApiCallLog.company_id == tenant, mentioning(columns, who)
-            )
-        )
-    ).all()
     changed = 0
-    for row in rows:
-        if any(scrub(value, who)[1] for value in row[1:]):
-            changed += await _update(
-                session,
-                ApiCallLog,
-                [ApiCallLog.id == row.id],
-                endpoint=scrub_text(row.endpoint, who)[:500],
-                request_payload=sa.null(),
-                response_body=sa.null(),
-                error_message=None,
-            )
+    for row in await _mentioning_rows(session, ApiCallLog, columns, tenant, who):
+        changed += await _update(
+            session,
+            ApiCallLog,
+            [ApiCallLog.id == row.id],
+            endpoint=scrub_text(row.endpoint, who)[:500],
+            request_payload=sa.null(),
+            response_body=sa.null(),
+            error_message=None,
+        )
     return changed
 
 
