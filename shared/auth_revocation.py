@@ -79,6 +79,7 @@ class RevocationWatcher:
         self._cleared_at = time.monotonic()
         self._offline = False
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def poll_once(self) -> None:
         try:
@@ -109,7 +110,7 @@ class RevocationWatcher:
         self._cleared_at = time.monotonic()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.poll_once()
             except Exception:  # never let the watcher die: a dead one would mean 30 s again
@@ -125,8 +126,15 @@ class RevocationWatcher:
     async def stop(self) -> None:
         if self in _watchers:
             _watchers.remove(self)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        # Python 3.11's asyncio.timeout can swallow a cancel that lands as its own deadline
+        # expires (an event loop held up for longer than the poll timeout): cancel until done.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()

@@ -315,9 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the four services and their workers in the foreground",
         description="Start the booking, policy, webhooks and notifications services (uvicorn) "
         "and the booking, webhooks and notifications workers (arq) as child processes, logging "
-        "to stdout. Without REDIS_URL an embedded Redis is started. Ctrl-C or SIGTERM stops "
-        "everything (children get SIGTERM and up to 10 s); exit code 0. If a child dies, the "
-        "rest is stopped and the exit code is 1.",
+        "to stdout. Without REDIS_URL an embedded Redis is started. A child (or the embedded "
+        "Redis) that exits on its own is restarted after 1 s, doubling up to 30 s (back to 1 s "
+        "after it ran 60 s); restarts are counted on SUPERVISOR_METRICS_PORT (9104, 0: off). "
+        "Five restarts of one child within 60 s are tolerated: its sixth crash within 60 s "
+        "stops everything, exit code 3. Ctrl-C, SIGTERM or SIGHUP stops everything (children "
+        "get SIGTERM and up to 10 s); exit code 0.",
     )
     run_parser.add_argument(
         "--redis-dir",

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
+    # MariaDB: a new connection (TCP + handshake) and the ping of a connection idle for a
+    # while must succeed within this, else 503 database_unavailable (ADR 0019).
+    db_connect_timeout_s: float = Field(default=2.0, gt=0)
     # MariaDB connections for the hot paths' autocommit statements (shared/db/raw_sql.py; 0: none).
     raw_pool_size: int = Field(default=10, ge=0)
     raw_timeout_s: float = Field(default=5.0, gt=0)
@@ -52,9 +55,14 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(default=2.0, gt=0)
     # ARQ job timeout; a killed worker's job runs again after the longest timeout + 10 s.
     worker_job_timeout_s: int = Field(default=30, ge=1)
+    # On SIGTERM/SIGINT a worker takes no new jobs and lets running ones finish for up to this
+    # long before cancelling them (they run again elsewhere); below k8s' 30 s grace period.
+    worker_drain_timeout_s: float = Field(default=25.0, ge=0)
     # Workers serve Prometheus metrics on this port (0: not at all); see shared/worker_metrics.py.
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_metrics_host: str = "0.0.0.0"
+    # `appointments run` serves its child restart counter here, on 127.0.0.1 (0: not at all).
+    supervisor_metrics_port: int = Field(default=9104, ge=0, le=65535)
 
     # Notification delivery channels. E-mail goes to one SMTP relay (smtp_security: "none",
     # "starttls" or "tls" = implicit TLS); SMS and WhatsApp go to an HTTP gateway speaking the

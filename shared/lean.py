@@ -12,7 +12,8 @@ answers exactly as it always does. So a lean handler covers only the common, wel
 warm case; every refusal that needs no domain logic (a malformed body, an unknown or
 uncached key, a missing header) is answered by the one full implementation. Once a handler
 has started work it does not defer: domain errors it raises are rendered as problem+json by
-the same function as the exception handlers use, anything else is a 500 as usual.
+the same function as the exception handlers use, so is a database out of reach (503
+`database_unavailable`, docs/adr/0019), anything else is a 500 as usual.
 
 `tests/foundation/test_lean_routes.py` checks the mechanism; each lean route's tests run
 their requests against the app with and without it and compare the answers.
@@ -30,7 +31,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import AppError
-from shared.problems import app_error_response
+from shared.problems import app_error_response, database_refusal
 
 MAX_LEAN_BODY = 64 * 1024  # larger bodies go to the full route (lean bodies are small)
 
@@ -141,6 +142,12 @@ class LeanRoutes:
                 response = await handler(request)
             except AppError as exc:
                 response = app_error_response(exc)
+            except Exception as exc:
+                # The database out of reach: 503 as the FastAPI routes answer (ADR 0019).
+                scope["route"] = template
+                response = database_refusal(scope, exc)
+                if response is None:
+                    raise
             if response is not None:
                 scope["route"] = template
                 scope["path_params"] = params

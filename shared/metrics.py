@@ -35,6 +35,18 @@ CACHE_REQUESTS = Counter(
     "Cache lookups by cache (policy, notification, calcom_slots) and outcome (hit, miss, error).",
     ["cache", "outcome"],
 )
+# Booking attempts the system had to refuse before anything could be recorded in the database
+# (docs/adr/0019): source agent|api, reason database_unavailable. The ops view's count of the
+# same lives in Redis (services/booking/ops_overview.py); no company in the labels.
+BOOKING_REFUSED = Counter(
+    "booking_refused_total",
+    "Booking attempts refused unrecorded, by source (agent, api) and reason "
+    "(database_unavailable).",
+    ["source", "reason"],
+)
+# Exported at 0 from the start, so `rate()` and the alert see the first refusal.
+for _source in ("agent", "api"):
+    BOOKING_REFUSED.labels(_source, "database_unavailable")
 
 
 class MetricsMiddleware:

@@ -1,27 +1,36 @@
 """The transactional outbox: jobs are staged as rows in the business transaction and sent to
 their ARQ queue only after the commit. A sweeper re-enqueues rows still pending after a grace
 period (a crash between commit and enqueue, Redis losing data), so nothing is lost; ARQ's
-`_job_id` (the outbox id) and idempotent handlers make the repeat harmless.
+`_job_id` (the outbox id) and idempotent handlers make the repeat harmless. After a Redis
+outage the booking worker re-enqueues every pending row at once (`resend_pending`, no grace):
+whatever Redis held may be gone, and the database is the record (ADR 0018).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.logging import correlation_id_var
 from shared.models import OutboxEvent
 from shared.queue import NOTIFY_JOB, NOTIFY_QUEUE, enqueue_unique
 from shared.tracing import TRACE_KEY, inject_job_context
 
+if TYPE_CHECKING:
+    from shared.db.engine import Database
+
 log = logging.getLogger(__name__)
 SWEEP_GRACE = timedelta(seconds=60)
+RESEND_LIMIT = 5000
+RESEND_BATCH = 50
 
 
 def stage(
@@ -76,10 +85,44 @@ def job_id(event_id: str) -> str:
     return f"outbox:{event_id}"
 
 
+class _EnqueueHealth:
+    """Enqueue failures are logged once per outage (a warning, then debug lines), and the
+    first success after them once: a Redis outage under load is not two log lines per
+    booking. The rows stay pending either way; the sweepers send them."""
+
+    def __init__(self) -> None:
+        self.failed_since: int = 0  # failures since the last success
+
+    def failed(self, exc: BaseException, what: str) -> None:
+        self.failed_since += 1
+        if self.failed_since == 1:
+            log.warning(
+                "%s enqueue failed; the sweeper will retry (further failures are logged at "
+                "debug level until one succeeds)",
+                what,
+                extra={"error": str(exc)},
+            )
+        else:
+            log.debug("%s enqueue failed", what, extra={"error": str(exc)})
+
+    def succeeded(self) -> None:
+        if self.failed_since:
+            log.warning("outbox enqueue works again after %d failures", self.failed_since)
+            self.failed_since = 0
+
+
+_health = _EnqueueHealth()
+
+
 async def send(pool: ArqRedis, event: OutboxEvent) -> bool:
     """Enqueue one outbox row's job; False (logged) when Redis refuses: the sweeper retries."""
+    return await _enqueue(pool, event) is not None
+
+
+async def _enqueue(pool: ArqRedis, event: OutboxEvent) -> bool | None:
+    """True: enqueued; False: its job is queued or running already; None: Redis failed."""
     try:
-        await enqueue_unique(
+        enqueued = await enqueue_unique(
             pool,
             event.job_name,
             event.id,
@@ -87,10 +130,11 @@ async def send(pool: ArqRedis, event: OutboxEvent) -> bool:
             queue=event.queue,
             trace=event.payload.get(TRACE_KEY) or {},
         )
-        return True
     except Exception as exc:  # Redis down must never fail a committed booking
-        log.warning("outbox enqueue failed; the sweeper will retry", extra={"error": str(exc)})
-        return False
+        _health.failed(exc, "outbox")
+        return None
+    _health.succeeded()
+    return enqueued
 
 
 async def dispatch_staged(session: AsyncSession, pool: ArqRedis | None) -> int:
@@ -105,15 +149,38 @@ async def dispatch_staged(session: AsyncSession, pool: ArqRedis | None) -> int:
 
 
 async def due_for_sweep(
-    session: AsyncSession, now: datetime, limit: int = 500
+    session: AsyncSession, now: datetime, limit: int = 500, grace: timedelta = SWEEP_GRACE
 ) -> list[OutboxEvent]:
+    """Pending rows available for at least `grace` (their own enqueue had its chance)."""
     rows = await session.execute(
         select(OutboxEvent)
-        .where(OutboxEvent.status == "pending", OutboxEvent.available_at <= now - SWEEP_GRACE)
+        .where(OutboxEvent.status == "pending", OutboxEvent.available_at <= now - grace)
         .order_by(OutboxEvent.available_at)
         .limit(limit)
     )
     return list(rows.scalars())
+
+
+async def resend_pending(
+    db: Database, pool: ArqRedis, *, now: datetime | None = None, limit: int = RESEND_LIMIT
+) -> int:
+    """Enqueue every pending row that is due, without the sweeper's grace: after Redis came
+    back (perhaps empty) nothing it held can be trusted. A row whose job is still queued or
+    running is refused by `enqueue_unique`, so only lost jobs are sent again. How many were."""
+    now = now or utcnow()
+    async with db.transaction(SYSTEM, write=False) as session:
+        due = await due_for_sweep(session, now, limit=limit, grace=timedelta(0))
+    sent = 0
+    for start in range(0, len(due), RESEND_BATCH):
+        batch = due[start : start + RESEND_BATCH]
+        results = await asyncio.gather(*(_enqueue(pool, event) for event in batch))
+        sent += sum(result is True for result in results)
+    if due:
+        log.info(
+            "outbox rows re-enqueued after a Redis outage",
+            extra={"pending": len(due), "enqueued": sent},
+        )
+    return sent
 
 
 async def mark(session: AsyncSession, event_id: str, status: str, error: str | None = None) -> None:

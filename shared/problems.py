@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from asyncmy import errors as asyncmy_errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Scope
 
-from shared.errors import AgentAnswer, AppError
+from shared.errors import (
+    AgentAnswer,
+    AppError,
+    DatabaseTimeout,
+    DatabaseUnavailable,
+    database_unavailable,
+)
+from shared.logging import mask
 
 log = logging.getLogger(__name__)
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    SQLAlchemyError,
+    DatabaseTimeout,
+    asyncmy_errors.Error,
+    sqlite3.Error,
+)
 PROBLEM = "application/problem+json"
 _HTTP_CODES = {
     400: "bad_request",
@@ -119,6 +137,49 @@ async def _client_gone(request: Request, _exc: Exception) -> JSONResponse:
     )
 
 
+def describe_database_error(error: BaseException) -> str:
+    """The error's class and the driver's first line (never the statement or its values)."""
+    original = getattr(error, "orig", None)
+    text = str(original if isinstance(original, BaseException) else error).split("\n", 1)[0]
+    return mask(f"{type(error).__name__}: {text}")[:300]
+
+
+def database_refusal(scope: Scope, error: BaseException) -> Response | None:
+    """The 503 `database_unavailable` answer (Retry-After) when `error` means the database
+    cannot be reached now, logged once; None for any other error, which stays what it is.
+    The one place both the exception handler and the lean routes (shared/lean.py) use.
+
+    A route whose callers cannot act on a 503 (the phone agent's) may answer otherwise: its
+    `database_unavailable_answer(scope)` gives the response (services/booking/retell_api.py).
+    """
+    refusal = database_unavailable(error)
+    if refusal is None:
+        return None
+    route = scope.get("route")
+    answer = getattr(route, "database_unavailable_answer", None)
+    response = answer(scope) if answer is not None else None
+    if response is None:
+        response = app_error_response(refusal)
+    log.warning(
+        "database unavailable: request refused",
+        extra={
+            "code": refusal.code,
+            "route": getattr(route, "path", None) or "unmatched",
+            "method": scope.get("method"),
+            "status": response.status_code,
+            "error": describe_database_error(error),
+        },
+    )
+    return response
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    response = database_refusal(request.scope, exc)
+    if response is None:
+        raise exc  # not an outage: on to the 500 handler, as before
+    return response
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "Internal error", "An unexpected error occurred.")
@@ -130,4 +191,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    # The database out of reach (docs/adr/0019): 503 database_unavailable; other database
+    # errors are re-raised to `_unexpected`. Raw-pool driver errors are asyncmy's own.
+    for error_class in _DATABASE_ERRORS:
+        app.add_exception_handler(error_class, _database_error)
     app.add_exception_handler(Exception, _unexpected)

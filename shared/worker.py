@@ -1,11 +1,15 @@
-"""The common shape of every service's ARQ worker: DB + settings in the context, short timeouts."""
+"""The common shape of every service's ARQ worker: DB + settings in the context, short timeouts.
+
+Workers run as `python -m shared.worker_main services.<name>.worker.WorkerSettings`, which
+outlives Redis and database outages and drains on SIGTERM (ADR 0018); `arq --check` still
+works on the same settings class."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from arq import func
@@ -76,10 +80,14 @@ def worker_settings(
     queue: str,
     functions: Sequence[Any],
     cron_jobs: Sequence[Any] = (),
+    on_reconnect: Callable[[dict[str, Any]], Awaitable[object]] | None = None,
 ) -> type:
     """The ARQ `WorkerSettings` class of a service's worker: short job timeouts (a killed
     worker's job is retried after timeout + 10 s), a 10 s health check for `arq --check`,
-    every job and cron traced (their trace context and correlation id travel in the job)."""
+    every job and cron traced (their trace context and correlation id travel in the job).
+
+    `on_reconnect(ctx)` runs (in `shared.worker_main`) once Redis answers again after an
+    outage: Redis may have lost its data, so the sweepers re-enqueue from the database."""
     startup, shutdown = worker_hooks(service)
     timeout = get_settings().worker_job_timeout_s
     traced = [traced_function(f, queue) for f in (ping, *functions)]
@@ -88,6 +96,9 @@ def worker_settings(
         "WorkerSettings",
         (),
         {
+            # Not ARQ options (ARQ ignores them): read by shared.worker_main.
+            "service": service,
+            "on_reconnect": on_reconnect,
             "queue_name": queue,
             # Traced (the job's trace context and correlation id) and counted (jobs_total).
             "functions": instrument(traced, queue, max_tries=MAX_TRIES, job_timeout_s=timeout),

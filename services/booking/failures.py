@@ -8,6 +8,10 @@ failure is written afterwards, in a transaction of its own.
 Routes take `BookingAttempt` as their FIRST dependency: FastAPI leaves dependencies in reverse
 order, so the request's session has already rolled back (and, on SQLite, released the write
 lock) when the attempt sees the error. Success costs nothing: no statement, no round trip.
+
+An attempt refused because the database is unavailable cannot be written there: it is left
+as a metric, a log line and a count in Redis instead (`ops_overview.note_refused_booking`,
+docs/adr/0019), also when authentication itself could not reach the database.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from services.booking.ops_overview import note_refused_booking
+from shared.auth import cached_principal
 from shared.db.engine import Database
 from shared.db.types import utcnow
-from shared.errors import AgentAnswer, AppError
+from shared.errors import AgentAnswer, AppError, database_unavailable
 from shared.logging import correlation_id_var, mask
 from shared.models import BookingFailure
 
@@ -144,12 +150,50 @@ def _correlation_id(request: Request) -> str | None:
     return correlation_id_var.get() or getattr(request.state, "correlation_id", None)
 
 
+def _books(request: Request, attempt: BookingAttempt) -> bool:
+    """The request attempts a booking, armed or not yet (refused at authentication)."""
+    return (
+        attempt.armed
+        or attempt.source == "api"
+        or request.path_params.get("name") == "book_appointment"
+    )
+
+
+def _company(request: Request, attempt: BookingAttempt) -> str | None:
+    """The attempt's company: authenticated, or (a session that failed to open before the
+    key was checked: SQLite locked) the API key's from the in-process key cache."""
+    company_id: str | None = getattr(request.state, "company_id", None)
+    if company_id is None and attempt.source == "api":
+        settings = request.app.state.settings
+        principal = cached_principal(request.headers, settings.auth_cache_ttl_s, "service")
+        company_id = principal.company_id if principal is not None else None
+    return company_id
+
+
+async def _note_refused(request: Request, attempt: BookingAttempt) -> None:
+    await note_refused_booking(
+        getattr(request.app.state, "redis", None),
+        source=attempt.source,
+        company_id=_company(request, attempt),
+        now=utcnow(),
+        details={
+            "call_id": attempt.call_id,
+            "service_id": attempt.service_id,
+            "staff_id": attempt.staff_id,
+            "start": attempt.start.isoformat() if attempt.start else None,
+        },
+    )
+
+
 def _recorder(source: str) -> object:
     async def watch(request: Request) -> AsyncIterator[BookingAttempt]:
         attempt = BookingAttempt(source)
         try:
             yield attempt
         except BaseException as error:
+            if database_unavailable(error) is not None and _books(request, attempt):
+                await _note_refused(request, attempt)  # the database cannot take the row
+                raise
             failure = failure_of(error) if attempt.armed else None
             company_id = getattr(request.state, "company_id", None)
             if failure is not None and company_id:

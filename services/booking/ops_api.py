@@ -89,6 +89,9 @@ class OverviewOut(BaseModel):
     webhook_backlog: WebhookBacklog
     breaker: BreakerOut
     overdue_callbacks: int
+    # Booking attempts refused today while the database was unavailable (recorded nowhere
+    # else; in success_rate too); null when Redis could not be read (docs/adr/0019).
+    refused_unrecorded_today: int | None = None
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -162,6 +165,7 @@ def overview_json(view: Overview, now: datetime) -> dict[str, Any]:
             "calcom_configured": view.calcom_configured,
         },
         "overdue_callbacks": view.overdue_callbacks,
+        "refused_unrecorded_today": view.refused_today,
     }
 
 

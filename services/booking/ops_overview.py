@@ -1,19 +1,30 @@
 """The overview operators look at first: today's booking success rate, the Cal.com sync and
-webhook backlogs, the company's Cal.com breaker state and overdue callbacks."""
+webhook backlogs, the company's Cal.com breaker state and overdue callbacks.
+
+Booking attempts refused while the database was unavailable cannot be written to
+`booking_failures`; each one is counted in Redis instead (`note_refused_booking`: a hash per
+company and UTC day, one field per quarter hour, kept 8 days), besides the metric
+`booking_refused_total` and a log line, and the overview adds today's count to the success
+rate (docs/adr/0019). The count survives restarts of the services (it is in Redis), not a
+Redis that restarts empty; the metric and the log lines remain then.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.callbacks import OVERDUE_STATUSES
 from shared.circuit_breaker import CircuitBreaker
+from shared.metrics import BOOKING_REFUSED
 from shared.models import (
     Appointment,
     BookingFailure,
@@ -24,7 +35,12 @@ from shared.models import (
 )
 from shared.queue import BOOKING_QUEUE
 
+log = logging.getLogger(__name__)
+
 BOOKED_SOURCES = ("agent", "api")
+REFUSED_BUCKET_S = 15 * 60  # every zone's offset is a multiple of 15 minutes
+REFUSED_KEEP_S = 8 * 24 * 3600
+REFUSED_REDIS_TIMEOUT_S = 0.5  # the refusal must not wait on a Redis that is down as well
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,13 @@ class Overview:
     breaker_state: str
     calcom_configured: bool
     overdue_callbacks: int
+    refused_today: int | None = 0  # unrecorded refusals (database down); None: Redis unread
 
     @property
     def success_rate(self) -> float | None:
-        """Booked / (booked + failed) today; None when nothing was attempted."""
-        attempts = self.booked_today + self.failed_today
+        """Booked / (booked + failed + refused unrecorded) today; None when nothing was
+        attempted."""
+        attempts = self.booked_today + self.failed_today + (self.refused_today or 0)
         return None if attempts == 0 else round(self.booked_today / attempts, 4)
 
 
@@ -68,6 +86,67 @@ def _age_s(now: datetime, oldest: datetime | None) -> int | None:
 def _count_when(condition: Any) -> Any:
     """COUNT(*) FILTER (WHERE ...) that MySQL understands as well."""
     return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _refused_key(company_id: str, day: date) -> str:
+    return f"ops:refused:{company_id}:{day.isoformat()}"
+
+
+async def note_refused_booking(
+    redis: Redis | None,
+    *,
+    source: str,
+    company_id: str | None,
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """Leave the evidence of a booking attempt refused because the database was unavailable
+    (nothing of it could be written there): `booking_refused_total{source, reason}`, one log
+    line with what is known of the attempt, and, when the company is known, its count in
+    Redis for the ops view. Never raises: the evidence must not replace the refusal."""
+    reason = "database_unavailable"
+    BOOKING_REFUSED.labels(source, reason).inc()
+    log.warning(
+        "booking refused: database unavailable",
+        extra={"reason": reason, "source": source, "company_id": company_id, **details},
+    )
+    if redis is None or company_id is None:
+        return  # an agent call the database could not even attribute: metric and log only
+    instant = now.astimezone(UTC)
+    key = _refused_key(company_id, instant.date())
+    bucket = int(instant.timestamp()) // REFUSED_BUCKET_S * REFUSED_BUCKET_S
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, str(bucket), 1)
+            pipe.expire(key, REFUSED_KEEP_S)
+            with anyio.fail_after(REFUSED_REDIS_TIMEOUT_S):
+                await pipe.execute()
+    except Exception as exc:
+        log.warning("refused booking not counted for the ops view", extra={"error": repr(exc)})
+
+
+async def refused_between(
+    redis: Redis, company_id: str, start: datetime, end: datetime
+) -> int | None:
+    """Refusals counted by `note_refused_booking` in [start, end); None when Redis fails."""
+    first, last = start.astimezone(UTC), (end - timedelta(microseconds=1)).astimezone(UTC)
+    days = [first.date() + timedelta(days=n) for n in range((last.date() - first.date()).days + 1)]
+    lower, upper = first.timestamp(), end.astimezone(UTC).timestamp()
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(_refused_key(company_id, day))
+            with anyio.fail_after(REFUSED_REDIS_TIMEOUT_S):
+                buckets = await pipe.execute()
+    except Exception as exc:
+        log.warning("refused bookings unreadable", extra={"error": repr(exc)})
+        return None
+    return sum(
+        int(count)
+        for counts in buckets
+        for field, count in counts.items()
+        if lower <= int(field) < upper
+    )
 
 
 async def overview(
@@ -149,4 +228,5 @@ async def overview(
         breaker_state=await breaker.state(),  # read only: no transition, no probe taken
         calcom_configured=bool(company.calcom_api_key),
         overdue_callbacks=int(overdue or 0),
+        refused_today=await refused_between(redis, company_id, start, end),
     )

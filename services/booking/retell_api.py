@@ -3,6 +3,13 @@
 Every request is verified (X-Retell-Signature over the raw body, 5-minute window) before
 anything else; a bad signature is a 401 and nothing is done. A well-formed function call always
 answers 200 with the outcome in `status`; a refusal rolls the transaction back.
+
+The agent cannot speak a 503: when the database is unavailable anywhere in the request
+(the tenant lookup that precedes verification, the function, the commit) a function call is
+answered 200 `needs_callback` with a sentence offering a callback (`request_callback` itself:
+`unavailable`, call again later), and the inbound webhook gets the answer of an unknown
+caller (`_AgentRoute`, docs/adr/0019). Nothing is done then; the failure recorder has counted a
+refused booking attempt first.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from services.booking import idempotency, speech
 from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
@@ -31,7 +40,44 @@ from shared.rate_limit import RateLimiter, caller_bucket, enforce
 from shared.retell_auth import MAX_BODY, RetellCaller, authenticate, e164, require_signed_name
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/retell", tags=["retell"])
+FUNCTION_PATH = "/v1/retell/functions/{name}"
+INBOUND_PATH = "/v1/retell/inbound"
+
+
+def _unknown_caller() -> dict[str, str]:
+    """The inbound answer's variables for a caller we know nothing about."""
+    return {
+        "branch_name": "",
+        "company_name": "",
+        "customer_name": "",
+        "customer_known": "false",
+        "next_appointment": "",
+    }
+
+
+def database_unavailable_answer(path: str, function: str | None) -> dict[str, Any]:
+    """What the agent hears while the database is unavailable (docs/adr/0019)."""
+    if path == INBOUND_PATH:
+        return {"call_inbound": {"dynamic_variables": _unknown_caller()}}
+    if function == "request_callback":
+        return {"status": "unavailable", "message": speech.callback_unavailable()}
+    return {"status": "needs_callback", "message": speech.service_unavailable()}
+
+
+class _AgentRoute(APIRoute):
+    """The agent's routes answer 200 with words when the database is unavailable: a 503 is
+    nothing the agent can say. `shared.problems.database_refusal` asks the route for this
+    answer after every dependency has left (the session rolled back, the failure recorder
+    counted a refused booking)."""
+
+    def database_unavailable_answer(self, scope: Scope) -> Response | None:
+        if self.path not in (FUNCTION_PATH, INBOUND_PATH):
+            return None
+        function = scope.get("path_params", {}).get("name")
+        return JSONResponse(database_unavailable_answer(self.path, function))
+
+
+router = APIRouter(prefix="/v1/retell", tags=["retell"], route_class=_AgentRoute)
 Signature = Annotated[str | None, Header(alias="X-Retell-Signature")]
 
 
@@ -140,13 +186,7 @@ async def inbound_call(
 ) -> JSONResponse:
     raw = await _raw_body(request)
     verified = await _caller(request, session, raw, signature, call_key="call_inbound")
-    variables: dict[str, str] = {
-        "branch_name": "",
-        "company_name": "",
-        "customer_name": "",
-        "customer_known": "false",
-        "next_appointment": "",
-    }
+    variables = _unknown_caller()
     if verified.company_id is not None:
         bind_tenant(session, verified.company_id)
         variables.update(await _greeting(session, verified))

@@ -129,6 +129,11 @@ _TEXT: Final[Mapping[str, str]] = {
     "unavailable": (
         "Entschuldigung, ich kann das gerade nicht erledigen, soll ich einen Rückruf veranlassen?"
     ),
+    # The callback request itself cannot be taken (the database is unavailable).
+    "callback_unavailable": (
+        "Entschuldigung, ich kann Ihren Rückrufwunsch gerade nicht aufnehmen. "
+        "Bitte rufen Sie in ein paar Minuten noch einmal an."
+    ),
     "options": "Zur Auswahl stehen {options}.",
     "options_one": "Zur Auswahl steht {options}.",
     "repeat": "Können Sie mir das bitte noch einmal sagen?",
@@ -545,3 +550,8 @@ def rate_limited() -> str:
 def service_unavailable() -> str:
     """The backend cannot do it right now: offer a callback."""
     return _TEXT["unavailable"]
+
+
+def callback_unavailable() -> str:
+    """A callback request cannot be taken right now: ask the caller to call again."""
+    return _TEXT["callback_unavailable"]

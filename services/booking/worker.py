@@ -1,9 +1,13 @@
-"""ARQ worker of the booking service: `arq services.booking.worker.WorkerSettings`.
+"""ARQ worker of the booking service: `python -m shared.worker_main
+services.booking.worker.WorkerSettings` (ADR 0018; `arq --check` on the same class).
 
 Besides the shared database context, the worker holds one `httpx.AsyncClient` for Cal.com
 (connection reuse across jobs, timeouts on every call) and a Redis client with socket timeouts
 (`ctx["redis_client"]`) for the per-appointment sync lock and the shared circuit breaker: ARQ's
 own connection (`ctx["redis"]`) has a connect timeout only.
+
+After a Redis outage it re-enqueues every pending outbox row at once (`on_reconnect`), for
+every queue: Redis may have come back empty, and the outbox is the record of every job.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from services.booking.jobs import (
     sweep_outbox,
     sync_appointment,
 )
+from shared import outbox
 from shared.config import Settings, get_settings
 from shared.outbound import outbound_client
 from shared.queue import BOOKING_QUEUE
@@ -61,6 +66,11 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await _base_shutdown(ctx)
 
 
+async def resend_outbox(ctx: dict[str, Any]) -> int:
+    """After a Redis outage: the pending outbox rows of every queue, enqueued again now."""
+    return await outbox.resend_pending(ctx["db"], ctx["redis"])
+
+
 WorkerSettings = worker_settings(
     "booking",
     BOOKING_QUEUE,
@@ -70,6 +80,7 @@ WorkerSettings = worker_settings(
         cron(reap_idempotency_keys, minute={17}, second={30}, unique=True),
         cron(escalate_overdue_callbacks, second={30}, unique=True),
     ],
+    on_reconnect=resend_outbox,
 )
 WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
 WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]

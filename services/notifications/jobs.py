@@ -5,6 +5,10 @@ and the reminder cron.
 appointment or callback go out in the order the changes happened: a job whose predecessors
 (earlier `notify` rows of the same aggregate) are still pending waits for them with a growing
 `Retry`, and only on its last try sends regardless (late beats never).
+
+A worker's stop cancels `notify` between or during its deliveries: the one under way ends
+cleanly (sent and recorded, or its claim given back; `delivery.deliver`), the rest wait, and
+the job ends cancelled; ARQ runs it again and the settled deliveries are skipped (ADR 0020).
 """
 
 from __future__ import annotations

@@ -1,16 +1,23 @@
-"""ARQ worker of the notifications service: `arq services.notifications.worker.WorkerSettings`.
+"""ARQ worker of the notifications service: `python -m shared.worker_main
+services.notifications.worker.WorkerSettings` (ADR 0018; `arq --check` on the same class).
+Its `notify` jobs are outbox rows: after a Redis outage the booking worker enqueues the
+pending ones again.
 
 Holds the channel adapters (one `httpx.AsyncClient` for the SMS/WhatsApp gateways, timeouts on
-every call) and the notification config cache for the jobs.
+every call) and the notification config cache for the jobs. Its shutdown first lets the sends
+a stop cut off from their jobs finish and be recorded (ADR 0020), then closes the client and
+the database.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Final
 
 import httpx
 from arq import cron, func
 
+from services.notifications import delivery
 from services.notifications.channels.registry import adapters_from_settings
 from services.notifications.config_store import NAMESPACE
 from services.notifications.jobs import NOTIFY_MAX_TRIES, notify, stage_reminders
@@ -21,6 +28,8 @@ from shared.tracing import traced_transport
 from shared.worker import worker_hooks, worker_settings
 
 _base_startup, _base_shutdown = worker_hooks("notifications")
+# After the cut-off sends ended: time for their cancelled jobs to tell ARQ they run again.
+JOBS_SETTLE_S: Final = 0.5
 
 
 def messaging_http(settings: Settings) -> httpx.AsyncClient:
@@ -39,6 +48,9 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    settings: Settings | None = ctx.get("settings")
+    if settings is not None and await delivery.finish_units(delivery.longest_unit_s(settings)):
+        await asyncio.sleep(JOBS_SETTLE_S)
     http: httpx.AsyncClient | None = ctx.pop("http", None)
     if http is not None:
         await http.aclose()

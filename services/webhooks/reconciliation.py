@@ -8,6 +8,11 @@ applied by `apply_booking`, which is idempotent, so seeing a booking twice is ha
 mark moves to the run's start only when the whole company succeeded, in the transaction that
 applied its bookings; a company whose Cal.com is down keeps its mark and never holds up the
 others.
+
+This is also what repairs Cal.com deliveries refused while our database was unavailable (503
+`database_unavailable`; Cal.com never sends them again, docs/adr/0019): no run can move a
+mark during the outage, so the first run after it looks back past the outage's start and
+applies those bookings, once (`apply_booking` is keyed by the booking uid).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from shared.config import Settings, get_settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.errors import database_unavailable
 from shared.models import Company
 from shared.outbox import dispatch_staged
+from shared.problems import describe_database_error
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +107,23 @@ async def reconcile_calcom(ctx: dict[str, Any]) -> dict[str, int]:
     """The cron: every due company in turn, within the job's time budget."""
     settings = ctx.get("settings")
     settings = settings if isinstance(settings, Settings) else get_settings()
+    try:
+        due = await companies_due(ctx["db"])
+    except Exception as exc:
+        if database_unavailable(exc) is None:
+            raise
+        # Nothing moved: every mark stays, so the next run after the outage catches up.
+        log.warning(
+            "reconciliation skipped: database unavailable",
+            extra={"error": describe_database_error(exc)},
+        )
+        return {"companies": 0, "changed": 0, "failed": 0, "deferred": 0}
     return await reconcile_all(
         ctx["db"],
         ctx["redis"],
         ctx["http"],
         settings,
-        await companies_due(ctx["db"]),
+        due,
         budget_s=max(1.0, settings.worker_job_timeout_s * 0.8),
     )
 
@@ -139,8 +157,14 @@ async def reconcile_all(
             result["companies"] += 1
         except Exception as exc:  # one company's failure must never stop the others
             result["failed"] += 1
-            # Cal.com's own words never reach a log line a tenant's operator might be shown.
-            error = describe(exc) if isinstance(exc, CalcomError | CircuitOpen) else repr(exc)
+            # Cal.com's own words never reach a log line a tenant's operator might be shown;
+            # nor does a failed statement's SQL.
+            if isinstance(exc, CalcomError | CircuitOpen):
+                error = describe(exc)
+            elif database_unavailable(exc) is not None:
+                error = f"database unavailable: {describe_database_error(exc)}"
+            else:
+                error = repr(exc)
             log.warning(
                 "reconciliation failed for a company; its mark stays",
                 extra={"company_id": company_id, "error": error},

@@ -1,9 +1,11 @@
-"""ARQ worker of the webhooks service: `arq services.webhooks.worker.WorkerSettings`.
+"""ARQ worker of the webhooks service: `python -m shared.worker_main
+services.webhooks.worker.WorkerSettings` (ADR 0018; `arq --check` on the same class).
 
 Jobs: `process_webhook_event` (enqueued by ingestion, replay and the sweeper). Crons: the
 sweeper every minute, reconciliation with Cal.com every five, retention nightly at 03:17 UTC;
 all `unique`, so one run per tick across all replicas. The context gets one shared httpx
-client for Cal.com.
+client for Cal.com. After a Redis outage every pending event is enqueued again at once
+(`on_reconnect`): Redis may have come back empty, and `webhook_events` is the record.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 import httpx
 from arq import cron
 
-from services.webhooks.jobs import process_webhook_event, sweep_webhook_events
+from services.webhooks.jobs import PENDING_GRACE, process_webhook_event, sweep_webhook_events
 from services.webhooks.reconciliation import reconcile_calcom
 from services.webhooks.retention import enforce_retention
+from shared.db.types import utcnow
 from shared.outbound import outbound_client
 from shared.queue import WEBHOOKS_QUEUE
 from shared.worker import worker_hooks, worker_settings
@@ -42,6 +45,12 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await _base_shutdown(ctx)
 
 
+async def resend_events(ctx: dict[str, Any]) -> int:
+    """After a Redis outage: the sweeper without its grace (every pending event, however
+    recent; a job still queued keeps its place, ARQ refuses its id twice)."""
+    return await sweep_webhook_events(ctx, now=utcnow() + PENDING_GRACE)
+
+
 WorkerSettings = worker_settings(
     "webhooks",
     WEBHOOKS_QUEUE,
@@ -52,6 +61,7 @@ WorkerSettings = worker_settings(
         # DSGVO retention (RETENTION_DAYS): nightly, off-peak, one replica per tick.
         cron(enforce_retention, hour={3}, minute={17}, second={0}, unique=True),
     ],
+    on_reconnect=resend_events,
 )
 WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
 WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]

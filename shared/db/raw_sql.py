@@ -22,6 +22,12 @@ use sessions.
 Tenancy (docs/adr/0010): every statement must be built with `shared.db.scoped.scoped`, and
 every method takes the tenant it runs for (a company id, or SYSTEM for a SYSTEM-scoped
 statement); anything else is refused before a connection is taken.
+
+A database restart (docs/adr/0019): a pooled connection the server closed is dropped by
+asyncmy's pool at checkout; one idle for PING_AFTER_IDLE_S is pinged first (within the connect
+timeout) and replaced once if the ping fails. The whole statement, checkout included, has one
+deadline; past it the caller gets `DatabaseTimeout`, and driver errors stay asyncmy's own:
+`shared.errors.database_unavailable` turns either into 503 `database_unavailable`.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Dialect
 
 from shared.db.scoped import check_raw
+from shared.errors import DatabaseTimeout
 from shared.tracing import sql_span
 
 Processor = Callable[[Any], Any] | None
+PING_AFTER_IDLE_S = 0.5  # as the engine's pool (shared/db/engine.py)
 
 
 class RawStatement:
@@ -86,14 +94,22 @@ class RawPool:
     """Autocommit asyncmy connections for `RawStatement`s; created on first use."""
 
     def __init__(
-        self, url: URL, dialect: Dialect, *, size: int, recycle_s: int, timeout_s: float
+        self,
+        url: URL,
+        dialect: Dialect,
+        *,
+        size: int,
+        recycle_s: int,
+        timeout_s: float,
+        connect_timeout_s: float | None = None,
     ) -> None:
         _args, kwargs = dialect.create_connect_args(url)
+        self.connect_timeout_s = min(connect_timeout_s or timeout_s, timeout_s)
         self._connect = {
             **kwargs,
             "autocommit": True,
             "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-            "connect_timeout": timeout_s,
+            "connect_timeout": self.connect_timeout_s,
         }
         self.timeout_s = timeout_s
         self.dialect = dialect
@@ -124,6 +140,19 @@ class RawPool:
                 )
         return self._pool
 
+    async def _alive(self, connection: Any) -> bool:
+        """False (and the connection closed) when a connection idle for a while fails a ping
+        within the connect timeout: the network dropped it, or the server is gone."""
+        if connection.loop.time() - connection.last_usage < PING_AFTER_IDLE_S:
+            return True
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                await connection.ping(False)
+        except Exception:
+            connection.close()  # released closed: the pool does not keep it
+            return False
+        return True
+
     async def _run(
         self, statement: sa.Select[Any] | sa.Insert, params: Mapping[str, Any], tenant: str
     ) -> tuple[int, list[Any]]:
@@ -131,19 +160,29 @@ class RawPool:
         params = check_raw(statement, params, tenant)
         query = self.compiled(statement)
         pool = await self._pool_ready()
-        async with pool.acquire() as connection:
-            try:
-                # One deadline for the whole statement (the driver's read_timeout would start
-                # a task per packet read).
-                with sql_span(query.sql, self.system):
-                    async with asyncio.timeout(self.timeout_s), connection.cursor() as cursor:
-                        await cursor.execute(query.sql, query.arguments(params))
-                        rows = await cursor.fetchall() if query.result else ()
-                        affected = cursor.rowcount
-            except BaseException:
-                connection.close()  # cut off or failed midway: never back into the pool
-                raise
-        return affected, [query.convert(row) for row in rows]
+        try:
+            # One deadline for checkout and statement (the driver's read_timeout would start
+            # a task per packet read).
+            async with asyncio.timeout(self.timeout_s):
+                # Idle connections that fail their ping are dropped and the next one taken;
+                # once the free ones are used up the pool connects anew (never pinged).
+                for _ in range(self.size + 1):
+                    async with pool.acquire() as connection:
+                        if not await self._alive(connection):
+                            continue
+                        try:
+                            with sql_span(query.sql, self.system):
+                                async with connection.cursor() as cursor:
+                                    await cursor.execute(query.sql, query.arguments(params))
+                                    rows = await cursor.fetchall() if query.result else ()
+                                    affected = cursor.rowcount
+                        except BaseException:
+                            connection.close()  # cut off or failed midway: never pooled again
+                            raise
+                        return affected, [query.convert(row) for row in rows]
+        except TimeoutError as exc:
+            raise DatabaseTimeout(f"no answer from the database within {self.timeout_s} s") from exc
+        raise DatabaseTimeout("no live database connection")
 
     async def _fetch(
         self, statement: sa.Select[Any], params: Mapping[str, Any], tenant: str

@@ -1,4 +1,5 @@
-"""`appointments run`: all services answer, and a stop leaves no process behind."""
+"""`appointments run`: all services answer, and a stop leaves no process behind. A child's
+death and the restarts: tests/cli/test_supervisor.py."""
 
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def appointments_run(
     """`appointments run` in its own process group; killed with its group if a test fails."""
     ports = ports or dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     env = {**cli_env, **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}}
+    # Not the default 9104, which another run on this machine may hold.
+    env.setdefault("SUPERVISOR_METRICS_PORT", str(free_ports(1)[0]))
     log = tmp_path / "run.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -145,28 +148,6 @@ def test_run_serves_all_four_and_stops_cleanly_on_sigint(
         f"\nrun: ready after {ready_after:.1f} s, stopped {stopped_after:.1f} s after SIGINT, "
         f"{time.monotonic() - started:.1f} s in all"
     )
-
-
-@pytest.mark.slow
-def test_run_stops_everything_when_a_child_dies(
-    cli: Cli, cli_env: dict[str, str], tmp_path: Path
-) -> None:
-    assert cli("migrate").returncode == 0
-    with appointments_run(tmp_path, cli_env) as running:
-        running.wait_ready()
-        redis = psutil.Process(running.redis_pid())
-        children = running.descendants()
-        watched = [psutil.Process(running.proc.pid), redis, *children]
-        worker = next(
-            p for p in children if "services.booking.worker.WorkerSettings" in p.cmdline()
-        )
-
-        worker.kill()
-        code = running.proc.wait(timeout=EXIT_WITHIN_S)
-
-        assert code == 1, running.output()[-3000:]
-        assert "booking-worker exited unexpectedly" in running.output()
-        assert survivors(watched, group=running.proc.pid) == []
 
 
 def test_run_refuses_a_busy_port(cli: Cli, cli_env: dict[str, str]) -> None:

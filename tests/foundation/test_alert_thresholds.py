@@ -120,6 +120,34 @@ CASES = [
         expect("CallbacksOverdue", WARNING, at="35m"),
         expect("QueueBacklog", {**WARNING, "queue": "arq:queue:booking"}, at="15m"),
     ),
+    # Redis down for 3 minutes on booking only: degraded warning after 2 minutes, not before.
+    case(
+        [
+            series("dependency_up", "1x4 0x12 1x40", service="booking", dependency="redis"),
+            series("dependency_up", "1x56", service="booking", dependency="database"),
+            series("dependency_up", "1x56", service="webhooks", dependency="redis"),
+        ],
+        expect("RedisDegraded", at="90s"),
+        expect("RedisDegraded", {**WARNING, "service": "booking"}, at="3m30s"),
+        expect("RedisDegraded", at="10m"),
+    ),
+    # Bookings refused without a database: critical after a minute of refusals.
+    case(
+        [
+            series(
+                "booking_refused_total",
+                "0x8 0+3x20",
+                source="api",
+                reason="database_unavailable",
+            )
+        ],
+        expect("BookingsRefusedDatabaseDown", at="2m"),
+        expect(
+            "BookingsRefusedDatabaseDown",
+            {**CRITICAL, "reason": "database_unavailable"},
+            at="5m",
+        ),
+    ),
 ]
 
 

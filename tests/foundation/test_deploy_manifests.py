@@ -25,9 +25,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.notifications import delivery
+from services.notifications.worker import JOBS_SETTLE_S
 from shared.config import Settings
 from shared.queue import HEALTH_CHECK_INTERVAL_S
-from shared.runner import KEEP_ALIVE_S
+from shared.runner import KEEP_ALIVE_S, child_commands
+from shared.worker_main import SETTLE_AFTER_CANCEL_S
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -191,10 +194,16 @@ def test_one_deployment_per_api_and_worker_running_code_that_exists(target: str)
         assert f"--port={port}" in command
         assert f"--timeout-keep-alive={KEEP_ALIVE_S}" in command
         assert_code_exists(command[2])
+    run_children = child_commands(Settings())
     for worker in WORKERS:
         command = container(deployments[f"{worker}-worker"])["command"]
-        assert command == ["arq", f"services.{worker}.worker.WorkerSettings"]
-        assert_code_exists(command[1])
+        # Our entry point (drain on SIGTERM, ADR 0018/0020), as `appointments run` starts it.
+        assert command == [
+            "python", "-m", "shared.worker_main", f"services.{worker}.worker.WorkerSettings"
+        ]  # fmt: skip
+        assert command[1:] == run_children[f"{worker}-worker"][1:]
+        assert_code_exists("shared.worker_main.main")
+        assert_code_exists(command[3])
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -305,6 +314,52 @@ def test_workers_are_probed_with_arq_check_and_expose_metrics(target: str) -> No
             "prometheus.io/port": str(WORKER_METRICS_PORT),
             "prometheus.io/path": "/metrics",
         }
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_pod_stops_gracefully_within_its_grace_period(target: str) -> None:
+    """APIs: a preStop pause (endpoints removed first), then uvicorn's graceful shutdown, both
+    within the grace period. Workers: the drain, then the cancelled jobs' settling, within it;
+    the notifications worker also lets a send under way finish (ADR 0020), so a stop never
+    SIGKILLs one between the relay's acceptance and its record."""
+    docs = render(target)
+    deployments = of_kind(docs, "Deployment")
+    (config,) = of_kind(docs, "ConfigMap").values()
+    data = config["data"]
+
+    def setting(name: str) -> float:
+        return float(data.get(name.upper(), Settings.model_fields[name].default))
+
+    for name in APIS:
+        spec = deployments[name]["spec"]["template"]["spec"]
+        main = container(deployments[name])
+        grace = spec["terminationGracePeriodSeconds"]
+        assert grace == 30, name
+        pre_stop = main["lifecycle"]["preStop"]["exec"]["command"]
+        # The runtime image is Debian slim (coreutils' sleep; see the Dockerfile test).
+        assert pre_stop[0] == "sleep", name
+        graceful = [
+            arg for arg in main["command"] if arg.startswith("--timeout-graceful-shutdown=")
+        ]
+        assert len(graceful) == 1, name
+        # The lifespan's own shutdown (pools, clients) needs a few seconds after uvicorn's.
+        assert float(pre_stop[1]) + float(graceful[0].split("=")[1]) + 5 <= grace, name
+
+    drain_s = setting("worker_drain_timeout_s")
+    assert drain_s == 25
+    units = Settings.model_construct(
+        smtp_timeout_s=setting("smtp_timeout_s"), messaging_timeout_s=setting("messaging_timeout_s")
+    )
+    for worker in WORKERS:
+        spec = deployments[f"{worker}-worker"]["spec"]["template"]["spec"]
+        grace = spec["terminationGracePeriodSeconds"]
+        needed = drain_s + SETTLE_AFTER_CANCEL_S
+        if worker == "notifications":
+            needed = max(needed, drain_s + delivery.longest_unit_s(units) + JOBS_SETTLE_S + 2)
+            assert grace <= 60, "a stuck pod should not hold a rollout longer than a minute"
+        else:
+            assert grace == 30, worker
+        assert grace >= needed, (worker, grace, needed)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -743,7 +798,12 @@ def test_compose_runs_the_full_stack_from_one_image() -> None:
         assert f"http://127.0.0.1:{port}/health/ready" in service["healthcheck"]["test"][-1]
     for worker in WORKERS:
         service = services[f"{worker}-worker"]
-        assert service["command"] == ["arq", f"services.{worker}.worker.WorkerSettings"]
+        assert service["command"] == [
+            "python", "-m", "shared.worker_main", f"services.{worker}.worker.WorkerSettings"
+        ]  # fmt: skip
+        # Longer than the drain (25 s), as in the Kubernetes manifests.
+        grace = 60 if worker == "notifications" else 30
+        assert service["stop_grace_period"] == f"{grace}s"
         assert service["healthcheck"]["test"] == [
             "CMD", "arq", "--check", f"services.{worker}.worker.WorkerSettings"
         ]  # fmt: skip

@@ -375,6 +375,7 @@ async def test_every_metric_the_rules_and_dashboard_name_is_exported(
 
     names: set[str] = set()
     for name, client in services.clients.items():
+        assert (await client.get("/health/ready")).status_code == 200  # sets dependency_up
         response = await client.get("/metrics")
         assert response.status_code == 200
         found = exported(response.text)

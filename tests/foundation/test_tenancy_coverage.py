@@ -260,6 +260,7 @@ SYSTEM_SCOPE_USERS = {
     "shared/cli_keys.py",
     "shared/demo.py",
     "shared/key_store.py",
+    "shared/outbox.py",  # re-enqueues every company's pending rows after a Redis outage
     "shared/retell_auth.py",
 }
 _RUNNERS = {"execute", "scalar", "scalars", "stream", "first"}
