@@ -85,12 +85,13 @@ def job_id(event_id: str) -> str:
     return f"outbox:{event_id}"
 
 
-class _EnqueueHealth:
+class EnqueueHealth:
     """Enqueue failures are logged once per outage (a warning, then debug lines), and the
     first success after them once: a Redis outage under load is not two log lines per
     booking. The rows stay pending either way; the sweepers send them."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "outbox") -> None:
+        self.kind = kind
         self.failed_since: int = 0  # failures since the last success
 
     def failed(self, exc: BaseException, what: str) -> None:
@@ -107,11 +108,11 @@ class _EnqueueHealth:
 
     def succeeded(self) -> None:
         if self.failed_since:
-            log.warning("outbox enqueue works again after %d failures", self.failed_since)
+            log.warning("%s enqueue works again after %d failures", self.kind, self.failed_since)
             self.failed_since = 0
 
 
-_health = _EnqueueHealth()
+_health = EnqueueHealth()
 
 
 async def send(pool: ArqRedis, event: OutboxEvent) -> bool:

@@ -32,6 +32,7 @@ from shared.db.types import new_id, utcnow
 from shared.errors import BadRequest, PayloadTooLarge, Unauthorized
 from shared.logging import correlation_id_var
 from shared.models import Company, WebhookEvent
+from shared.outbox import EnqueueHealth
 from shared.queue import WEBHOOKS_QUEUE, enqueue_unique
 from shared.retell_auth import authenticate as retell_authenticate
 
@@ -251,6 +252,9 @@ def _repeat(existing: Any) -> Receipt:
     return Receipt(existing.id, created=False, status=existing.status)
 
 
+_enqueue_health = EnqueueHealth("webhook")
+
+
 async def enqueue(pool: ArqRedis | None, event_id: str) -> bool:
     """Push the processing job; False (logged) when Redis fails: the sweeper retries."""
     if pool is None:
@@ -259,13 +263,11 @@ async def enqueue(pool: ArqRedis | None, event_id: str) -> bool:
         await enqueue_unique(
             pool, PROCESS_JOB, event_id, job_id=job_id(event_id), queue=WEBHOOKS_QUEUE
         )
-        return True
     except Exception as exc:  # Redis down must never fail an event that is already stored
-        log.warning(
-            "webhook enqueue failed; the sweeper will re-enqueue it",
-            extra={"webhook_event_id": event_id, "error": str(exc)},
-        )
+        _enqueue_health.failed(exc, "webhook")  # once per outage; the sweeper re-enqueues
         return False
+    _enqueue_health.succeeded()
+    return True
 
 
 async def _store_and_enqueue(db: Database, pool: ArqRedis | None, event: NewEvent) -> Receipt:
