@@ -26,6 +26,7 @@ test: install ## the whole suite on SQLite and MariaDB, with a real Redis (2 xdi
 lint: install
 	$(BIN)/ruff check shared services tests alembic
 	$(BIN)/ruff format --check shared services tests alembic/env.py
+	$(BIN)/lint-imports
 
 types: install
 	$(BIN)/mypy shared services
