@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export TEST_MYSQL_URL ?= mysql+asyncmy://root@127.0.0.1:3306/test
 
-.PHONY: install run test lint types migrate bench clean
+.PHONY: install run test lint types migrate bench faults clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ migrate: install
 
 bench: install ## load and latency figures (not part of CI)
 	$(BIN)/python -m tests.bench
+
+FAULT_TESTS := tests/cli/test_supervisor.py tests/faults/test_redis_outage.py \
+	tests/faults/test_database_outage.py tests/faults/test_sigterm_burst.py \
+	tests/faults/test_sqlite_locked.py
+faults: install ## the fault drill (kill -9, outages, SIGTERM under load, both backends): the table of issue 14
+	rm -f var/faults.jsonl
+	mkdir -p var
+	FAULT_REPORT=$(CURDIR)/var/faults.jsonl $(BIN)/pytest -q -p no:cacheprovider -p no:xdist \
+		$(FAULT_TESTS); status=$$?; \
+	$(BIN)/python -m tests.faults.report var/faults.jsonl; exit $$status
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

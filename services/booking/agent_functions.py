@@ -31,8 +31,8 @@ from services.booking.agent_inputs import (
 )
 from services.booking.availability import Slot, nearest_alternatives
 from services.booking.booking import BookingRequest, book, free_slots, resolve_branches
-from services.booking.callbacks import create_callback
 from services.booking.rules import rules_for
+from shared.appointments.callbacks import create_callback
 from shared.db.tenancy import current_company
 from shared.errors import (
     Conflict,

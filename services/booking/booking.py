@@ -28,10 +28,11 @@ from services.booking.availability import (
 from services.booking.booking_context import BookingContext, load_context
 from services.booking.calcom_availability import calcom_starts, restrict
 from services.booking.calendar_loader import load_calendars, qualified_staff
-from services.booking.customers import upsert_customer
-from services.booking.events import stage_appointment_events
 from services.booking.rules import BookingRules, rules_for
-from services.booking.slot_guard import conflicts, lock_staff
+from shared.appointments.customers import upsert_customer
+from shared.appointments.events import stage_appointment_events
+from shared.appointments.fence import blocked_range as fence_range
+from shared.appointments.fence import conflicts, lock_staff
 from shared.db.tenancy import current_company
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, SlotTaken
@@ -70,13 +71,8 @@ class BookingResult:
 
 def blocked_range(ctx: BookingContext, start: datetime) -> tuple[datetime, datetime, datetime]:
     """(end, blocked_from, blocked_until) of an appointment of the context's service at start."""
-    service = ctx.service
-    end = start + timedelta(minutes=service.duration_minutes)
-    return (
-        end,
-        start - timedelta(minutes=service.buffer_before_minutes),
-        end + timedelta(minutes=service.buffer_after_minutes),
-    )
+    end = start + timedelta(minutes=ctx.service.duration_minutes)
+    return (end, *fence_range(ctx.service, start, end))
 
 
 def check_schedule(ctx: BookingContext, start: datetime, now: datetime) -> None:

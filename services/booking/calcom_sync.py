@@ -34,8 +34,8 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.callbacks import create_callback
-from services.booking.events import SYNC_JOB
+from shared.appointments.callbacks import create_callback
+from shared.appointments.events import SYNC_JOB
 from shared.calcom.client import CalcomClient
 from shared.calcom.errors import CalcomAddressRefused, CalcomRejected
 from shared.calcom.errors import describe as calcom_describe

@@ -22,7 +22,7 @@ from services.booking.availability import (
     WorkingInterval,
     local_day_bounds,
 )
-from services.booking.slot_guard import MAX_BLOCK
+from shared.appointments.fence import MAX_BLOCK
 from shared.db.scoped import execute, scoped
 from shared.db.tenancy import PER_CALL
 from shared.models import (

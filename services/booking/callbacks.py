@@ -1,4 +1,6 @@
-"""Callback requests: a pure state machine plus the few queries and writes around it.
+"""Callback requests after their creation: a pure state machine plus the few queries and writes
+around it. Creating one (`create_callback`, the due time) is shared.appointments.callbacks, as
+the webhooks service creates them too.
 
 Open callbacks are `pending`, `assigned` or `contacted`; `resolved` and `expired` are final.
 Every change stages its notification in the same transaction (outbox), and transitions lock
@@ -22,25 +24,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.appointments.callbacks import existing, first_branch, notify, text_field
 from shared.db.scoped import execute, scoped
 from shared.db.tenancy import session_scope
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.fields import normalize_phone
-from shared.models import (
-    Branch,
-    CallbackEscalation,
-    CallbackRequest,
-    Customer,
-    Service,
-    Staff,
-)
-from shared.models.callback import CALLBACK_PRIORITIES, CALLBACK_STATUSES
-from shared.outbox import stage_notification
+from shared.models import Branch, CallbackEscalation, CallbackRequest, Staff
+from shared.models.callback import CALLBACK_STATUSES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SLA_MINUTES = 120
 OPEN_STATUSES = frozenset({"pending", "assigned", "contacted"})
 OVERDUE_STATUSES = ("pending", "assigned")
 # action -> (statuses it may start from, resulting status; None keeps the current one)
@@ -50,8 +43,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "resolve": (OPEN_STATUSES, "resolved"),
     "escalate": (OPEN_STATUSES, None),
 }
-# Column widths: longer input is refused here, before MariaDB's strict mode would refuse it.
-MAX_REASON, MAX_NAME, MAX_PREFERRED, MAX_CALL_ID, MAX_ESCALATION_REASON = 1000, 200, 200, 100, 100
+# Column width: a longer reason is refused here, before MariaDB's strict mode would refuse it.
+MAX_ESCALATION_REASON = 100
 
 
 class InvalidTransition(Conflict):
@@ -71,11 +64,6 @@ def next_status(current: str, action: str) -> str:
             action=action,
         )
     return current if target is None else target
-
-
-def due_at(created: datetime, sla_minutes: int | None) -> datetime:
-    """When a callback must have been handled: creation plus the SLA (default 120 minutes)."""
-    return created + timedelta(minutes=DEFAULT_SLA_MINUTES if sla_minutes is None else sla_minutes)
 
 
 def is_overdue(status: str, due: datetime, now: datetime) -> bool:
@@ -163,38 +151,7 @@ def callback_json(view: CallbackView, now: datetime | None = None) -> dict[str, 
     }
 
 
-# Validation of references -----------------------------------------------------------------
-
-
-def _text(value: str | None, field: str, max_length: int, *, required: bool = False) -> str | None:
-    text = value.strip() if value is not None else None
-    if not text:
-        if required:
-            raise InvalidInput(f"{field} must not be empty.", field=field)
-        return None
-    if len(text) > max_length:
-        raise InvalidInput(f"{field} is longer than {max_length} characters.", field=field)
-    return text
-
-
-async def _exists(session: AsyncSession, model: Any, id_: str, field: str) -> Any:
-    row = await session.scalar(sa.select(model).where(model.id == id_))
-    if row is None:
-        raise InvalidInput(f"Unknown {field.removesuffix('_id')}.", field=field)
-    return row
-
-
-def _first_branch(column: Any) -> sa.Select[Any]:
-    """`column` of the company's first branch (the only one, for most tenants): what a
-    callback without branch goes by."""
-    return sa.select(column).order_by(Branch.active.desc(), Branch.created_at, Branch.id).limit(1)
-
-
-async def _sla_minutes(session: AsyncSession, branch: Branch | None) -> int | None:
-    if branch is not None:
-        return branch.callback_sla_minutes
-    minutes: int | None = await session.scalar(_first_branch(Branch.callback_sla_minutes))
-    return minutes
+# Escalation chain -------------------------------------------------------------------------
 
 
 async def escalation_chain(
@@ -202,92 +159,13 @@ async def escalation_chain(
 ) -> tuple[EscalationStep, ...]:
     """The escalation chain of the branch, or of the company's first branch without one."""
     if branch_id is None:
-        query = _first_branch(Branch.callback_escalation_chain)
+        query = first_branch(Branch.callback_escalation_chain)
     else:
         query = sa.select(Branch.callback_escalation_chain).where(Branch.id == branch_id)
     return parse_chain(await session.scalar(query))
 
 
-def _notify(session: AsyncSession, cb: CallbackRequest, event_type: str, **extra: Any) -> None:
-    stage_notification(
-        session,
-        company_id=cb.company_id,
-        event_type=event_type,
-        aggregate_id=cb.id,
-        payload={"callback_id": cb.id, **extra},
-    )
-
-
 # Commands -------------------------------------------------------------------------------
-
-
-async def create_callback(
-    session: AsyncSession,
-    *,
-    company_id: str,
-    phone_number: str,
-    reason: str,
-    customer_name: str | None = None,
-    branch_id: str | None = None,
-    call_id: str | None = None,
-    preferred_time: str | None = None,
-    now: datetime | None = None,
-    service_id: str | None = None,
-    staff_id: str | None = None,
-    priority: str = "normal",
-) -> CallbackRequest:
-    """Record a callback request and stage its `callback_requested` notification.
-
-    The session must be bound to `company_id`; references of another company are refused
-    (InvalidInput naming the field), as are an invalid phone number and an empty reason.
-    """
-    now = now or utcnow()
-    try:
-        phone = normalize_phone(phone_number)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="phone_number") from exc
-    reason_text = _text(reason, "reason", MAX_REASON, required=True)
-    assert reason_text is not None
-    if priority not in CALLBACK_PRIORITIES:
-        raise InvalidInput(
-            f"priority must be one of {', '.join(CALLBACK_PRIORITIES)}.", field="priority"
-        )
-    branch = await _exists(session, Branch, branch_id, "branch_id") if branch_id else None
-    if service_id:
-        service: Service = await _exists(session, Service, service_id, "service_id")
-        if branch is not None and service.branch_id not in (None, branch.id):
-            raise InvalidInput("This service is not offered at that branch.", field="service_id")
-    if staff_id:
-        staff: Staff = await _exists(session, Staff, staff_id, "staff_id")
-        if branch is not None and staff.branch_id != branch.id:
-            raise InvalidInput("This staff member works at another branch.", field="staff_id")
-    customer = (
-        await session.execute(sa.select(Customer.id, Customer.name).where(Customer.phone == phone))
-    ).first()
-    due = due_at(now, await _sla_minutes(session, branch))
-    callback = CallbackRequest(
-        company_id=company_id,
-        branch_id=branch.id if branch is not None else None,
-        customer_id=customer.id if customer is not None else None,
-        service_id=service_id or None,
-        staff_id=staff_id or None,
-        call_id=_text(call_id, "call_id", MAX_CALL_ID),
-        phone_number=phone,
-        customer_name=_text(customer_name, "customer_name", MAX_NAME)
-        or (customer.name if customer is not None else None),
-        reason=reason_text,
-        preferred_time=_text(preferred_time, "preferred_time", MAX_PREFERRED),
-        priority=priority,
-        status="pending",
-        due_at=due,
-        next_escalation_at=due,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(callback)
-    await session.flush()
-    _notify(session, callback, "callback_requested")
-    return callback
 
 
 async def _locked(session: AsyncSession, callback_id: str) -> CallbackRequest:
@@ -305,14 +183,14 @@ async def assign(
     """Hand a pending or assigned callback to a (new) active staff member."""
     callback = await _locked(session, callback_id)
     status = next_status(callback.status, "assign")
-    staff: Staff = await _exists(session, Staff, staff_id, "staff_id")
+    staff: Staff = await existing(session, Staff, staff_id, "staff_id")
     if not staff.active:
         raise InvalidInput("This staff member is inactive.", field="staff_id")
     callback.status = status
     callback.assigned_to = staff.id
     callback.assigned_at = now or utcnow()
     await session.flush()
-    _notify(session, callback, "callback_assigned", assigned_to=staff.id)
+    notify(session, callback, "callback_assigned", assigned_to=staff.id)
     return callback
 
 
@@ -382,7 +260,7 @@ async def record_escalation(
         else None
     )
     await session.flush()
-    _notify(
+    notify(
         session,
         callback,
         event_type,
@@ -405,10 +283,10 @@ async def escalate(
     The escalation cron goes on from the level after this one, at that level's time."""
     callback = await _locked(session, callback_id)
     next_status(callback.status, "escalate")
-    reason_text = _text(reason, "reason", MAX_ESCALATION_REASON, required=True)
+    reason_text = text_field(reason, "reason", MAX_ESCALATION_REASON, required=True)
     assert reason_text is not None
     if to:
-        await _exists(session, Staff, to, "to")
+        await existing(session, Staff, to, "to")
     return await record_escalation(
         session,
         callback,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.booking import callbacks
+from shared.appointments import callbacks as callback_core
 from shared.auth import AnyPrincipal, Principal
 from shared.db.types import utcnow
 from shared.deps import Session
@@ -109,7 +110,7 @@ async def create_callback(
     principal: CallbackPrincipal, session: Session, body: CallbackCreate
 ) -> dict[str, Any]:
     """Record a callback request; due after the branch's SLA (default 120 minutes)."""
-    callback = await callbacks.create_callback(
+    callback = await callback_core.create_callback(
         session,
         company_id=principal.company_id,
         phone_number=body.phone_number,

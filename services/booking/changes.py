@@ -27,9 +27,9 @@ from services.booking.booking import (
     slot_taken,
 )
 from services.booking.booking_context import BookingContext, load_context
-from services.booking.events import stage_appointment_events, stage_appointment_notice
 from services.booking.policy_client import PolicyClient, PolicyDecision
-from services.booking.slot_guard import conflicts, lock_staff
+from shared.appointments.events import stage_appointment_events, stage_appointment_notice
+from shared.appointments.fence import conflicts, lock_staff
 from shared.db.types import utcnow
 from shared.errors import Conflict, FeeRequired, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment

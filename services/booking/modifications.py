@@ -11,7 +11,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.slot_guard import is_sqlite
+from shared.appointments.fence import is_sqlite
 from shared.db.types import utcnow
 from shared.errors import PolicyViolation
 from shared.models import (

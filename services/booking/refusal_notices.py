@@ -20,7 +20,7 @@ import anyio
 from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 
-from services.booking.events import notice_payload
+from shared.appointments.events import notice_payload
 from shared.db.engine import Database
 from shared.errors import PolicyViolation
 from shared.models import Appointment, OutboxEvent

@@ -1,36 +1,28 @@
 """The fence: no two live appointments of one staff member ever overlap, Cal.com's included.
 
-Every mirror write that gives a staff member time goes through the booking path's fence
-(`slot_guard`: the staff lock, then the conflict query). Cal.com is the business's calendar,
-so a booking already there wins, and a local appointment not yet there loses: it is cancelled
-as `calendar_conflict`, staff are told (`booking_sync_failed`) and the customer gets a
-callback, because nobody else would tell them their time was taken.
+Every mirror write that gives a staff member time goes through the fence the booking path uses
+(`shared.appointments.fence`: the staff lock, then the conflict query). Cal.com is the
+business's calendar, so a booking already there wins, and a local appointment not yet there
+loses: it is cancelled as `calendar_conflict`, staff are told (`booking_sync_failed`) and the
+customer gets a callback, because nobody else would tell them their time was taken.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.callbacks import create_callback
-from services.booking.slot_guard import conflicts, lock_staff
 from services.webhooks.calcom_lookup import service_for_event_type, staff_for_organizer
 from services.webhooks.calcom_snapshot import BookingSnapshot
 from services.webhooks.calcom_writes import compare_and_set
 from services.webhooks.handling import Outcome, ignored
+from shared.appointments.callbacks import create_callback
+from shared.appointments.fence import blocked_range, conflicts, lock_staff
 from shared.models import Appointment, Customer, Service, Staff
 from shared.outbox import stage_notification
-
-
-def blocked_range(service: Service, start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The time an appointment keeps its staff member busy: the booking plus the buffers."""
-    return (
-        start - timedelta(minutes=service.buffer_before_minutes),
-        end + timedelta(minutes=service.buffer_after_minutes),
-    )
 
 
 async def fence_move(

@@ -5,9 +5,9 @@ decides. Cal.com is the business's calendar: what happened there is the truth, w
 guards. A finished state (cancelled, completed, no-show, rescheduled away) is never revived,
 so events may arrive in any order. A local change still on its way to Cal.com is not undone
 by Cal.com's older copy of the same booking. And no two live appointments of one staff member
-ever overlap: every write that gives a staff member time goes through the booking path's
-fence (`slot_guard`), where a booking already in Cal.com wins and a local one not yet there
-loses (cancelled as `calendar_conflict`, staff told, a callback created).
+ever overlap: every write that gives a staff member time goes through the fence the booking
+path uses (`shared.appointments.fence`), where a booking already in Cal.com wins and a local
+one not yet there loses (cancelled as `calendar_conflict`, staff told, a callback created).
 
 This module decides what a snapshot means for which appointment; the pieces it uses live
 beside it: `calcom_snapshot` (the input and the answer), `calcom_lookup` (service, staff and
@@ -23,8 +23,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.slot_guard import lock_staff
-from services.webhooks.calcom_fence import blocked_range, fence_move, make_room, refuse_retake
+from services.webhooks.calcom_fence import fence_move, make_room, refuse_retake
 from services.webhooks.calcom_lookup import (
     customer_for_attendee,
     event_type_of,
@@ -34,6 +33,7 @@ from services.webhooks.calcom_lookup import (
 from services.webhooks.calcom_snapshot import LIVE_STATES, Applied, BookingSnapshot, State
 from services.webhooks.calcom_writes import compare_and_set, notify
 from services.webhooks.handling import PROCESSED, Outcome, ignored
+from shared.appointments.fence import blocked_range, lock_staff
 from shared.db.types import new_id, utcnow
 from shared.models import LIVE_STATUSES, Appointment, Company
 

@@ -12,11 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.events import appointment_snapshot
 from services.webhooks.handling import TransientFailure
+from shared.appointments.events import stage_appointment_notice
 from shared.db.types import utcnow
 from shared.models import Appointment
-from shared.outbox import stage_notification
 
 
 async def compare_and_set(
@@ -39,15 +38,4 @@ async def compare_and_set(
 
 def notify(session: AsyncSession, row: Appointment, event_type: str, **extra: Any) -> None:
     """A customer notice for a change made in Cal.com; no `sync_appointment`: it is there."""
-    stage_notification(
-        session,
-        company_id=row.company_id,
-        event_type=event_type,
-        aggregate_id=row.id,
-        payload={
-            "appointment_id": row.id,
-            **appointment_snapshot(row),
-            "source": "calcom",
-            **extra,
-        },
-    )
+    stage_appointment_notice(session, row, event_type, {"source": "calcom", **extra})

@@ -22,7 +22,6 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.callbacks import create_callback
 from services.webhooks.handling import (
     PROCESSED,
     HandlerContext,
@@ -30,6 +29,7 @@ from services.webhooks.handling import (
     TransientFailure,
     ignored,
 )
+from shared.appointments.callbacks import create_callback
 from shared.db.tenancy import bind_tenant
 from shared.db.types import new_id, utcnow
 from shared.models import Appointment, Call, CallbackRequest, Company, Customer, WebhookEvent

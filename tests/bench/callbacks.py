@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import callbacks
 from services.booking.callback_escalation import due_callbacks
+from shared.appointments.callbacks import DEFAULT_SLA_MINUTES
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
@@ -109,7 +110,7 @@ def _callback_rows(
             created = now - timedelta(minutes=rng.uniform(0, 6 * 60))  # due -4 h .. +2 h
         else:
             created = now - timedelta(minutes=rng.uniform(3 * 60, 180 * 24 * 60))
-        due = created + timedelta(minutes=callbacks.DEFAULT_SLA_MINUTES)
+        due = created + timedelta(minutes=DEFAULT_SLA_MINUTES)
         next_look: datetime | None = None
         if status in callbacks.OVERDUE_STATUSES:
             if due > now:

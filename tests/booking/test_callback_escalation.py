@@ -16,6 +16,7 @@ from services.booking import callback_escalation, callbacks
 from services.booking.callback_escalation import escalate_overdue
 from services.booking.jobs import escalate_overdue_callbacks
 from services.booking.worker import WorkerSettings
+from shared.appointments.callbacks import DEFAULT_SLA_MINUTES, create_callback
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
@@ -27,7 +28,7 @@ from tests.bench.callbacks import explain, overdue_list, seed
 from tests.support.factories import Salon, create_salon
 
 DUE = datetime(2030, 6, 3, 8, 0, tzinfo=UTC)
-CREATED = DUE - timedelta(minutes=callbacks.DEFAULT_SLA_MINUTES)  # the branch sets no SLA
+CREATED = DUE - timedelta(minutes=DEFAULT_SLA_MINUTES)  # the branch sets no SLA
 MINUTE = timedelta(minutes=1)
 ADMIN_BRANCHES = "/v1/admin/branches"
 
@@ -48,7 +49,7 @@ async def new_callback(
 ) -> str:
     company_id = salon.tenant.company_id
     async with db.transaction(company_id) as session:
-        cb = await callbacks.create_callback(
+        cb = await create_callback(
             session,
             company_id=company_id,
             phone_number="+491701234567",

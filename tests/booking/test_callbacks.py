@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.booking import callbacks
+from shared.appointments.callbacks import create_callback, due_at
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.errors import InvalidInput
@@ -99,9 +100,9 @@ def test_state_machine_is_exactly_the_table(action: str, status: str) -> None:
 
 def test_due_at_and_overdue() -> None:
     now = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)  # the night Berlin switches to summer time
-    assert callbacks.due_at(now, None) == now + timedelta(minutes=120)
-    assert callbacks.due_at(now, 30) == now + timedelta(minutes=30)
-    assert callbacks.due_at(now, 0) == now
+    assert due_at(now, None) == now + timedelta(minutes=120)
+    assert due_at(now, 30) == now + timedelta(minutes=30)
+    assert due_at(now, 0) == now
     due = now + timedelta(minutes=1)
     for status in CALLBACK_STATUSES:
         assert not callbacks.is_overdue(status, due, now)
@@ -211,7 +212,7 @@ async def test_create_callback_function_for_the_agent(db: Database) -> None:
     now = datetime(2030, 6, 3, 10, 0, 0, 123456, tzinfo=UTC)
     company_id = salon.tenant.company_id
     async with db.transaction(company_id) as session:
-        cb = await callbacks.create_callback(
+        cb = await create_callback(
             session,
             company_id=company_id,
             phone_number="+4917655512345",
@@ -234,7 +235,7 @@ async def test_create_callback_function_for_the_agent(db: Database) -> None:
         args: dict[str, Any] = {"phone_number": PHONE, "reason": "r", **bad}
         async with db.transaction(company_id) as session:
             with pytest.raises(InvalidInput) as refused:
-                await callbacks.create_callback(session, company_id=company_id, **args)
+                await create_callback(session, company_id=company_id, **args)
         assert refused.value.extra["field"] == next(iter(bad))
     assert [e.payload["event_type"] for e in await outbox(db, callback_id)] == [
         "callback_requested"

@@ -5,13 +5,15 @@ the table.
 it, so the tests cost nothing extra in `make test`). `python -m tests.faults.report FILE` reads
 such a file and prints a markdown table, one row per fault in the order first recorded; a fault
 recorded several times (the sqlite and mysql params of one test) shows each figure as a range
-"min-max" and its distinct notes joined.
+"min-max"; notes that differ only in their numbers are merged the same way ("exited in
+1.1-1.3 s"), other distinct notes are joined with " / ".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 ENV = "FAULT_REPORT"
+NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
 COUNTS = ("sent", "accepted", "refused", "errors_500", "lost", "duplicated")
 HEADER = (
     "fault",
@@ -124,6 +127,25 @@ def recover_span(values: Sequence[float | None]) -> str:
     return text if len(known) == len(values) else f"{text} (n/a in {len(values) - len(known)})"
 
 
+def merge_notes(notes: Sequence[str]) -> str:
+    """Distinct notes in first-seen order; those alike but for their numbers become one, with
+    a range where the numbers differ."""
+    shapes: dict[tuple[str, ...], list[list[str]]] = {}
+    for note in notes:
+        parts = NUMBER.split(note)
+        shapes.setdefault(tuple(parts[0::2]), []).append(parts[1::2])
+    merged = []
+    for words, numbers in shapes.items():
+        text = words[0]
+        for index, word in enumerate(words[1:]):
+            seen = [found[index] for found in numbers]
+            low, high = min(seen, key=float), max(seen, key=float)
+            text += low if float(low) == float(high) else f"{low}-{high}"
+            text += word
+        merged.append(text)
+    return " / ".join(merged)
+
+
 def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -142,7 +164,7 @@ def rows(records: Sequence[FaultRecord]) -> list[list[str]]:
                 str(len(runs)),
                 *(span([getattr(r, name) for r in runs]) for name in COUNTS),
                 recover_span([r.recover_s for r in runs]),
-                " / ".join(notes),
+                merge_notes(notes),
             ]
         )
     return table

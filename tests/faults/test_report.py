@@ -77,6 +77,19 @@ def test_a_defect_is_shown_not_smoothed() -> None:
     assert table_rows(text)[0][5:8] == ["0-3", "0-1", "0-2"]
 
 
+def test_notes_alike_but_for_their_numbers_merge_into_ranges() -> None:
+    notes = [
+        "2 unacknowledged, exited in 1.2 s, drain 0.5 s",
+        "3 unacknowledged, exited in 1.1 s, drain 0.5 s",
+        "other words",
+        "2 unacknowledged, exited in 1.25 s, drain 0.5 s",
+    ]
+    text = render([record("f", note=note) for note in notes])
+    assert table_rows(text)[0][-1] == (
+        "2-3 unacknowledged, exited in 1.1-1.25 s, drain 0.5 s / other words"
+    )
+
+
 def test_pipes_in_a_note_do_not_break_the_table() -> None:
     assert table_rows(render([record("a|b", note="x | y")]))[0][0] == "a\\|b"
 

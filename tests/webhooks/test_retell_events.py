@@ -19,7 +19,6 @@ import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
 
-from services.booking.callbacks import create_callback
 from services.webhooks.handling import PROCESSED, HandlerContext, Outcome, ignored
 from services.webhooks.retell_events import (
     CALLBACK_REASON,
@@ -30,6 +29,7 @@ from services.webhooks.retell_events import (
     merge,
     snapshot,
 )
+from shared.appointments.callbacks import create_callback
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM

@@ -8,7 +8,7 @@ transaction:
 - SQLite: the write transaction began with `BEGIN IMMEDIATE`, so it already holds the database
   write lock; SQLAlchemy would drop FOR UPDATE there anyway.
 
-Blocked ranges (buffers included) are half-open: [from, until).
+Blocked ranges (buffers included, `blocked_range`) are half-open: [from, until).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import LIVE_STATUSES, Appointment, Staff, TimeOff
+from shared.models import LIVE_STATUSES, Appointment, Service, Staff, TimeOff
 
 # No appointment blocks more than this; it bounds the index range the overlap query scans.
 MAX_BLOCK = timedelta(hours=24)
@@ -34,6 +34,14 @@ class Conflict:
     customer_id: str | None
     service_id: str | None
     starts_at: datetime | None
+
+
+def blocked_range(service: Service, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The time an appointment keeps its staff member busy: the booking plus the buffers."""
+    return (
+        start - timedelta(minutes=service.buffer_before_minutes),
+        end + timedelta(minutes=service.buffer_after_minutes),
+    )
 
 
 def is_sqlite(session: AsyncSession) -> bool:

@@ -1,0 +1,88 @@
+"""The layering contracts of `make lint` (import-linter, `[tool.importlinter]` in pyproject.toml)
+hold on the real tree and bite on a deliberate violation.
+
+The violations are made in a copy of `shared` and `services` (the .py files only) in tmp_path,
+checked with the project's own contracts (pyproject.toml copied beside it), so the real tree is
+never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+INDEPENDENCE = "services do not import each other"
+BOTTOM_LAYER = "shared is the bottom layer: it never imports a service"
+
+
+def _lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` with `config`, importing the packages found under `root` first."""
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(config), "--no-cache", "--no-logo"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _copy_tree(into: Path) -> Path:
+    """`shared` and `services` (.py files only) and the contracts, copied under `into`."""
+    for package in ("shared", "services"):
+        shutil.copytree(
+            ROOT / package,
+            into / package,
+            ignore=lambda folder, names: [
+                name
+                for name in names
+                if name == "__pycache__"
+                or (not name.endswith(".py") and not (Path(folder) / name).is_dir())
+            ],
+        )
+    config = into / "layering.toml"
+    shutil.copyfile(ROOT / "pyproject.toml", config)
+    return config
+
+
+def test_the_real_tree_keeps_both_contracts() -> None:
+    result = _lint_imports(ROOT, ROOT / "pyproject.toml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{INDEPENDENCE} KEPT\n" in result.stdout  # and no import of it is ignored
+    assert f"{BOTTOM_LAYER} KEPT" in result.stdout
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_a_service_importing_another_service_fails_the_lint(tmp_path: Path) -> None:
+    config = _copy_tree(tmp_path)
+    copied = _lint_imports(tmp_path, config)
+    assert copied.returncode == 0, copied.stdout + copied.stderr  # the copy alone passes
+    scratch = tmp_path / "services" / "webhooks" / "scratch_violation.py"
+    scratch.write_text("from services.booking import booking_context  # noqa: F401\n")
+
+    result = _lint_imports(tmp_path, config)
+
+    assert result.returncode != 0
+    assert f"{INDEPENDENCE} BROKEN" in result.stdout
+    assert f"{BOTTOM_LAYER} KEPT" in result.stdout
+    assert "services.webhooks.scratch_violation -> services.booking.booking_context" in (
+        result.stdout
+    )
+
+
+def test_shared_importing_a_service_fails_the_lint(tmp_path: Path) -> None:
+    config = _copy_tree(tmp_path)
+    scratch = tmp_path / "shared" / "appointments" / "scratch_violation.py"
+    scratch.write_text("import services.booking.booking  # noqa: F401\n")
+
+    result = _lint_imports(tmp_path, config)
+
+    assert result.returncode != 0
+    assert f"{BOTTOM_LAYER} BROKEN" in result.stdout
+    assert "shared.appointments.scratch_violation -> services.booking.booking" in result.stdout
