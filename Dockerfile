@@ -21,17 +21,18 @@ WORKDIR /app
 # (the versions CI tested): install the project from empty package stubs, then uninstall it
 # and keep what it pulled in.
 COPY pyproject.toml README.md constraints.txt ./
-RUN mkdir shared services \
-    && touch shared/__init__.py services/__init__.py \
+RUN mkdir shared services tools \
+    && touch shared/__init__.py services/__init__.py tools/__init__.py \
     && pip install -c constraints.txt . \
     && pip uninstall -y appointments \
-    && rm -rf shared services build ./*.egg-info
+    && rm -rf shared services tools build ./*.egg-info
 COPY alembic.ini ./
 COPY alembic ./alembic
 COPY shared ./shared
 COPY services ./services
+COPY tools ./tools
 # Editable, so the code stays in /app beside alembic.ini and alembic/, which `appointments
-# migrate` reads from the directory above shared/.
+# migrate` reads from the directory above tools/.
 RUN pip install --no-deps -e .
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -48,7 +49,7 @@ WORKDIR /app
 # is written (PYTHONDONTWRITEBYTECODE). var/ is the only writable directory of the image (the
 # default SQLite file of a bare `docker run`; a volume in docker-compose.yml).
 RUN python -m compileall -q --invalidation-mode unchecked-hash \
-        /app/shared /app/services /app/alembic \
+        /app/shared /app/services /app/tools /app/alembic \
     && mkdir /app/var \
     && chown 10001:10001 /app/var
 USER 10001:10001

@@ -24,12 +24,12 @@ test: install ## the whole suite on SQLite and MariaDB, with a real Redis (2 xdi
 	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
 lint: install
-	$(BIN)/ruff check shared services tests alembic
-	$(BIN)/ruff format --check shared services tests alembic/env.py
+	$(BIN)/ruff check shared services tools tests alembic
+	$(BIN)/ruff format --check shared services tools tests alembic/env.py
 	$(BIN)/lint-imports
 
 types: install
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services tools
 
 migrate: install
 	$(BIN)/appointments migrate

@@ -1,7 +1,7 @@
 """Prometheus metrics shared by all services; `/metrics` serves them in text format.
 
 Metrics of one domain live beside the code that counts them (`booking_attempts_total` in
-services/booking/booking_metrics.py, `jobs_total` in shared/worker_metrics.py, ...); the
+services/booking/appointments/metrics.py, `jobs_total` in shared/worker_metrics.py, ...); the
 alert rules and the dashboard in deploy/monitoring/ name only metrics exported somewhere.
 """
 
@@ -37,7 +37,7 @@ CACHE_REQUESTS = Counter(
 )
 # Booking attempts the system had to refuse before anything could be recorded in the database
 # (docs/adr/0019): source agent|api, reason database_unavailable. The ops view's count of the
-# same lives in Redis (services/booking/ops_overview.py); no company in the labels.
+# same lives in Redis (services/booking/ops/overview.py); no company in the labels.
 BOOKING_REFUSED = Counter(
     "booking_refused_total",
     "Booking attempts refused unrecorded, by source (agent, api) and reason "

@@ -150,7 +150,7 @@ def database_refusal(scope: Scope, error: BaseException) -> Response | None:
     The one place both the exception handler and the lean routes (shared/lean.py) use.
 
     A route whose callers cannot act on a 503 (the phone agent's) may answer otherwise: its
-    `database_unavailable_answer(scope)` gives the response (services/booking/retell_api.py).
+    `database_unavailable_answer(scope)` gives the response (services/booking/agent/api.py).
     """
     refusal = database_unavailable(error)
     if refusal is None:

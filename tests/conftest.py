@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.booking.policy_client import PolicyClient
+from services.booking.appointments.policy_client import PolicyClient
 from shared.api_keys import issue_key
 from shared.config import Settings
 from shared.db.engine import Database

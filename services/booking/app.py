@@ -6,15 +6,15 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.booking.admin.api import router as admin_router
 from services.booking.admin.customers import router as customer_data_router
-from services.booking.admin_api import router as admin_router
-from services.booking.api import router as api_router
-from services.booking.calcom_availability import CalcomAccess, using
-from services.booking.callbacks_api import router as callbacks_router
-from services.booking.ops_api import router as ops_router
-from services.booking.ops_page import router as ops_page_router
-from services.booking.policy_client import PolicyClient
-from services.booking.retell_api import router as retell_router
+from services.booking.agent.api import router as retell_router
+from services.booking.appointments.api import router as api_router
+from services.booking.appointments.policy_client import PolicyClient
+from services.booking.calcom.availability import CalcomAccess, using
+from services.booking.callbacks.api import router as callbacks_router
+from services.booking.ops.api import router as ops_router
+from services.booking.ops.page import router as ops_page_router
 from shared.app import create_app
 from shared.config import Settings
 from shared.outbound import outbound_client

@@ -17,8 +17,9 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy import delete, select, update
 
-from services.booking import calcom_sync, callback_escalation
-from services.booking.calcom_sync import Snapshot, SyncRefused
+from services.booking.calcom import sync as calcom_sync
+from services.booking.calcom.sync import Snapshot, SyncRefused
+from services.booking.callbacks import escalation as callback_escalation
 from shared import outbox
 from shared.calcom.client import CalcomClient
 from shared.calcom.errors import CalcomError, CalcomRejected, CircuitOpen
@@ -242,7 +243,7 @@ async def reap_idempotency_keys(ctx: dict[str, Any]) -> int:
 
 
 async def escalate_overdue_callbacks(ctx: dict[str, Any]) -> int:
-    """Escalate the callbacks due now (see callback_escalation.py); notifications are
+    """Escalate the callbacks due now (see callbacks/escalation.py); notifications are
     enqueued after each callback's commit."""
     db: Database = ctx["db"]
     redis = ctx.get("redis")

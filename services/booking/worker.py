@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from arq import cron, func
 
-from services.booking.callback_metrics import REFRESH_INTERVAL_S, refresh_overdue_callbacks
+from services.booking.callbacks.metrics import REFRESH_INTERVAL_S, refresh_overdue_callbacks
 from services.booking.jobs import (
     SYNC_MAX_TRIES,
     escalate_overdue_callbacks,

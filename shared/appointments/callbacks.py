@@ -3,8 +3,8 @@ call events all do when a caller must be called back.
 
 A new callback is `pending`, due after the branch's SLA (default 120 minutes), and stages its
 `callback_requested` notification in the same transaction (outbox). The transitions after it
-(assign, contacted, resolve, escalate) are the booking service's (services/booking/callbacks.py),
-built on the helpers here.
+(assign, contacted, resolve, escalate) are the booking service's
+(services/booking/callbacks/service.py), built on the helpers here.
 """
 
 from __future__ import annotations

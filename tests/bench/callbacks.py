@@ -22,8 +22,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import callbacks
-from services.booking.callback_escalation import due_callbacks
+from services.booking.callbacks import service as callbacks
+from services.booking.callbacks.escalation import due_callbacks
 from shared.appointments.callbacks import DEFAULT_SLA_MINUTES
 from shared.config import Settings
 from shared.db.engine import Database

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import psutil
 
-from services.booking.availability import local_day_bounds
+from services.booking.scheduling.availability import local_day_bounds
 from tests.bench import load
 from tests.bench.dataset import ZONE, BenchTenant, CompanyPolicy, SlotPlan, local_day, phone
 from tests.bench.load import RunResult, expect_status

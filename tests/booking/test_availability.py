@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.booking.availability import (
+from services.booking.scheduling.availability import (
     AvailabilityQuery,
     ExistingAppointment,
     ServiceSpec,

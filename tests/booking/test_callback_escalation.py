@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 from arq.connections import create_pool
 
-from services.booking import callback_escalation, callbacks
-from services.booking.callback_escalation import escalate_overdue
+from services.booking.callbacks import escalation as callback_escalation
+from services.booking.callbacks import service as callbacks
+from services.booking.callbacks.escalation import escalate_overdue
 from services.booking.jobs import escalate_overdue_callbacks
 from services.booking.worker import WorkerSettings
 from shared.appointments.callbacks import DEFAULT_SLA_MINUTES, create_callback

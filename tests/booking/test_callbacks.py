@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.booking import callbacks
+from services.booking.callbacks import service as callbacks
 from shared.appointments.callbacks import create_callback, due_at
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM

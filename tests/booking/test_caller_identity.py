@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from services.booking import speech
+from services.booking.agent import speech
 from shared.db.engine import Database
 from shared.models import Customer
 from shared.rate_limit import RateLimits

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import event, select
 
-from services.booking.policy_client import PolicyClient
+from services.booking.appointments.policy_client import PolicyClient
 from shared.db.engine import Database
 from shared.models import (
     Appointment,

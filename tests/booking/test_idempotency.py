@@ -8,7 +8,7 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
-from services.booking.idempotency import agent_key
+from services.booking.appointments.idempotency import agent_key
 from shared.db.engine import Database
 from shared.models import Appointment, IdempotencyKey
 from tests.booking.test_booking_api import at, body

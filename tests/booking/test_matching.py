@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from services.booking.matching import (
+from services.booking.agent.matching import (
     MatchResult,
     distance,
     match,

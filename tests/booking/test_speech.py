@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.booking import speech
-from services.booking.speech import (
+from services.booking.agent import speech
+from services.booking.agent.speech import (
     ASK_FIELDS,
     MAX_MESSAGE_CHARS,
     REASON_CODES,

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking import speech
+from services.booking.agent import speech
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Appointment

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from shared.api_keys import verify_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.demo import DEMO_KEY_NAME, DemoTenant, seed_demo
 from shared.models import (
     ApiKey,
     Branch,
@@ -27,6 +26,7 @@ from shared.models import (
     StaffService,
     WorkingHours,
 )
+from tools.demo import DEMO_KEY_NAME, DemoTenant, seed_demo
 
 JSON_KEYS = {
     "company_id",

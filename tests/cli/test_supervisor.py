@@ -36,7 +36,10 @@ from arq.jobs import JobStatus
 
 from shared.config import Settings
 from shared.queue import BOOKING_QUEUE
-from shared.runner import (
+from tests.cli.conftest import Cli, appointments_executable
+from tests.cli.test_run import SERVICES, Running, appointments_run, free_ports, survivors
+from tests.faults.report import record_fault
+from tools.runner import (
     EXIT_GAVE_UP,
     RUN_DRAIN_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -47,9 +50,6 @@ from shared.runner import (
     describe_exit,
     restart_policy,
 )
-from tests.cli.conftest import Cli, appointments_executable
-from tests.cli.test_run import SERVICES, Running, appointments_run, free_ports, survivors
-from tests.faults.report import record_fault
 
 T = TypeVar("T")
 

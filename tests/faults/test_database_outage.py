@@ -149,7 +149,7 @@ class Lines(logging.Handler):
 @pytest.fixture
 def refused_lines() -> Iterator[Lines]:
     lines = Lines()
-    logger = logging.getLogger("services.booking.ops_overview")
+    logger = logging.getLogger("services.booking.ops.overview")
     logger.addHandler(lines)
     try:
         yield lines

@@ -1,9 +1,9 @@
 """The layering contracts of `make lint` (import-linter, `[tool.importlinter]` in pyproject.toml)
 hold on the real tree and bite on a deliberate violation.
 
-The violations are made in a copy of `shared` and `services` (the .py files only) in tmp_path,
-checked with the project's own contracts (pyproject.toml copied beside it), so the real tree is
-never touched.
+The violations are made in a copy of `shared`, `services` and `tools` (the .py files only) in
+tmp_path, checked with the project's own contracts (pyproject.toml copied beside it), so the real
+tree is never touched.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 INDEPENDENCE = "services do not import each other"
 BOTTOM_LAYER = "shared is the bottom layer: it never imports a service"
+TOP_LAYER = "tools are the top layer: neither shared nor a service imports them"
 
 
 def _lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess[str]:
@@ -25,7 +26,8 @@ def _lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(config), "--no-cache", "--no-logo"],
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        # Wide enough that no reported import is wrapped over two lines.
+        env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "250"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -34,8 +36,8 @@ def _lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _copy_tree(into: Path) -> Path:
-    """`shared` and `services` (.py files only) and the contracts, copied under `into`."""
-    for package in ("shared", "services"):
+    """`shared`, `services` and `tools` (.py files only) and the contracts, copied under `into`."""
+    for package in ("shared", "services", "tools"):
         shutil.copytree(
             ROOT / package,
             into / package,
@@ -51,12 +53,13 @@ def _copy_tree(into: Path) -> Path:
     return config
 
 
-def test_the_real_tree_keeps_both_contracts() -> None:
+def test_the_real_tree_keeps_every_contract() -> None:
     result = _lint_imports(ROOT, ROOT / "pyproject.toml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{INDEPENDENCE} KEPT\n" in result.stdout  # and no import of it is ignored
-    assert f"{BOTTOM_LAYER} KEPT" in result.stdout
-    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    assert f"{BOTTOM_LAYER} KEPT\n" in result.stdout  # the CLI no longer lives in shared
+    assert f"{TOP_LAYER} KEPT\n" in result.stdout
+    assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
 def test_a_service_importing_another_service_fails_the_lint(tmp_path: Path) -> None:
@@ -64,14 +67,14 @@ def test_a_service_importing_another_service_fails_the_lint(tmp_path: Path) -> N
     copied = _lint_imports(tmp_path, config)
     assert copied.returncode == 0, copied.stdout + copied.stderr  # the copy alone passes
     scratch = tmp_path / "services" / "webhooks" / "scratch_violation.py"
-    scratch.write_text("from services.booking import booking_context  # noqa: F401\n")
+    scratch.write_text("from services.booking.appointments import context  # noqa: F401\n")
 
     result = _lint_imports(tmp_path, config)
 
     assert result.returncode != 0
     assert f"{INDEPENDENCE} BROKEN" in result.stdout
     assert f"{BOTTOM_LAYER} KEPT" in result.stdout
-    assert "services.webhooks.scratch_violation -> services.booking.booking_context" in (
+    assert "services.webhooks.scratch_violation -> services.booking.appointments.context" in (
         result.stdout
     )
 
@@ -79,10 +82,30 @@ def test_a_service_importing_another_service_fails_the_lint(tmp_path: Path) -> N
 def test_shared_importing_a_service_fails_the_lint(tmp_path: Path) -> None:
     config = _copy_tree(tmp_path)
     scratch = tmp_path / "shared" / "appointments" / "scratch_violation.py"
-    scratch.write_text("import services.booking.booking  # noqa: F401\n")
+    scratch.write_text("import services.booking.appointments.booking  # noqa: F401\n")
 
     result = _lint_imports(tmp_path, config)
 
     assert result.returncode != 0
     assert f"{BOTTOM_LAYER} BROKEN" in result.stdout
-    assert "shared.appointments.scratch_violation -> services.booking.booking" in result.stdout
+    assert "shared.appointments.scratch_violation -> services.booking.appointments.booking" in (
+        result.stdout
+    )
+
+
+def test_shared_or_a_service_importing_the_tools_fails_the_lint(tmp_path: Path) -> None:
+    config = _copy_tree(tmp_path)
+    (tmp_path / "shared" / "scratch_violation.py").write_text(
+        "from tools.runner import child_commands  # noqa: F401\n"
+    )
+    (tmp_path / "services" / "policy" / "scratch_violation.py").write_text(
+        "import tools.cli  # noqa: F401\n"
+    )
+
+    result = _lint_imports(tmp_path, config)
+
+    assert result.returncode != 0
+    assert f"{TOP_LAYER} BROKEN" in result.stdout
+    assert f"{BOTTOM_LAYER} KEPT" in result.stdout
+    assert "shared.scratch_violation -> tools.runner" in result.stdout
+    assert "services.policy.scratch_violation -> tools.cli" in result.stdout

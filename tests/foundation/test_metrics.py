@@ -23,7 +23,7 @@ import yaml
 from arq.connections import ArqRedis, create_pool
 from prometheus_client import REGISTRY
 
-from services.booking.callback_metrics import refresh_overdue_callbacks
+from services.booking.callbacks.metrics import refresh_overdue_callbacks
 from services.booking.jobs import sync_appointment
 from services.notifications.config_store import NAMESPACE as NOTIFICATION_CACHE
 from services.notifications.jobs import notify

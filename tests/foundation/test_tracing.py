@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import select
 
-from services.booking.policy_client import PolicyClient
+from services.booking.appointments.policy_client import PolicyClient
 from services.booking.worker import WorkerSettings as BookingWorker
 from services.booking.worker import calcom_http
 from services.notifications.channels.registry import adapters_from_settings

@@ -21,13 +21,12 @@ from arq.cron import CronJob
 from arq.worker import Function
 from prometheus_client import REGISTRY
 
-from services.booking.callback_metrics import count_overdue, refresh_overdue_callbacks
+from services.booking.callbacks.metrics import count_overdue, refresh_overdue_callbacks
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.models import CallbackRequest
 from shared.queue import redis_settings
-from shared.runner import Supervisor, child_overrides, worker_metrics_ports
 from shared.worker import ping
 from shared.worker_metrics import (
     instrument,
@@ -38,6 +37,7 @@ from shared.worker_metrics import (
     stop_metrics,
 )
 from tests.support.factories import create_salon
+from tools.runner import Supervisor, child_overrides, worker_metrics_ports
 
 
 def count(queue: str, job: str, outcome: str) -> float:

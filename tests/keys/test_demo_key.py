@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from shared.api_keys import verify_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.demo import DEMO_KEY_NAME, seed_demo
-from shared.key_store import demo_key_file
 from shared.models import ApiKey
+from tools.demo import DEMO_KEY_NAME, seed_demo
+from tools.key_store import demo_key_file
 
 
 async def active_demo_keys(db: Database, company_id: str) -> int:

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import update
 
 from shared.api_keys import hash_key, verify_key
-from shared.cli import with_service_key
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
-from shared.key_store import SERVICE_KEY_FILE, service_key
 from shared.models import ApiKey
+from tools.cli import with_service_key
+from tools.key_store import SERVICE_KEY_FILE, service_key
 
 
 async def test_the_kept_service_key_is_reused_while_it_verifies(

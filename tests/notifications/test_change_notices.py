@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from services.booking.refusal_notices import QuotaNotice, notice_in, stage_notice
+from services.booking.appointments.refusal_notices import QuotaNotice, notice_in, stage_notice
 from services.notifications.jobs import notify
 from shared.db.engine import Database
 from shared.errors import AgentAnswer, PolicyViolation

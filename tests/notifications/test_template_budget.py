@@ -6,6 +6,7 @@ hand), never stalling the event loop, and a failed delivery (not a crashed job) 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -165,33 +166,56 @@ def test_an_ordinary_template_with_loops_renders_within_the_budget() -> None:
     assert render(EVENT, "sms", "de", RAW, body=body).body == "Mitte" * 99
 
 
-async def test_rendering_bombs_never_blocks_the_event_loop_for_50_ms() -> None:
-    """A task ticking every 5 ms keeps ticking while every bomb renders and is validated."""
+async def _worst_gap(work: Any) -> float:
+    """The longest time a task ticking every 5 ms waited for the loop while `work` ran."""
     gaps: list[float] = []
+    last = [time.perf_counter()]
     stop = asyncio.Event()
 
     async def ticker() -> None:
-        last = time.perf_counter()
         while not stop.is_set():
             await asyncio.sleep(0.005)
             now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+            gaps.append(now - last[0])
+            last[0] = now
 
     ticking = asyncio.create_task(ticker())
     await asyncio.sleep(0.02)
     try:
-        for body, _error, _detail in STOPPED.values():
-            with pytest.raises(TemplateError):
-                await in_thread(render, EVENT, "sms", "de", RAW, body=body + " ")
-        for body, _reason in BOMBS.values():
-            with pytest.raises(InvalidInput):
-                await in_thread(validate_template, EVENT, body + "  ")
+        await work()
+        gaps.append(time.perf_counter() - last[0])  # a loop blocked to the end ticks no more
     finally:
         stop.set()
         await ticking
-    assert len(gaps) > 10
-    assert max(gaps) < 0.050, f"the loop stalled for {max(gaps) * 1000:.0f} ms"
+    return max(gaps)
+
+
+async def test_rendering_bombs_never_blocks_the_event_loop_for_50_ms() -> None:
+    """A task ticking every 5 ms keeps ticking while every bomb renders and is validated.
+
+    A bomb rendered on the loop stalls it every time; a machine busy with other processes
+    may deschedule this one now and then: each bomb gets up to three tries, and the best
+    must stay under 50 ms."""
+
+    async def rendering(body: str) -> None:
+        with pytest.raises(TemplateError):
+            await in_thread(render, EVENT, "sms", "de", RAW, body=body + " ")
+
+    async def validating(body: str) -> None:
+        with pytest.raises(InvalidInput):
+            await in_thread(validate_template, EVENT, body + "  ")
+
+    runs = [functools.partial(rendering, body) for body, _e, _d in STOPPED.values()]
+    runs += [functools.partial(validating, body) for body, _reason in BOMBS.values()]
+    worst: list[float] = []
+    for run in runs:
+        best = float("inf")
+        for _ in range(3):
+            best = min(best, await _worst_gap(run))
+            if best < 0.050:
+                break
+        worst.append(best)
+    assert max(worst) < 0.050, f"the loop stalled for {max(worst) * 1000:.0f} ms"
 
 
 # -- at send time ---------------------------------------------------------------------------

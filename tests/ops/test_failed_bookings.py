@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from sqlalchemy import event
 
-from services.booking.failures import Failure, failure_of
+from services.booking.appointments.policy_client import PolicyUnavailable
 from services.booking.jobs import sync_appointment
-from services.booking.ops_overview import local_day_bounds
-from services.booking.policy_client import PolicyUnavailable
+from services.booking.ops.failures import Failure, failure_of
+from services.booking.ops.overview import local_day_bounds
 from shared.api_keys import issue_key
 from shared.circuit_breaker import CircuitBreaker
 from shared.config import Settings

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.booking.ops_overview import local_day_bounds
+from services.booking.ops.overview import local_day_bounds
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.types import utcnow

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.booking.ops_session import PREFIX
+from services.booking.ops.session import PREFIX
 from shared.api_keys import parse_key
 from shared.db.engine import Database
 from tests.conftest import Services

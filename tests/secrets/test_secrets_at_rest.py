@@ -16,7 +16,6 @@ from sqlalchemy.engine import make_url
 
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.demo import seed_demo
 from shared.models import Company
 from shared.secrets_at_rest import (
     EncryptedString,
@@ -29,6 +28,7 @@ from tests.admin.support import ADMIN
 from tests.conftest import Services
 from tests.support.factories import Tenant, create_tenant
 from tests.support.tenant_seed import calcom_delivery, calcom_headers
+from tools.demo import seed_demo
 
 
 async def dump(db: Database) -> str:

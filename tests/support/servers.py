@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from shared.redis import free_port
-from shared.runner import KEEP_ALIVE_S
+from tools.runner import KEEP_ALIVE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from arq import Retry
 from arq.connections import ArqRedis
 from sqlalchemy import func, select, update
 
-from services.booking.calcom_sync import LOCK_PREFIX
+from services.booking.calcom.sync import LOCK_PREFIX
 from services.booking.jobs import SYNC_MAX_TRIES, sweep_outbox
 from shared import outbox
 from shared.config import Settings

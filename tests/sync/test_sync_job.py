@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from arq.connections import ArqRedis
 from sqlalchemy import select, update
 
-from services.booking.calcom_sync import attendee_email, expired
+from services.booking.calcom.sync import attendee_email, expired
 from services.booking.jobs import sweep_outbox
 from shared import outbox
 from shared.config import Settings

@@ -1,1 +1,1 @@
-"""Tenant administration: schemas, generic CRUD and the per-resource rules behind /v1/admin."""
+"""Tenant administration: the /v1/admin router, schemas, generic CRUD and per-resource rules."""

@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.ops_timeline import (
+from services.booking.ops.timeline import (
     MAX_FAILURES,
     FailedBooking,
     TimelineItem,

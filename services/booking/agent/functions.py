@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import booking_metrics, changes, speech
-from services.booking.agent_identity import AgentCall as AgentCall
-from services.booking.agent_identity import listed_appointments, own_appointment
-from services.booking.agent_inputs import (
+from services.booking.agent import speech
+from services.booking.agent.identity import AgentCall as AgentCall
+from services.booking.agent.identity import listed_appointments, own_appointment
+from services.booking.agent.inputs import (
     Refusal,
     invalid,
     local_instant,
@@ -29,9 +29,11 @@ from services.booking.agent_inputs import (
     resolve_staff,
     text_arg,
 )
-from services.booking.availability import Slot, nearest_alternatives
-from services.booking.booking import BookingRequest, book, free_slots, resolve_branches
-from services.booking.rules import rules_for
+from services.booking.appointments import changes
+from services.booking.appointments import metrics as booking_metrics
+from services.booking.appointments.booking import BookingRequest, book, free_slots, resolve_branches
+from services.booking.scheduling.availability import Slot, nearest_alternatives
+from services.booking.scheduling.rules import rules_for
 from shared.appointments.callbacks import create_callback
 from shared.db.tenancy import current_company
 from shared.errors import (

@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.booking import appointments_query, changes, idempotency
-from services.booking.booking import BookingRequest, book
-from services.booking.failures import ApiBookingAttempt
-from services.booking.refusal_notices import QuotaNotices
-from services.booking.schemas import (
+from services.booking.appointments import changes, idempotency
+from services.booking.appointments import queries as appointments_query
+from services.booking.appointments.booking import BookingRequest, book
+from services.booking.appointments.refusal_notices import QuotaNotices
+from services.booking.appointments.schemas import (
     AppointmentCreate,
     AppointmentList,
     AppointmentOut,
@@ -21,7 +21,8 @@ from services.booking.schemas import (
     RescheduleOut,
     RescheduleRequest,
 )
-from services.booking.serialize import appointment_json
+from services.booking.appointments.serialize import appointment_json
+from services.booking.ops.failures import ApiBookingAttempt
 from shared.auth import ServicePrincipal
 from shared.deps import Session
 from shared.fields import Day, Instant, Phone

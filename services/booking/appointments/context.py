@@ -13,9 +13,9 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.availability import ServiceSpec, WorkingInterval
-from services.booking.calendar_loader import parse_weekly_hours, weekly_hours_column
-from services.booking.rules import BookingRules, rules_for
+from services.booking.scheduling.availability import ServiceSpec, WorkingInterval
+from services.booking.scheduling.calendar_loader import parse_weekly_hours, weekly_hours_column
+from services.booking.scheduling.rules import BookingRules, rules_for
 from shared.errors import InvalidInput
 from shared.models import Appointment, Branch, Company, Customer, Service, Staff, StaffService
 

@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import booking_metrics
-from services.booking.availability import (
+from services.booking.appointments import metrics as booking_metrics
+from services.booking.appointments.context import BookingContext, load_context
+from services.booking.calcom.availability import calcom_starts, restrict
+from services.booking.scheduling.availability import (
     AvailabilityQuery,
     ServiceSpec,
     Slot,
@@ -25,10 +27,8 @@ from services.booking.availability import (
     find_slots,
     nearest_alternatives,
 )
-from services.booking.booking_context import BookingContext, load_context
-from services.booking.calcom_availability import calcom_starts, restrict
-from services.booking.calendar_loader import load_calendars, qualified_staff
-from services.booking.rules import BookingRules, rules_for
+from services.booking.scheduling.calendar_loader import load_calendars, qualified_staff
+from services.booking.scheduling.rules import BookingRules, rules_for
 from shared.appointments.customers import upsert_customer
 from shared.appointments.events import stage_appointment_events
 from shared.appointments.fence import blocked_range as fence_range

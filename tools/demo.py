@@ -3,7 +3,7 @@
 Every part is looked up by its natural key (company name, branch/service/staff name, the
 branch's inbound number) before it is created, so seeding the same name again returns the same
 ids and adds no rows. Keys are stored hashed, so the admin key named "demo" is kept in
-plain text in a 0600 file of the state dir (shared/key_store.py) and printed again while it
+plain text in a 0600 file of the state dir (tools/key_store.py) and printed again while it
 verifies: a key printed earlier keeps working. Without a file (or once it no longer
 verifies) a new key is issued and earlier "demo" keys are revoked.
 """
@@ -29,7 +29,6 @@ from shared.db.engine import Database
 from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
-from shared.key_store import demo_key_file, kept_key, write_key
 from shared.models import (
     ApiKey,
     Branch,
@@ -40,6 +39,7 @@ from shared.models import (
     StaffService,
     WorkingHours,
 )
+from tools.key_store import demo_key_file, kept_key, write_key
 
 DEMO_COMPANY_NAME = "Demo Salon"
 DEMO_KEY_NAME = "demo"

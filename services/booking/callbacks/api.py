@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.booking import callbacks
+from services.booking.callbacks import service as callbacks
 from shared.appointments import callbacks as callback_core
 from shared.auth import AnyPrincipal, Principal
 from shared.db.types import utcnow

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.callbacks import OVERDUE_STATUSES
+from services.booking.callbacks.service import OVERDUE_STATUSES
 from shared.circuit_breaker import CircuitBreaker
 from shared.metrics import BOOKING_REFUSED
 from shared.models import (

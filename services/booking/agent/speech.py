@@ -94,7 +94,7 @@ _TEXT: Final[Mapping[str, str]] = {
         "Möchten Sie einen neuen Termin vereinbaren?"
     ),
     # Callers without a caller ID prove which appointment is theirs (services/booking/
-    # agent_identity.py); the same words whether the reference exists or not.
+    # agent/identity.py); the same words whether the reference exists or not.
     "identify": (
         "Ihre Rufnummer ist leider nicht übermittelt. Nennen Sie mir bitte Ihre Buchungsnummer "
         "aus der Bestätigung und den Namen, auf den der Termin gebucht ist."

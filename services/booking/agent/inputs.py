@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import speech
-from services.booking.availability import local_to_utc
-from services.booking.matching import match
+from services.booking.agent import speech
+from services.booking.agent.matching import match
+from services.booking.scheduling.availability import local_to_utc
 from shared.fields import check_day
 from shared.models import Branch, Service, Staff
 

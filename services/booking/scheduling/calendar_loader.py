@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.availability import (
+from services.booking.scheduling.availability import (
     ExistingAppointment,
     StaffCalendar,
     TimeOffPeriod,

@@ -22,12 +22,12 @@ from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import NotFound
 from shared.models import ApiKey
-from shared.runner import DEFAULT_REDIS_DIR, EMBEDDED_URL_FILE
 from shared.secrets_at_rest import SecretKeyError, rotate, split_fallbacks, use_keys
+from tools.runner import DEFAULT_REDIS_DIR, EMBEDDED_URL_FILE
 
 # api_keys is read before a tenant is known: these statements name their rows themselves.
 _NO_TENANT: dict[str, bool] = {}  # the CLI's sessions are SYSTEM-scoped (shared.db.tenancy)
-# Where `appointments run` notes the URL of its embedded Redis (shared/runner.py).
+# Where `appointments run` notes the URL of its embedded Redis (tools/runner.py).
 EMBEDDED_REDIS_URL_FILE = DEFAULT_REDIS_DIR / EMBEDDED_URL_FILE
 
 

@@ -2,7 +2,7 @@
 
 Behind an operator key: `Authorization: Bearer <key>`, or for a browser a session opened by
 the login form: an HttpOnly, SameSite=Strict cookie scoped to /ops that holds an opaque token,
-never the key (services/booking/ops_session.py; revoking the key ends the session). The cookie
+never the key (services/booking/ops/session.py; revoking the key ends the session). The cookie
 is `Secure` when the page is served over TLS: the request's scheme is https (uvicorn sets it
 from X-Forwarded-Proto of a proxy in FORWARDED_ALLOW_IPS), or any X-Forwarded-Proto says
 https (a forged one can only make the cookie stricter). Autoescaping is on for every template;
@@ -23,15 +23,16 @@ from fastapi.security import HTTPAuthorizationCredentials
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import ops_overview, ops_session
-from services.booking.ops_api import failed_bookings_json, overview_json
+from services.booking.ops import overview as ops_overview
+from services.booking.ops import session as ops_session
+from services.booking.ops.api import failed_bookings_json, overview_json
 from shared.auth import Principal, authenticate
 from shared.db.types import utcnow
 from shared.deps import READ_ONLY, Session
 from shared.errors import AppError, Forbidden, PayloadTooLarge, RateLimited
 
 router = APIRouter(include_in_schema=False)
-TEMPLATES = Path(__file__).parent / "templates" / "ops"
+TEMPLATES = Path(__file__).parent.parent / "templates" / "ops"
 COOKIE = ops_session.COOKIE
 COOKIE_MAX_AGE_S = 8 * 3600
 MAX_FORM_BYTES = 4096

@@ -14,7 +14,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from prometheus_client import Gauge
 
-from services.booking.callbacks import OVERDUE_STATUSES
+from services.booking.callbacks.service import OVERDUE_STATUSES
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import ops_overview, ops_queries
-from services.booking.ops_overview import Overview
-from services.booking.ops_queries import FailedBooking, TimelineItem
+from services.booking.ops import overview as ops_overview
+from services.booking.ops import queries as ops_queries
+from services.booking.ops.overview import Overview
+from services.booking.ops.queries import FailedBooking, TimelineItem
 from shared.auth import OperatorPrincipal
 from shared.db.types import utcnow
 from shared.deps import Session

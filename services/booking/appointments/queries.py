@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.booking import free_slots, resolve_branches
-from services.booking.rules import rules_for
-from services.booking.serialize import appointment_json, local_iso
+from services.booking.appointments.booking import free_slots, resolve_branches
+from services.booking.appointments.serialize import appointment_json, local_iso
+from services.booking.scheduling.rules import rules_for
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import Appointment, Branch, Company, Customer, Service

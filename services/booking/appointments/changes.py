@@ -18,20 +18,20 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import modifications, refusal_notices
-from services.booking.booking import (
+from services.booking.appointments import modifications, refusal_notices
+from services.booking.appointments.booking import (
     alternatives_for,
     blocked_range,
     calcom_allows,
     check_schedule,
     slot_taken,
 )
-from services.booking.booking_context import BookingContext, load_context
-from services.booking.policy_client import PolicyClient, PolicyDecision
+from services.booking.appointments.context import BookingContext, load_context
+from services.booking.appointments.policy_client import PolicyClient, PolicyDecision
 from shared.appointments.events import stage_appointment_events, stage_appointment_notice
 from shared.appointments.fence import conflicts, lock_staff
 from shared.db.types import utcnow
-from shared.errors import Conflict, FeeRequired, PolicyViolation
+from shared.errors import AppError, Conflict, FeeRequired, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,11 @@ class ChangeResult:
     context: BookingContext | None = None
 
 
-def _refuse(decision: PolicyDecision) -> PolicyViolation:
+def _refuse(decision: PolicyDecision, appointment: Appointment) -> AppError:
+    if decision.reason == "not_modifiable" and appointment.status in LIVE_STATUSES:
+        # We read it live, the policy service (after our read) no longer did: a concurrent
+        # change won. The same answer as losing the compare-and-set, not a policy refusal.
+        return Conflict("The appointment was changed at the same time; please try again.")
     return PolicyViolation(
         f"Not allowed: {decision.reason}.",
         reason=decision.reason,
@@ -74,7 +78,7 @@ def _require_fee_accepted(decision: PolicyDecision, accept_fee: bool) -> None:
 @contextmanager
 def _quota_notice(appointment: Appointment, kind: str) -> Iterator[None]:
     """A quota refusal of this change carries the customer's notice (staged after the
-    rollback by the route: services/booking/refusal_notices.py)."""
+    rollback by the route: services/booking/appointments/refusal_notices.py)."""
     try:
         yield
     except PolicyViolation as error:
@@ -165,7 +169,7 @@ async def cancel(
     with _quota_notice(appointment, "cancel"):
         decision = await policy.evaluate(appointment.company_id, appointment.id, "cancel", at=now)
         if not decision.allowed:
-            raise _refuse(decision)
+            raise _refuse(decision, appointment)
         _require_fee_accepted(decision, accept_fee)
         old_start = await _apply(
             session,
@@ -217,7 +221,7 @@ async def _reschedule(
 ) -> ChangeResult:
     decision = await policy.evaluate(appointment.company_id, appointment.id, "reschedule", at=now)
     if not decision.allowed:
-        raise _refuse(decision)
+        raise _refuse(decision, appointment)
     _require_fee_accepted(decision, accept_fee)
     ctx = await load_context(
         session, service_id=appointment.service_id, staff_id=appointment.staff_id, phone=None

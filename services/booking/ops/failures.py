@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
-from services.booking.ops_overview import note_refused_booking
+from services.booking.ops.overview import note_refused_booking
 from shared.auth import cached_principal
 from shared.db.engine import Database
 from shared.db.types import utcnow

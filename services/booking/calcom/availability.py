@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.availability import Slot
+from services.booking.scheduling.availability import Slot
 from shared.calcom import slots_cache
 from shared.calcom.call_log import CallLog
 from shared.calcom.client import CalcomClient

@@ -24,12 +24,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.types import Scope
 
-from services.booking import idempotency, speech
-from services.booking.agent_functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
-from services.booking.agent_identity import tries_guard
-from services.booking.agent_inputs import Refusal
-from services.booking.failures import AgentBookingAttempt
-from services.booking.refusal_notices import QuotaNotices
+from services.booking.agent import speech
+from services.booking.agent.functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
+from services.booking.agent.identity import tries_guard
+from services.booking.agent.inputs import Refusal
+from services.booking.appointments import idempotency
+from services.booking.appointments.refusal_notices import QuotaNotices
+from services.booking.ops.failures import AgentBookingAttempt
 from shared.db.tenancy import bind_tenant, current_company
 from shared.db.types import utcnow
 from shared.deps import Session

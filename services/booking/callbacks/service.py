@@ -8,7 +8,7 @@ the row, so two operators acting at once cannot both win (or compute the same es
 
 Escalation levels follow the branch's `callback_escalation_chain`, steps counted from the
 callback's due time: `next_escalation_at` says when the escalation cron must look at a callback
-next (see callback_escalation.py); one code path, `record_escalation`, writes a level, whether
+next (see escalation.py); one code path, `record_escalation`, writes a level, whether
 an operator escalates by hand or the cron does.
 """
 

@@ -21,16 +21,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from shared.api_keys import SCOPES, issue_key
-from shared.cli_keys import add_commands as add_key_commands
-from shared.cli_keys import publish
 from shared.config import Settings, get_settings
 from shared.db.engine import Database, create_engine
 from shared.db.tenancy import SYSTEM
-from shared.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
 from shared.errors import AppError, NotFound
-from shared.key_store import SERVICE_KEY_FILE, service_key, state_dir
 from shared.models import Company
-from shared.runner import DEFAULT_REDIS_DIR, docs_urls, run
+from tools.cli_keys import add_commands as add_key_commands
+from tools.cli_keys import publish
+from tools.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
+from tools.key_store import SERVICE_KEY_FILE, service_key, state_dir
+from tools.runner import DEFAULT_REDIS_DIR, docs_urls, run
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 

@@ -2,7 +2,7 @@
 (`modification_quota_exceeded`), once per appointment state and kind of change.
 
 The refusal rolls the request's transaction back, so the notice is staged afterwards in a
-transaction of its own, as booking failures are recorded (services/booking/failures.py). Its
+transaction of its own, as booking failures are recorded (services/booking/ops/failures.py). Its
 outbox id is derived from (appointment, version, kind): the agent asking again, a retried
 request, another replica refusing the same change all file the same row, so one notice goes
 out. The appointment's next change bumps its version, and a later refusal is news again.

@@ -26,10 +26,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import speech
-from services.booking.agent_inputs import Refusal, invalid, parse_date, parse_time, text_arg
-from services.booking.matching import same_name
-from services.booking.policy_client import PolicyClient
+from services.booking.agent import speech
+from services.booking.agent.inputs import Refusal, invalid, parse_date, parse_time, text_arg
+from services.booking.agent.matching import same_name
+from services.booking.appointments.policy_client import PolicyClient
 from shared.errors import ServiceUnavailable
 from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service, Staff
 from shared.rate_limit import RateLimiter

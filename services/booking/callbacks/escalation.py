@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import callbacks
+from services.booking.callbacks import service as callbacks
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import CallbackEscalation, CallbackRequest

@@ -1,0 +1,1 @@
+"""The Retell voice agent: its functions and endpoints, caller identity, inputs, speech."""

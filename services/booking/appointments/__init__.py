@@ -1,0 +1,1 @@
+"""Appointments: book, cancel, reschedule, look up; idempotency, audit trail, REST API."""

@@ -1,0 +1,1 @@
+"""Callback requests after creation: state machine, REST API, escalation cron, metric."""

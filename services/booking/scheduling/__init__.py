@@ -1,0 +1,1 @@
+"""Free slots: the pure availability engine, the calendar loader feeding it, booking rules."""
