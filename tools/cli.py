@@ -192,7 +192,7 @@ def cmd_webhooks_replay(args: argparse.Namespace, settings: Settings) -> int:
 async def _replay_webhook(settings: Settings, event_id: str) -> bool:
     from arq.connections import ArqRedis
 
-    from services.webhooks.replay import replay
+    from services.webhooks.events.replay import replay
     from shared.redis import redis_client
 
     db = Database(settings=settings)

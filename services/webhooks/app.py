@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.webhooks.api import events, ingestion
-from services.webhooks.ingest import SECRET_TTL_S, SecretCache
-from services.webhooks.lean_routes import HANDLERS
+from services.webhooks.events.api import events
+from services.webhooks.ingest.api import ingestion
+from services.webhooks.ingest.lean_routes import HANDLERS
+from services.webhooks.ingest.service import SECRET_TTL_S, SecretCache
 from shared.app import create_app
 from shared.config import Settings
 

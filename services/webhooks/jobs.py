@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks import event_metrics
-from services.webhooks.handling import (
+from services.webhooks.ingest import metrics as event_metrics
+from services.webhooks.ingest.handling import (
     PROCESS_JOB,
     Handler,
     HandlerContext,
@@ -62,11 +62,11 @@ def retry_delay(attempt: int) -> float:
 def _handler(source: str) -> Handler | None:
     """The handler of a source; Retell's is imported lazily (another module's contract)."""
     if source == "calcom":
-        from services.webhooks.calcom_events import handle
+        from services.webhooks.calcom.events import handle
 
         return handle
     if source == "retell":
-        module = importlib.import_module("services.webhooks.retell_events")
+        module = importlib.import_module("services.webhooks.retell.events")
         return cast(Handler, module.handle)
     return None
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from arq import cron
 
+from services.webhooks.calcom.reconciliation import reconcile_calcom
 from services.webhooks.jobs import PENDING_GRACE, process_webhook_event, sweep_webhook_events
-from services.webhooks.reconciliation import reconcile_calcom
 from services.webhooks.retention import enforce_retention
 from shared.db.types import utcnow
 from shared.outbound import outbound_client

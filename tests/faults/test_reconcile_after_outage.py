@@ -20,7 +20,7 @@ import httpx
 import pytest
 from arq.connections import ArqRedis, create_pool
 
-from services.webhooks.reconciliation import reconcile_all, reconcile_calcom
+from services.webhooks.calcom.reconciliation import reconcile_all, reconcile_calcom
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.outbound import outbound_client

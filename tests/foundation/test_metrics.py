@@ -27,7 +27,7 @@ from services.booking.callbacks.metrics import refresh_overdue_callbacks
 from services.booking.jobs import sync_appointment
 from services.notifications.config_store import NAMESPACE as NOTIFICATION_CACHE
 from services.notifications.jobs import notify
-from services.webhooks.handling import job_id
+from services.webhooks.ingest.handling import job_id
 from services.webhooks.jobs import process_webhook_event
 from shared.circuit_breaker import CircuitBreaker
 from shared.config import Settings

@@ -137,7 +137,7 @@ async def test_an_insert_commits_by_itself_and_ignores_a_duplicate(
 ) -> None:
     """The webhook store's INSERT IGNORE: 1 row, then 0 for the same dedupe key; the row is
     committed when `execute` returns (a session sees it) with its JSON and UTC instant."""
-    from services.webhooks.ingest import _INSERT_RAW
+    from services.webhooks.ingest.service import _INSERT_RAW
 
     tenant = await create_salon(db)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -27,7 +27,7 @@ from services.booking.worker import calcom_http
 from services.notifications.channels.registry import adapters_from_settings
 from services.notifications.worker import WorkerSettings as NotifyWorker
 from services.notifications.worker import messaging_http
-from services.webhooks.handling import PROCESS_JOB, job_id
+from services.webhooks.ingest.handling import PROCESS_JOB, job_id
 from services.webhooks.worker import WorkerSettings as WebhooksWorker
 from shared.config import Settings
 from shared.db.engine import Database

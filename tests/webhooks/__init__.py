@@ -16,7 +16,7 @@ from arq.jobs import deserialize_job
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.webhooks.handling import job_id
+from services.webhooks.ingest.handling import job_id
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
 
-from services.webhooks.handling import PROCESS_JOB
+from services.webhooks.ingest.handling import PROCESS_JOB
 from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from services.webhooks.handling import PROCESS_JOB
-from services.webhooks.ingest import MAX_BODY, SecretCache
+from services.webhooks.ingest.handling import PROCESS_JOB
+from services.webhooks.ingest.service import MAX_BODY, SecretCache
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
@@ -74,7 +74,7 @@ def e2e_snapshot() -> dict[str, Any]:
 
 
 def expected_key(company_id: str, *parts: object) -> str:
-    """The documented derivation (services/webhooks/payloads.py), computed independently."""
+    """The documented derivation (services/webhooks/ingest/payloads.py), computed independently."""
     material = json.dumps([company_id, *parts], separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.webhooks.handling import PROCESS_JOB
+from services.webhooks.ingest.handling import PROCESS_JOB
 from shared import retell
 from shared.db.engine import Database
 from tests.booking.agent_support import RETELL_KEY, enable_retell, signed

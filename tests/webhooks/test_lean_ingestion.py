@@ -1,6 +1,7 @@
-"""The lean ingestion handlers (services/webhooks/lean_routes.py) answer as the FastAPI routes:
-the same status and body for first deliveries, repeats and refusals; bodies over the lean limit
-go to the routes whole (and are stored whole); deliveries are counted under the route template.
+"""The lean ingestion handlers (services/webhooks/ingest/lean_routes.py) answer as the FastAPI
+routes: the same status and body for first deliveries, repeats and refusals; bodies over the
+lean limit go to the routes whole (and are stored whole); deliveries are counted under the route
+template.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 
-from services.webhooks.ingest import MAX_BODY
+from services.webhooks.ingest.service import MAX_BODY
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.lean import MAX_LEAN_BODY

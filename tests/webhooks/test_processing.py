@@ -20,7 +20,7 @@ from arq.connections import ArqRedis, create_pool
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhooks import jobs
-from services.webhooks.handling import PROCESS_JOB, HandlerContext, TransientFailure, job_id
+from services.webhooks.ingest.handling import PROCESS_JOB, HandlerContext, TransientFailure, job_id
 from services.webhooks.jobs import process_webhook_event, retry_delay, sweep_webhook_events
 from services.webhooks.worker import WorkerSettings
 from shared.config import Settings

@@ -13,7 +13,7 @@ import httpx
 import sqlalchemy as sa
 from arq.connections import ArqRedis
 
-from services.webhooks.reconciliation import reconcile_all, reconcile_company
+from services.webhooks.calcom.reconciliation import reconcile_all, reconcile_company
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM

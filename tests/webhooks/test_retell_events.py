@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from redis.asyncio import Redis
 
-from services.webhooks.handling import PROCESSED, HandlerContext, Outcome, ignored
-from services.webhooks.retell_events import (
+from services.webhooks.ingest.handling import PROCESSED, HandlerContext, Outcome, ignored
+from services.webhooks.retell.events import (
     CALLBACK_REASON,
     CallSnapshot,
     callback_enabled,

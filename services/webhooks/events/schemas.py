@@ -1,4 +1,4 @@
-"""Answers of the webhooks service (pydantic, for the OpenAPI document and the event views)."""
+"""The operators' event views (pydantic, for the OpenAPI document and the event API)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,6 @@ from pydantic import BaseModel, Field
 
 EventStatus = Literal["pending", "processing", "processed", "failed", "ignored"]
 Source = Literal["calcom", "retell"]
-
-
-class Accepted(BaseModel):
-    """202: stored for the first time; the worker processes it."""
-
-    status: Literal["accepted"]
-    event_id: str = Field(description="The stored event's id (`GET /v1/webhooks/events/{id}`)")
-
-
-class Repeated(BaseModel):
-    """200: the same event was delivered before; nothing is stored or processed again."""
-
-    status: Literal["already_processed", "in_progress"]
-    event_id: str
 
 
 class EventItem(BaseModel):

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from services.webhooks.calcom_mirror import apply_booking
-from services.webhooks.calcom_snapshot import BookingSnapshot
+from services.webhooks.calcom.mirror import apply_booking
+from services.webhooks.calcom.snapshot import BookingSnapshot
 from shared.calcom import CalcomClient, CalcomError, CircuitOpen, describe, slots_cache
 from shared.config import Settings, get_settings
 from shared.db.engine import Database

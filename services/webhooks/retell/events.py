@@ -22,7 +22,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.handling import (
+from services.webhooks.ingest.handling import (
     PROCESSED,
     HandlerContext,
     Outcome,
@@ -225,7 +225,7 @@ def why_no_callback(call: Call, appointments: int, callbacks: int) -> str | None
 
 
 async def handle(session: AsyncSession, event: WebhookEvent, ctx: HandlerContext) -> Outcome:
-    """Apply one Retell call event (the `Handler` of services.webhooks.handling)."""
+    """Apply one Retell call event (the `Handler` of services.webhooks.ingest.handling)."""
     payload = event.payload if isinstance(event.payload, dict) else {}
     name = payload.get("event", event.event_type)
     if name not in EVENTS:

@@ -23,8 +23,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import ClientDisconnect, Request
 
-from services.webhooks.handling import PROCESS_JOB, job_id
-from services.webhooks.payloads import parse_object, validate_calcom, validate_retell
+from services.webhooks.ingest.handling import PROCESS_JOB, job_id
+from services.webhooks.ingest.payloads import parse_object, validate_calcom, validate_retell
 from shared.db.engine import WRITE, Database
 from shared.db.scoped import execute, scoped
 from shared.db.tenancy import PER_CALL, SYSTEM

@@ -10,9 +10,9 @@ path uses (`shared.appointments.fence`), where a booking already in Cal.com wins
 one not yet there loses (cancelled as `calendar_conflict`, staff told, a callback created).
 
 This module decides what a snapshot means for which appointment; the pieces it uses live
-beside it: `calcom_snapshot` (the input and the answer), `calcom_lookup` (service, staff and
-customer of a booking), `calcom_fence` (the overlap fence and eviction) and `calcom_writes`
-(version-checked writes and customer notices).
+beside it: `snapshot` (the input and the answer), `lookup` (service, staff and customer of a
+booking), `fence` (the overlap fence and eviction) and `writes` (version-checked writes and
+customer notices).
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.calcom_fence import fence_move, make_room, refuse_retake
-from services.webhooks.calcom_lookup import (
+from services.webhooks.calcom.fence import fence_move, make_room, refuse_retake
+from services.webhooks.calcom.lookup import (
     customer_for_attendee,
     event_type_of,
     service_for_event_type,
     staff_for_organizer,
 )
-from services.webhooks.calcom_snapshot import LIVE_STATES, Applied, BookingSnapshot, State
-from services.webhooks.calcom_writes import compare_and_set, notify
-from services.webhooks.handling import PROCESSED, Outcome, ignored
+from services.webhooks.calcom.snapshot import LIVE_STATES, Applied, BookingSnapshot, State
+from services.webhooks.calcom.writes import compare_and_set, notify
+from services.webhooks.ingest.handling import PROCESSED, Outcome, ignored
 from shared.appointments.fence import blocked_range, lock_staff
 from shared.db.types import new_id, utcnow
 from shared.models import LIVE_STATUSES, Appointment, Company

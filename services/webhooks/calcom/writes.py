@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.handling import TransientFailure
+from services.webhooks.ingest.handling import TransientFailure
 from shared.appointments.events import stage_appointment_notice
 from shared.db.types import utcnow
 from shared.models import Appointment

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.ingest import enqueue
+from services.webhooks.ingest.service import enqueue
 from shared.db.engine import Database, after_commit
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow

@@ -15,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.calcom_lookup import service_for_event_type, staff_for_organizer
-from services.webhooks.calcom_snapshot import BookingSnapshot
-from services.webhooks.calcom_writes import compare_and_set
-from services.webhooks.handling import Outcome, ignored
+from services.webhooks.calcom.lookup import service_for_event_type, staff_for_organizer
+from services.webhooks.calcom.snapshot import BookingSnapshot
+from services.webhooks.calcom.writes import compare_and_set
+from services.webhooks.ingest.handling import Outcome, ignored
 from shared.appointments.callbacks import create_callback
 from shared.appointments.fence import blocked_range, conflicts, lock_staff
 from shared.models import Appointment, Customer, Service, Staff

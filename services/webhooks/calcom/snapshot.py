@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from services.webhooks.handling import Outcome
+from services.webhooks.ingest.handling import Outcome
 from shared.calcom.models import CalcomBooking
 
 State = Literal["accepted", "pending", "cancelled", "rejected", "completed", "started", "no_show"]

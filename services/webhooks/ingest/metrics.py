@@ -1,7 +1,8 @@
 """`webhook_events_total{source,outcome}`: what became of each webhook delivery and event.
 
-At ingestion (the routes in services/webhooks/api.py): received (stored, first delivery), duplicate
-(a repeated delivery), rejected (401/400/413: nothing stored), error (could not be stored).
+At ingestion (the routes in services/webhooks/ingest/api.py): received (stored, first
+delivery), duplicate (a repeated delivery), rejected (401/400/413: nothing stored), error
+(could not be stored).
 In the worker (services/webhooks/jobs.py), counted after the outcome is committed: processed,
 ignored, retried (a try failed, another follows), failed (the last try failed).
 """

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.calcom_mirror import apply_booking
-from services.webhooks.calcom_snapshot import BookingSnapshot, State
-from services.webhooks.handling import HandlerContext, Outcome, ignored
+from services.webhooks.calcom.mirror import apply_booking
+from services.webhooks.calcom.snapshot import BookingSnapshot, State
+from services.webhooks.ingest.handling import HandlerContext, Outcome, ignored
 from shared.calcom import slots_cache
 from shared.fields import utc_instant
 from shared.models import Company, WebhookEvent

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.calcom_snapshot import BookingSnapshot
+from services.webhooks.calcom.snapshot import BookingSnapshot
 from shared.appointments.customers import upsert_customer
 from shared.fields import normalize_phone
 from shared.models import Appointment, Customer, Service, Staff

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from services.webhooks.api import calcom_answer, retell_answer
+from services.webhooks.ingest.api import calcom_answer, retell_answer
 from shared.lean import Handler, LeanRequest
 
 

@@ -1,0 +1,1 @@
+"""Cal.com from the webhooks side: events, the mirror and its fence, lookups, reconciliation."""

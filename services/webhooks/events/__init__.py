@@ -1,0 +1,1 @@
+"""Operators and stored events: list, read and replay webhook events (API and CLI)."""

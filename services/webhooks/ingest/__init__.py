@@ -1,0 +1,1 @@
+"""Ingestion: the two webhook endpoints, checks, store once, enqueue; the worker contract."""
