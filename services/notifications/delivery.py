@@ -3,9 +3,8 @@
 The claim is a row of `notification_deliveries`, UNIQUE (event id, channel, recipient key),
 written in a short transaction of its own before anything is sent: a second run of the same
 job, or a second worker racing the first, finds the row and does not send. A claim carries a
-lease; a worker that dies mid-send leaves a lease that runs out, and the next try of the job
-takes the row over (the provider's `Idempotency-Key` / the email's Message-ID is the row id, so
-a gateway that dedupes sees the same message). No transaction is held open while sending.
+lease; a worker that dies mid-send leaves a lease that runs out, and the next try takes the row
+over (Idempotency-Key / Message-ID = the row id). No transaction is held open while sending.
 
 A stop (the worker's drain cancelling its jobs on SIGTERM) never separates a send from its
 record (ADR 0020): the claim, and the send with its record, each run to their end even when the

@@ -12,17 +12,16 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, create_model
 
 from services.booking.admin import api_keys, calcom, crud, platform_keys
-from services.booking.admin.resources import RESOURCES
-from services.booking.admin.schemas import (
+from services.booking.admin.access_schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
     ApiKeyUpdate,
     CalcomIntegrationIn,
     CalcomIntegrationOut,
-    Filters,
-    Input,
 )
+from services.booking.admin.resources import RESOURCES
+from services.booking.admin.schemas import Filters, Input
 from shared.auth import AdminPrincipal
 from shared.deps import Session
 

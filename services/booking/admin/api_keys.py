@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking.admin.access_schemas import ApiKeyCreate, ApiKeyUpdate
 from services.booking.admin.crud import flush
-from services.booking.admin.schemas import ApiKeyCreate, ApiKeyUpdate
 from shared.api_keys import IssuedKey, issue_key
 from shared.auth_revocation import publish_after_commit
 from shared.db.types import utcnow

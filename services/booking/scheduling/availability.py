@@ -41,7 +41,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.booking.scheduling.local_time import as_utc as _utc
+from services.booking.scheduling.local_time import bound_to_utc as _bound_to_utc
+from services.booking.scheduling.local_time import local_day_bounds, local_to_utc
+from services.booking.scheduling.local_time import zone_of as _zone
 
 __all__ = [
     "AvailabilityQuery",
@@ -60,61 +64,6 @@ __all__ = [
 _ONE_DAY = timedelta(days=1)
 _MIDNIGHT = time(0)
 _ZERO = timedelta(0)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _utc(name: str, value: datetime) -> datetime:
-    # One shared tzinfo object keeps every later comparison on CPython's fast path.
-    if value.tzinfo is UTC:
-        return value
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime")
-    return value.astimezone(UTC)
-
-
-def _zone(tz: str | tzinfo) -> tzinfo:
-    if not isinstance(tz, str):
-        return tz
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r}") from exc
-
-
-def _wall(instant: datetime, zone: tzinfo) -> datetime:
-    return instant.astimezone(zone).replace(tzinfo=None)
-
-
-def local_to_utc(local: datetime, tz: str | tzinfo) -> datetime | None:
-    """UTC instant of a naive wall-clock time: None in a gap, the first occurrence if repeated."""
-    if local.tzinfo is not None:
-        raise ValueError("local must be a naive wall-clock datetime")
-    zone = _zone(tz)
-    instant = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    return instant if _wall(instant, zone) == local else None
-
-
-def _bound_to_utc(local: datetime, zone: tzinfo) -> datetime:
-    """Like local_to_utc, but a time inside a gap maps to the first instant after the gap."""
-    instant = local_to_utc(local, zone)
-    if instant is not None:
-        return instant
-    # Inside a gap fold=0 and fold=1 land on either side of the transition; bisect between them.
-    lo, hi = sorted(local.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1))
-    while hi - lo > _MICROSECOND:
-        mid = lo + (hi - lo) // 2
-        if _wall(mid, zone) > local:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def local_day_bounds(day: date, tz: str | tzinfo) -> tuple[datetime, datetime]:
-    """UTC ``[start, end)`` of a local calendar day (23 or 25 hours long on DST days)."""
-    zone = _zone(tz)
-    start = datetime.combine(day, _MIDNIGHT)
-    return _bound_to_utc(start, zone), _bound_to_utc(start + _ONE_DAY, zone)
 
 
 @dataclass(frozen=True, slots=True)
