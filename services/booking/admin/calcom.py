@@ -7,8 +7,8 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.admin.crud import flush
 from services.booking.admin.access_schemas import CalcomIntegrationIn, CalcomIntegrationOut
+from services.booking.admin.crud import flush
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.fields import mask
