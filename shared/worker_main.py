@@ -31,7 +31,6 @@ from datetime import datetime
 from signal import Signals
 from typing import Any, Final
 
-from arq.connections import ArqRedis, RedisSettings
 from arq.utils import import_string
 from arq.worker import Worker, check_health, get_kwargs
 from redis.exceptions import RedisError
@@ -39,6 +38,7 @@ from redis.exceptions import RedisError
 from shared.config import Settings, get_settings
 from shared.health import DEPENDENCY_UP
 from shared.logging import configure_logging
+from shared.worker_redis import lazy_pool
 
 log = logging.getLogger("shared.worker_main")
 
@@ -123,38 +123,6 @@ class Outage:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def lazy_pool(
-    redis_settings: RedisSettings, settings: Settings, *, queue: str, **options: Any
-) -> ArqRedis:
-    """ARQ's client without `create_pool`'s ping and its five retries (a worker must start
-    while Redis is down), and with a socket timeout (ARQ sets a connect timeout only: a
-    partitioned Redis would otherwise hang a poll for good)."""
-    rs = redis_settings
-    if rs.sentinel:  # not used here; ARQ's own pool keeps supporting it
-        raise ValueError("Redis Sentinel is not supported by shared.worker_main")
-    return ArqRedis(
-        host=rs.host,
-        port=rs.port,
-        unix_socket_path=rs.unix_socket_path,
-        db=rs.database,
-        username=rs.username,
-        password=rs.password,
-        ssl=rs.ssl,
-        ssl_keyfile=rs.ssl_keyfile,
-        ssl_certfile=rs.ssl_certfile,
-        ssl_cert_reqs=rs.ssl_cert_reqs,
-        ssl_ca_certs=rs.ssl_ca_certs,
-        ssl_ca_data=rs.ssl_ca_data,
-        ssl_check_hostname=rs.ssl_check_hostname,
-        socket_connect_timeout=rs.conn_timeout,
-        socket_timeout=settings.redis_timeout_s,
-        max_connections=rs.max_connections,
-        encoding="utf8",
-        default_queue_name=queue,
-        **options,
-    )
 
 
 class ResilientWorker(Worker):
