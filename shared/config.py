@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     retell_api_key: str | None = None
     policy_timeout_s: float = Field(default=1.5, gt=0)
     auth_cache_ttl_s: float = Field(default=30.0, ge=0)
-    # The lean handlers of the hottest routes (shared/lean.py, ADR 0009); off: FastAPI only.
+    # The lean handlers of the hottest routes (shared/web/lean.py, ADR 0009); off: FastAPI only.
     lean_routes: bool = True
 
     db_pool_size: int = Field(default=20, ge=1)
@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     # On SIGTERM/SIGINT a worker takes no new jobs and lets running ones finish for up to this
     # long before cancelling them (they run again elsewhere); below k8s' 30 s grace period.
     worker_drain_timeout_s: float = Field(default=25.0, ge=0)
-    # Workers serve Prometheus metrics on this port (0: not at all); see shared/worker_metrics.py.
+    # Workers serve Prometheus metrics on this port (0: not at all);
+    # see shared/jobs/worker_metrics.py.
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_metrics_host: str = "0.0.0.0"
     # `appointments run` serves its child restart counter here, on 127.0.0.1 (0: not at all).
@@ -80,15 +81,15 @@ class Settings(BaseSettings):
     whatsapp_provider_token: str | None = None
     messaging_timeout_s: float = Field(default=5.0, gt=0)
 
-    # OpenTelemetry traces (shared/tracing.py): "none" records nothing; "otlp" posts batches
-    # to OTLP_ENDPOINT, the collector's traces URL (e.g. http://otel-collector:4318/v1/traces;
-    # unset: OTEL_EXPORTER_OTLP_* or localhost).
+    # OpenTelemetry traces (shared/observability/tracing.py): "none" records nothing;
+    # "otlp" posts batches to OTLP_ENDPOINT, the collector's traces URL
+    # (e.g. http://otel-collector:4318/v1/traces; unset: OTEL_EXPORTER_OTLP_* or localhost).
     tracing_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str | None = None
     otlp_timeout_s: float = Field(default=5.0, gt=0)
 
     # Trust edges (issue 13). Requests whose body is larger are refused with 413 before any
-    # parsing or authentication (shared/body_limit.py).
+    # parsing or authentication (shared/web/body_limit.py).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Tenant-settable outbound URLs (Cal.com base_url): https only, host on this list
     # (comma-separated; "*.example.com" admits subdomains). Private/loopback/link-local

@@ -8,7 +8,7 @@ from sqlalchemy import exc as sa_exc
 
 
 class AppError(Exception):
-    """Base of all domain errors; rendered as application/problem+json by `shared.problems`."""
+    """Base of all domain errors; rendered as application/problem+json by `shared.web.problems`."""
 
     status: int = 400
     code: str = "bad_request"

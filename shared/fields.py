@@ -10,7 +10,6 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-import phonenumbers
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -20,7 +19,8 @@ from pydantic import (
     StringConstraints,
 )
 
-DEFAULT_PHONE_REGION = "DE"
+from shared.phones import normalize_phone
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CENT = Decimal("0.01")
 # Columns are INT on MariaDB (strict mode refuses larger values) and minutes/days beyond a
@@ -40,17 +40,6 @@ def _timezone(name: str) -> str:
     if name not in _zones():
         raise ValueError(f"'{name}' is not an IANA time zone name (e.g. Europe/Berlin)")
     return name
-
-
-def normalize_phone(raw: str) -> str:
-    """E.164 form of `raw` (national numbers are read as German), or ValueError."""
-    try:
-        parsed = phonenumbers.parse(raw, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"'{raw}' is not a phone number") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"'{raw}' is not a valid phone number (E.164, e.g. +4930123456)")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _email(value: str) -> str:

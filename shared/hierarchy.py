@@ -47,9 +47,9 @@ from shared.db.raw_sql import RawPool
 from shared.db.scoped import execute, scoped
 from shared.db.tenancy import PER_CALL
 from shared.errors import InvalidInput, NotFound
-from shared.metrics import CACHE_REQUESTS
 from shared.models import Branch, Service, Staff
-from shared.redis_scripts import ScriptCall
+from shared.observability.metrics import CACHE_REQUESTS
+from shared.redis.scripts import ScriptCall
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.appointments.policy_client import PolicyClient
-from shared.api_keys import issue_key
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.redis import EmbeddedRedis
+from shared.redis.connection import EmbeddedRedis
+from shared.security.api_keys import issue_key
 from tests.support.migrations import migrate
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from shared.api_keys import SCOPES, issue_key
 from shared.config import Settings, get_settings
 from shared.db.engine import Database, create_engine
 from shared.db.tenancy import SYSTEM
 from shared.errors import AppError, NotFound
 from shared.models import Company
+from shared.security.api_keys import SCOPES, issue_key
 from tools.cli_keys import add_commands as add_key_commands
 from tools.cli_keys import publish
 from tools.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
@@ -193,7 +193,7 @@ async def _replay_webhook(settings: Settings, event_id: str) -> bool:
     from arq.connections import ArqRedis
 
     from services.webhooks.events.replay import replay
-    from shared.redis import redis_client
+    from shared.redis.connection import redis_client
 
     db = Database(settings=settings)
     client = redis_client(settings=settings) if settings.redis_url else None

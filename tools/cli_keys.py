@@ -14,15 +14,15 @@ import sqlalchemy as sa
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.api_keys import KEY_PREFIX, parse_key
-from shared.auth_revocation import publish_auth_change
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import NotFound
 from shared.models import ApiKey
-from shared.secrets_at_rest import SecretKeyError, rotate, split_fallbacks, use_keys
+from shared.security.api_keys import KEY_PREFIX, parse_key
+from shared.security.secrets_at_rest import SecretKeyError, rotate, split_fallbacks, use_keys
+from shared.web.auth_revocation import publish_auth_change
 from tools.runner import DEFAULT_REDIS_DIR, EMBEDDED_URL_FILE
 
 # api_keys is read before a tenant is known: these statements name their rows themselves.
@@ -66,7 +66,7 @@ def redis_url_for_publish(
 
 async def publish(settings: Settings) -> bool:
     """Tell running services to forget cached keys (False when no Redis took it)."""
-    from shared.redis import redis_client
+    from shared.redis.connection import redis_client
 
     url = redis_url_for_publish(settings)
     if url is None:

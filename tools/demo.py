@@ -24,7 +24,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM, bind_tenant
@@ -39,6 +38,7 @@ from shared.models import (
     StaffService,
     WorkingHours,
 )
+from shared.security.api_keys import issue_key
 from tools.key_store import demo_key_file, kept_key, write_key
 
 DEMO_COMPANY_NAME = "Demo Salon"

@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.api_keys import VerifiedKey, issue_key, verify_key
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.security.api_keys import VerifiedKey, issue_key, verify_key
 
 DEFAULT_STATE_DIR = Path("var")
 SERVICE_KEY_FILE = "service-key"

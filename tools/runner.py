@@ -38,7 +38,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from shared.config import Settings
-from shared.redis import EmbeddedRedis
+from shared.redis.connection import EmbeddedRedis
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 10.0
@@ -98,7 +98,7 @@ def child_commands(settings: Settings) -> dict[str, list[str]]:
         commands[f"{name}-worker"] = [
             sys.executable,
             "-m",
-            "shared.worker_main",
+            "shared.jobs.worker_main",
             f"services.{name}.worker.WorkerSettings",
         ]
     return commands

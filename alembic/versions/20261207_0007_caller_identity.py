@@ -22,7 +22,7 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copy of shared/references.py as of this revision (migrations never import app code).
+# Frozen copy of shared/security/references.py as of this revision (migrations never import app code).
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 _LENGTH = 6
 

@@ -18,7 +18,7 @@ from alembic import op
 
 import shared.db.types  # noqa: F401
 from shared.config import Settings
-from shared.secrets_at_rest import CIPHERTEXT_LENGTH, decrypt, encrypt, split_fallbacks, use_keys
+from shared.security.secrets_at_rest import CIPHERTEXT_LENGTH, decrypt, encrypt, split_fallbacks, use_keys
 
 revision: str = "0009"
 down_revision: str | None = "0008"

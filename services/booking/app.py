@@ -15,10 +15,10 @@ from services.booking.calcom.availability import CalcomAccess, using
 from services.booking.callbacks.api import router as callbacks_router
 from services.booking.ops.api import router as ops_router
 from services.booking.ops.page import router as ops_page_router
-from shared.app import create_app
 from shared.config import Settings
-from shared.outbound import outbound_client
-from shared.tracing import outbound_limits
+from shared.observability.tracing import outbound_limits
+from shared.security.outbound import outbound_client
+from shared.web.app import create_app
 
 
 async def _start_policy_client(app: FastAPI) -> None:

@@ -20,17 +20,17 @@ from sqlalchemy import delete, select, update
 from services.booking.calcom import sync as calcom_sync
 from services.booking.calcom.sync import Snapshot, SyncRefused
 from services.booking.callbacks import escalation as callback_escalation
-from shared import outbox
-from shared.calcom.client import CalcomClient
-from shared.calcom.errors import CalcomError, CalcomRejected, CircuitOpen
-from shared.calcom.retry import backoff_delay
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
-from shared.logging import correlation_id_var
+from shared.integrations.calcom.client import CalcomClient
+from shared.integrations.calcom.errors import CalcomError, CalcomRejected, CircuitOpen
+from shared.integrations.calcom.retry import backoff_delay
+from shared.jobs import outbox
 from shared.models import Company, IdempotencyKey, OutboxEvent
-from shared.outbound import outbound_client
+from shared.observability.logging import correlation_id_var
+from shared.security.outbound import outbound_client
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""ARQ worker of the booking service: `python -m shared.worker_main
+"""ARQ worker of the booking service: `python -m shared.jobs.worker_main
 services.booking.worker.WorkerSettings` (ADR 0018; `arq --check` on the same class).
 
 Besides the shared database context, the worker holds one `httpx.AsyncClient` for Cal.com
@@ -25,14 +25,14 @@ from services.booking.jobs import (
     sweep_outbox,
     sync_appointment,
 )
-from shared import outbox
 from shared.config import Settings, get_settings
-from shared.outbound import outbound_client
-from shared.queue import BOOKING_QUEUE
-from shared.redis import redis_client
-from shared.tracing import outbound_limits
-from shared.worker import worker_hooks, worker_settings
-from shared.worker_metrics import run_periodically
+from shared.jobs import outbox
+from shared.jobs.queue import BOOKING_QUEUE
+from shared.jobs.worker import worker_hooks, worker_settings
+from shared.jobs.worker_metrics import run_periodically
+from shared.observability.tracing import outbound_limits
+from shared.redis.connection import redis_client
+from shared.security.outbound import outbound_client
 
 # Default timeouts (the Cal.com client also passes its own on every call); the pool is
 # sized for ARQ's default of 10 concurrent jobs with room for lookups.

@@ -6,9 +6,9 @@ from fastapi import FastAPI
 
 from services.notifications import configs_api, deliveries_api, templates_api
 from services.notifications.config_store import NAMESPACE
-from shared.app import create_app
 from shared.config import Settings
 from shared.hierarchy import ConfigCache
+from shared.web.app import create_app
 
 
 async def _start_cache(app: FastAPI) -> None:

@@ -29,8 +29,8 @@ from services.notifications.catalog import (
     REMINDER_EVENTS,
 )
 from shared.errors import AppError, InvalidInput
-from shared.fields import normalize_phone
 from shared.hierarchy import LEVELS, overlay
+from shared.phones import normalize_phone
 
 BUSINESS_KEYS: Final = ("enabled", "recipients", "template_override", "reminder_offset_minutes")
 PREFERENCE_KEYS: Final = ("notify_staff", "language")

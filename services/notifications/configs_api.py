@@ -11,12 +11,12 @@ from pydantic import BaseModel, Field
 from services.notifications import config_store
 from services.notifications.config_schema import check_scope, validate_config
 from services.notifications.template_budget import in_thread
-from shared.auth import AdminPrincipal, ReaderPrincipal
-from shared.deps import Session
 from shared.errors import NotFound
 from shared.fields import Id
 from shared.hierarchy import ConfigCache, check_entity
 from shared.models import NotificationConfiguration, NotificationEventMapping
+from shared.web.auth import AdminPrincipal, ReaderPrincipal
+from shared.web.deps import Session
 
 events_router = APIRouter(prefix="/v1/notification-events", tags=["notification events"])
 router = APIRouter(prefix="/v1/notification-configs", tags=["notification configs"])

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from shared.auth import ReaderPrincipal
-from shared.deps import Session
 from shared.fields import Id
 from shared.models import NotificationDelivery
 from shared.models.notification import CHANNELS, DELIVERY_STATUSES
+from shared.web.auth import ReaderPrincipal
+from shared.web.deps import Session
 
 router = APIRouter(prefix="/v1/notifications", tags=["deliveries"])
 _D = NotificationDelivery

@@ -27,15 +27,15 @@ from services.notifications.channels.base import ChannelAdapter
 from services.notifications.config_store import effective_config
 from services.notifications.template_budget import in_thread
 from services.notifications.templates import RenderedMessage, render
-from shared import outbox
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
 from shared.hierarchy import ConfigCache
-from shared.logging import correlation_id_var
+from shared.jobs import outbox
+from shared.jobs.queue import NOTIFY_QUEUE
 from shared.models import OutboxEvent
-from shared.queue import NOTIFY_QUEUE
+from shared.observability.logging import correlation_id_var
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,13 @@ from services.notifications.config_store import effective_config
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.hierarchy import Chain, ConfigCache
+from shared.jobs.outbox import dispatch_staged, stage_notification
 from shared.models import (
     LIVE_STATUSES,
     Appointment,
     NotificationConfiguration,
     NotificationReminder,
 )
-from shared.outbox import dispatch_staged, stage_notification
 
 log = logging.getLogger(__name__)
 

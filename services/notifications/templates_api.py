@@ -18,10 +18,10 @@ from services.notifications.template_schemas import (
     TemplateOut,
 )
 from services.notifications.templates import render, sample_raw, validate_template
-from shared.auth import AdminPrincipal, Principal, authenticate
-from shared.deps import READ_ONLY, Session
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.models import NotificationTemplate
+from shared.web.auth import AdminPrincipal, Principal, authenticate
+from shared.web.deps import READ_ONLY, Session
 
 router = APIRouter(prefix="/v1/notification-templates", tags=["templates"])
 

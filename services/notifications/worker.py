@@ -1,4 +1,4 @@
-"""ARQ worker of the notifications service: `python -m shared.worker_main
+"""ARQ worker of the notifications service: `python -m shared.jobs.worker_main
 services.notifications.worker.WorkerSettings` (ADR 0018; `arq --check` on the same class).
 Its `notify` jobs are outbox rows: after a Redis outage the booking worker enqueues the
 pending ones again.
@@ -23,9 +23,9 @@ from services.notifications.config_store import NAMESPACE
 from services.notifications.jobs import NOTIFY_MAX_TRIES, notify, stage_reminders
 from shared.config import Settings
 from shared.hierarchy import ConfigCache
-from shared.queue import NOTIFY_QUEUE
-from shared.tracing import traced_transport
-from shared.worker import worker_hooks, worker_settings
+from shared.jobs.queue import NOTIFY_QUEUE
+from shared.jobs.worker import worker_hooks, worker_settings
+from shared.observability.tracing import traced_transport
 
 _base_startup, _base_shutdown = worker_hooks("notifications")
 # After the cut-off sends ended: time for their cancelled jobs to tell ARQ they run again.

@@ -20,12 +20,12 @@ from services.policy.schemas import (
     PolicyOut,
     PolicyType,
 )
-from shared.auth import AdminPrincipal, Principal, authenticate
-from shared.deps import READ_ONLY, Session
 from shared.errors import Forbidden, NotFound
 from shared.fields import Id
 from shared.hierarchy import Chain, ConfigCache, check_entity
 from shared.models import PolicyConfiguration
+from shared.web.auth import AdminPrincipal, Principal, authenticate
+from shared.web.deps import READ_ONLY, Session
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 

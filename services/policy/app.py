@@ -7,9 +7,9 @@ from fastapi import FastAPI
 from services.policy.api import router
 from services.policy.lean_routes import HANDLERS
 from services.policy.store import NAMESPACE
-from shared.app import create_app
 from shared.config import Settings
 from shared.hierarchy import ConfigCache
+from shared.web.app import create_app
 
 
 async def _start_cache(app: FastAPI) -> None:

@@ -20,7 +20,6 @@ from services.policy.evaluation import (
     deadline_local_iso,
 )
 from services.policy.schemas import EvaluateIn
-from shared.auth import KeyLimit
 from shared.db.raw_sql import RawPool
 from shared.db.scoped import execute, scoped, tenant_value
 from shared.db.tenancy import PER_CALL
@@ -28,6 +27,7 @@ from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.hierarchy import Chain, ConfigCache, resolve_chain
 from shared.models import Appointment, Branch, Company, Customer, Service
+from shared.web.auth import KeyLimit
 
 POLICY_TYPE: Final = {"cancel": "cancellation", "reschedule": "reschedule"}
 _WHAT_IF_FIELDS: Final = ("service_id", "start", "staff_id", "branch_id", "customer_phone")

@@ -1,7 +1,7 @@
 """The lean handlers of `POST /v1/policies/evaluate` and `GET /v1/policies/effective`.
 
 Both are what booking and the agent ask on their hot paths, so their warm, well-formed case
-skips FastAPI's machinery (shared/lean.py, ADR 0009). They call the same service code as the
+skips FastAPI's machinery (shared/web/lean.py, ADR 0009). They call the same service code as the
 FastAPI routes in services/policy/api.py and answer the same JSON; anything unusual (a body
 or query the models refuse, an uncached key, a key without the scope) is deferred to those
 routes before the rate-limit hit, so each refusal has one implementation.
@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse, Response
 from services.policy import evaluate_service, store
 from services.policy.api import effective_answer, effective_body
 from services.policy.schemas import EvaluateIn, PolicyType
-from shared.auth import KeyLimit, Principal, cached_principal, enforce_key_limit
 from shared.fields import Id
-from shared.lean import Handler, LeanRequest
+from shared.web.auth import KeyLimit, Principal, cached_principal, enforce_key_limit
+from shared.web.lean import Handler, LeanRequest
 
 _READER_SCOPES = ("operator", "service")
 

@@ -34,7 +34,7 @@ from shared.models import (
     PolicyConfiguration,
     PolicyConfigurationChange,
 )
-from shared.redis_scripts import ScriptCall
+from shared.redis.scripts import ScriptCall
 
 NAMESPACE: Final = "policy"
 

@@ -8,8 +8,8 @@ from services.webhooks.events.api import events
 from services.webhooks.ingest.api import ingestion
 from services.webhooks.ingest.lean_routes import HANDLERS
 from services.webhooks.ingest.service import SECRET_TTL_S, SecretCache
-from shared.app import create_app
 from shared.config import Settings
+from shared.web.app import create_app
 
 
 async def _start(app: FastAPI) -> None:

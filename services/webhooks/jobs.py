@@ -37,9 +37,9 @@ from shared.config import Settings, get_settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
+from shared.jobs.outbox import dispatch_staged
+from shared.jobs.queue import WEBHOOKS_QUEUE
 from shared.models import WebhookEvent
-from shared.outbox import dispatch_staged
-from shared.queue import WEBHOOKS_QUEUE
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""ARQ worker of the webhooks service: `python -m shared.worker_main
+"""ARQ worker of the webhooks service: `python -m shared.jobs.worker_main
 services.webhooks.worker.WorkerSettings` (ADR 0018; `arq --check` on the same class).
 
 Jobs: `process_webhook_event` (enqueued by ingestion, replay and the sweeper). Crons: the
@@ -19,9 +19,9 @@ from services.webhooks.calcom.reconciliation import reconcile_calcom
 from services.webhooks.jobs import PENDING_GRACE, process_webhook_event, sweep_webhook_events
 from services.webhooks.retention import enforce_retention
 from shared.db.types import utcnow
-from shared.outbound import outbound_client
-from shared.queue import WEBHOOKS_QUEUE
-from shared.worker import worker_hooks, worker_settings
+from shared.jobs.queue import WEBHOOKS_QUEUE
+from shared.jobs.worker import worker_hooks, worker_settings
+from shared.security.outbound import outbound_client
 
 # Per-request timeouts are the client's own (CalcomClient.timeout_s); this is the backstop.
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
-from shared.fields import normalize_phone
+from shared.jobs.outbox import stage_notification
 from shared.models import Branch, CallbackRequest, Customer, Service, Staff
 from shared.models.callback import CALLBACK_PRIORITIES
-from shared.outbox import stage_notification
+from shared.phones import normalize_phone
 
 DEFAULT_SLA_MINUTES = 120
 # Column widths: longer input is refused here, before MariaDB's strict mode would refuse it.

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.jobs.outbox import stage, stage_notification
+from shared.jobs.queue import BOOKING_QUEUE, NOTIFY_JOB, NOTIFY_QUEUE
 from shared.models import Appointment
-from shared.outbox import stage, stage_notification
-from shared.queue import BOOKING_QUEUE, NOTIFY_JOB, NOTIFY_QUEUE
 
 SYNC_JOB = "sync_appointment"
 

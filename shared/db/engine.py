@@ -35,7 +35,7 @@ from shared.db.raw_sql import RawPool
 from shared.db.scoped import guard_engine
 from shared.db.tenancy import install_tenant_guard
 from shared.errors import DatabaseTimeout
-from shared.tracing import instrument_engine
+from shared.observability.tracing import instrument_engine
 
 try:  # SQLAlchemy 2.1; 2.0 calls it await_only
     from sqlalchemy.util import await_

@@ -3,7 +3,7 @@
 SQLAlchemy's asyncio layer costs about 0.2 ms of CPU per statement and as much again per
 connection checkout and reset (greenlet switches, result metadata, pool events), several
 times the driver's own work; a transaction adds a COMMIT round trip (docs/adr/0009). The
-lean routes (shared/lean.py) and webhook ingestion therefore run their statements here:
+lean routes (shared/web/lean.py) and webhook ingestion therefore run their statements here:
 
 - each statement is still written once, with SQLAlchemy Core, and compiled once for the
   engine's dialect (the SQL text and parameter order SQLAlchemy itself would send);
@@ -43,7 +43,7 @@ from sqlalchemy.engine import URL, Dialect
 
 from shared.db.scoped import check_raw
 from shared.errors import DatabaseTimeout
-from shared.tracing import sql_span
+from shared.observability.tracing import sql_span
 
 Processor = Callable[[Any], Any] | None
 PING_AFTER_IDLE_S = 0.5  # as the engine's pool (shared/db/engine.py)

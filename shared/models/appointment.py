@@ -13,8 +13,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db.types import Money, StrEnum, UTCDateTime
 from shared.models.base import Base, IdMixin, TenantMixin, TimestampMixin
-from shared.references import LENGTH as REFERENCE_LENGTH
-from shared.references import new_reference
+from shared.security.references import LENGTH as REFERENCE_LENGTH
+from shared.security.references import new_reference
 
 APPOINTMENT_STATUSES = ("confirmed", "cancelled", "rescheduled", "completed", "no_show", "pending")
 LIVE_STATUSES = ("confirmed", "pending")
@@ -76,7 +76,7 @@ class Appointment(IdMixin, TenantMixin, TimestampMixin, Base):
     sync_error: Mapped[str | None] = mapped_column(sa.Text)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
-    # The booking reference callers read out (shared/references.py); the ORM assigns a free
+    # The booking reference callers read out (shared/security/references.py); the ORM assigns a free
     # one at flush (`_assign_references`), the column default covers Core inserts.
     reference: Mapped[str] = mapped_column(sa.String(REFERENCE_LENGTH), default=new_reference)
 

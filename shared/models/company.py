@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, synonym
 
 from shared.db.types import Money, UTCDateTime
 from shared.models.base import Base, IdMixin, TenantMixin, TenantScoped, TimestampMixin
-from shared.secrets_at_rest import EncryptedString
+from shared.security.secrets_at_rest import EncryptedString
 
 
 class Company(IdMixin, TenantScoped, TimestampMixin, Base):

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select
 
-from shared.api_keys import hash_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import ApiKey
+from shared.security.api_keys import hash_key
 from tests.admin.support import ADMIN, assert_problem, create, items
 from tests.support.factories import Tenant, create_platform_key
 

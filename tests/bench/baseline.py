@@ -114,7 +114,7 @@ async def _book(conn: Any, body: dict[str, Any]) -> Response:
                 "start": start,
                 "end": end,
                 "now": datetime.now(UTC).replace(tzinfo=None),
-                # NOT NULL, unique per company (ADR 0011; shared/references.py's alphabet)
+                # NOT NULL, unique per company (ADR 0011; shared/security/references.py's alphabet)
                 "reference": "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(6)),
             },
         )

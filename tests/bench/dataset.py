@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import (
@@ -35,6 +34,7 @@ from shared.models import (
     StaffService,
     WorkingHours,
 )
+from shared.security.api_keys import issue_key
 from tests.booking.agent_support import enable_retell
 from tests.support.factories import Salon, create_salon, create_tenant
 

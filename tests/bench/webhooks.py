@@ -30,8 +30,8 @@ from redis.asyncio import Redis
 
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import WEBHOOKS_QUEUE
 from shared.models import Company, Service, Staff, StaffService, WebhookEvent, WorkingHours
-from shared.queue import WEBHOOKS_QUEUE
 from tests.bench import load
 from tests.bench.dataset import HOURS, ZONE
 from tests.bench.load import RunResult, percentile

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from shared import retell
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.integrations.retell import signature as retell
 from shared.models import Company
 from tests.support.factories import Salon
 

@@ -9,8 +9,8 @@ import json
 import httpx
 from sqlalchemy import func, select
 
-from shared import retell
 from shared.db.engine import Database
+from shared.integrations.retell import signature as retell
 from shared.models import Appointment, CallbackRequest, Customer
 from tests.booking.agent_support import CALLER, call_function, enable_retell, signed
 from tests.booking.test_booking_api import at

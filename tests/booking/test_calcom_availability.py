@@ -19,11 +19,11 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 
-from shared.calcom import slots_cache
-from shared.circuit_breaker import CircuitBreaker
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.integrations.calcom import slots_cache
 from shared.models import ApiCallLog, Company, Service
+from shared.redis.circuit_breaker import CircuitBreaker
 from tests.booking.agent_support import call_function, enable_retell
 from tests.booking.test_booking_api import at, body
 from tests.support.factories import Salon, create_salon, next_weekday

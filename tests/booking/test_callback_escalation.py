@@ -22,9 +22,9 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.jobs.outbox import job_id
+from shared.jobs.queue import NOTIFY_QUEUE, redis_settings
 from shared.models import Branch, CallbackEscalation, CallbackRequest, OutboxEvent, Staff
-from shared.outbox import job_id
-from shared.queue import NOTIFY_QUEUE, redis_settings
 from tests.bench.callbacks import explain, overdue_list, seed
 from tests.support.factories import Salon, create_salon
 

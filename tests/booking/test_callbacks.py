@@ -15,9 +15,9 @@ from shared.appointments.callbacks import create_callback, due_at
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.errors import InvalidInput
+from shared.jobs.queue import NOTIFY_QUEUE
 from shared.models import Branch, CallbackEscalation, CallbackRequest, Customer, OutboxEvent
 from shared.models.callback import CALLBACK_STATUSES
-from shared.queue import NOTIFY_QUEUE
 from tests.support.factories import Salon, create_salon, create_tenant
 
 PHONE = "+491701234567"

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from services.booking.agent import speech
 from shared.db.engine import Database
 from shared.models import Customer
-from shared.rate_limit import RateLimits
+from shared.web.rate_limit import RateLimits
 from tests.booking.agent_support import CALLER, call_function, enable_retell
 from tests.booking.test_booking_api import at
 from tests.booking.test_changes import OTHER_PHONE, assert_untouched, snapshot

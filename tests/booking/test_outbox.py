@@ -17,8 +17,8 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.jobs.queue import BOOKING_QUEUE, NOTIFY_QUEUE, redis_settings
 from shared.models import OutboxEvent
-from shared.queue import BOOKING_QUEUE, NOTIFY_QUEUE, redis_settings
 from tests.booking.test_booking_api import at, body
 from tests.conftest import Services
 from tests.support.factories import create_salon, next_weekday

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import NOTIFY_QUEUE
 from shared.models import (
     Appointment,
     AppointmentModification,
     AppointmentModificationStat,
     OutboxEvent,
 )
-from shared.queue import NOTIFY_QUEUE
 from tests.support.factories import Salon, create_salon
 from tests.support.servers import ServerGroup, group_client
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from shared.db.engine import Database
-from shared.rate_limit import RateLimits
+from shared.web.rate_limit import RateLimits
 from tests.booking.agent_support import call_function, enable_retell
 from tests.conftest import Services
 from tests.support.factories import create_salon, next_weekday

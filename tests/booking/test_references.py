@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from shared.db.engine import Database
 from shared.models import Appointment, Customer
-from shared.references import ALPHABET, new_reference, normalize_reference, spelled
+from shared.security.references import ALPHABET, new_reference, normalize_reference, spelled
 from tests.booking.agent_support import call_function, enable_retell
 from tests.booking.test_booking_api import at, body
 from tests.support.factories import Salon, create_salon, next_weekday, salon_appointment

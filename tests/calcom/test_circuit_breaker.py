@@ -21,8 +21,8 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from shared.circuit_breaker import CircuitBreaker, CircuitOpen
-from shared.redis import free_port
+from shared.redis.circuit_breaker import CircuitBreaker, CircuitOpen
+from shared.redis.connection import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def metric(sample: str, /, **labels: str) -> float:
 PREAMBLE = """
 import asyncio, json, os, sys
 from redis.asyncio import Redis
-from shared.circuit_breaker import CircuitBreaker, CircuitOpen
+from shared.redis.circuit_breaker import CircuitBreaker, CircuitOpen
 url, name, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 
 class Boom(Exception):
@@ -402,7 +402,7 @@ async def test_redis_unreachable_lets_the_call_through(
     breaker = CircuitBreaker(dead, f"unreachable:{uuid.uuid4().hex}")
     calls = 0
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="shared.circuit_breaker"):
+    with caplog.at_level(logging.WARNING, logger="shared.redis.circuit_breaker"):
         for _ in range(6):
             async with breaker.guard():
                 calls += 1

@@ -17,7 +17,10 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from shared.calcom import (
+from shared.config import Settings
+from shared.db.engine import Database
+from shared.db.tenancy import SYSTEM
+from shared.integrations.calcom import (
     BOOKINGS_API_VERSION,
     SLOTS_API_VERSION,
     CalcomBooking,
@@ -30,14 +33,11 @@ from shared.calcom import (
     backoff_delay,
     retry_after_from_headers,
 )
-from shared.circuit_breaker import CircuitBreaker
-from shared.config import Settings
-from shared.db.engine import Database
-from shared.db.tenancy import SYSTEM
-from shared.logging import correlation_id_var
 from shared.models import Company
 from shared.models.integration import ApiCallLog
-from shared.outbound import outbound_client
+from shared.observability.logging import correlation_id_var
+from shared.redis.circuit_breaker import CircuitBreaker
+from shared.security.outbound import outbound_client
 from tests.support.factories import create_tenant
 from tests.support.fake_calcom import SLOT_TAKEN, FakeCalcom
 

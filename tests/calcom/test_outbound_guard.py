@@ -1,4 +1,5 @@
-"""The connect-time outbound guard (shared/outbound.py) and what the Cal.com client reports.
+"""The connect-time outbound guard (shared/security/outbound.py) and what the Cal.com client
+reports.
 
 The guard resolves the host itself, refuses if any address is not public and connects to the
 address it checked (never by name again); the Cal.com client turns a refusal into the
@@ -14,14 +15,19 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from shared.calcom import CalcomAddressRefused, CalcomClient, CalcomRejected, CalcomTransient
-from shared.calcom.call_log import CallLog
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.integrations.calcom import (
+    CalcomAddressRefused,
+    CalcomClient,
+    CalcomRejected,
+    CalcomTransient,
+)
+from shared.integrations.calcom.call_log import CallLog
 from shared.models import Company
 from shared.models.integration import ApiCallLog
-from shared.outbound import OutboundAddressRefused, Resolver, outbound_client
+from shared.security.outbound import OutboundAddressRefused, Resolver, outbound_client
 from tests.support.canned_http import CannedHttp
 from tests.support.factories import create_tenant
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from shared.api_keys import hash_key
+from shared.security.api_keys import hash_key
 from tests.cli.conftest import Cli
 
 JSON_KEYS = {

@@ -7,7 +7,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from shared.api_keys import hash_key, parse_key
+from shared.security.api_keys import hash_key, parse_key
 from tests.cli.conftest import Cli
 
 

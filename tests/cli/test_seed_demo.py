@@ -13,7 +13,6 @@ import httpx
 import phonenumbers
 from sqlalchemy import func, select
 
-from shared.api_keys import verify_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import (
@@ -26,6 +25,7 @@ from shared.models import (
     StaffService,
     WorkingHours,
 )
+from shared.security.api_keys import verify_key
 from tools.demo import DEMO_KEY_NAME, DemoTenant, seed_demo
 
 JSON_KEYS = {

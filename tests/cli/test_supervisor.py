@@ -35,7 +35,7 @@ from arq.connections import RedisSettings
 from arq.jobs import JobStatus
 
 from shared.config import Settings
-from shared.queue import BOOKING_QUEUE
+from shared.jobs.queue import BOOKING_QUEUE
 from tests.cli.conftest import Cli, appointments_executable
 from tests.cli.test_run import SERVICES, Running, appointments_run, free_ports, survivors
 from tests.faults.report import record_fault

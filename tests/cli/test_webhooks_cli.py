@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from shared.queue import WEBHOOKS_QUEUE
+from shared.jobs.queue import WEBHOOKS_QUEUE
 from tests.cli.conftest import Cli
 
 

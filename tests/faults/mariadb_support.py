@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.config import Settings
-from shared.redis import free_port
+from shared.redis.connection import free_port
 from tests.conftest import IN_CI, _run_in_thread
 from tests.support.migrations import migrate
 

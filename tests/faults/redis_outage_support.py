@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from shared.config import Settings
-from shared.redis import free_port
+from shared.redis.connection import free_port
 from tools.runner import child_commands
 
 ROOT = Path(__file__).resolve().parents[2]

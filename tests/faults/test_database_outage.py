@@ -30,12 +30,12 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from shared import retell
-from shared.api_keys import issue_key
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.integrations.retell import signature as retell
 from shared.models import Appointment, OutboxEvent
+from shared.security.api_keys import issue_key
 from tests.booking.agent_support import CALLER, call_function, enable_retell, signed
 from tests.conftest import Services
 from tests.faults.mariadb_support import (

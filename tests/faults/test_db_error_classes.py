@@ -25,7 +25,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.responses import Response
 
-from shared import lean
 from shared.config import Settings
 from shared.db.engine import create_engine
 from shared.db.raw_sql import RawPool
@@ -38,8 +37,9 @@ from shared.errors import (
     ServiceUnavailable,
     database_unavailable,
 )
-from shared.problems import install_problem_handlers
-from shared.redis import free_port
+from shared.redis.connection import free_port
+from shared.web import lean
+from shared.web.problems import install_problem_handlers
 
 
 def wrapped(orig: BaseException) -> sa_exc.DBAPIError:

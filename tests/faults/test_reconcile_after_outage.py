@@ -23,8 +23,8 @@ from arq.connections import ArqRedis, create_pool
 from services.webhooks.calcom.reconciliation import reconcile_all, reconcile_calcom
 from shared.config import Settings
 from shared.db.engine import Database
-from shared.outbound import outbound_client
-from shared.queue import redis_settings
+from shared.jobs.queue import redis_settings
+from shared.security.outbound import outbound_client
 from tests.faults.mariadb_support import (
     MariaDB,
     leave_queues_as_found,

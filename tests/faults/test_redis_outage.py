@@ -37,9 +37,9 @@ import sqlalchemy as sa
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE
+from shared.jobs.worker import health_check_key
 from shared.models import Appointment, NotificationDelivery, OutboxEvent, WebhookEvent
-from shared.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE
-from shared.worker import health_check_key
 from tests.faults.redis_outage_support import (
     RedisProcess,
     WorkerProcess,

@@ -29,12 +29,12 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis, create_pool
 
 from services.notifications.channels.email import message_id_for
-from shared import outbox
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs import outbox
+from shared.jobs.queue import NOTIFY_QUEUE, redis_settings
 from shared.models import NotificationDelivery, OutboxEvent
-from shared.queue import NOTIFY_QUEUE, redis_settings
 from tests.conftest import Services
 from tests.faults.report import record_fault
 from tests.notifications.slow_smtp import SlowSmtpServer

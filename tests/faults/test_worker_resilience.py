@@ -1,7 +1,7 @@
 """Workers outlive their dependencies and drain on a stop signal (issue 14; ADR 0018).
 
-`shared.worker_main.ResilientWorker` in-process on a redis-server of the test's own (started
-late, killed, started again), and as the real process (`python -m shared.worker_main ...`)
+`shared.jobs.worker_main.ResilientWorker` in-process on a redis-server of the test's own (started
+late, killed, started again), and as the real process (`python -m shared.jobs.worker_main ...`)
 stopped with real signals. No database is needed except where its absence is the point.
 """
 
@@ -25,9 +25,9 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.config import Settings
-from shared.queue import BOOKING_QUEUE
-from shared.redis import free_port
-from shared.worker_main import ResilientWorker, lazy_pool
+from shared.jobs.queue import BOOKING_QUEUE
+from shared.jobs.worker_main import ResilientWorker, lazy_pool
+from shared.redis.connection import free_port
 from tests.faults.redis_outage_support import (
     RedisProcess,
     WorkerProcess,
@@ -134,7 +134,7 @@ async def stop(worker: ResilientWorker, main: asyncio.Task[None]) -> None:
 async def test_worker_waits_for_redis_and_outlives_its_restarts(
     stopped_redis: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="shared.worker_main")
+    caplog.set_level(logging.WARNING, logger="shared.jobs.worker_main")
     server = stopped_redis
     seen: list[str] = []
     reconnects: list[int] = []
@@ -173,7 +173,7 @@ async def test_worker_waits_for_redis_and_outlives_its_restarts(
         assert len(reconnects) == 2
     finally:
         await stop(worker, main)
-    messages = [r.getMessage() for r in caplog.records if r.name == "shared.worker_main"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "shared.jobs.worker_main"]
     # Each outage once, and its end once: not a line per failed poll.
     assert [m.split(";")[0].split(" after")[0] for m in messages if "Redis" in m] == [
         "Redis unavailable",
@@ -230,7 +230,7 @@ async def test_a_job_start_failing_on_redis_gives_its_slot_back(
 
 
 def drain_worker(server: RedisProcess, directory: Path, drain_s: float) -> WorkerProcess:
-    argv = [sys.executable, "-m", "shared.worker_main", f"{__name__}.DrainSettings"]
+    argv = [sys.executable, "-m", "shared.jobs.worker_main", f"{__name__}.DrainSettings"]
     env = process_env(
         Settings(_env_file=None),
         server.url,

@@ -6,10 +6,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from shared.api_keys import hash_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import ApiKey
+from shared.security.api_keys import hash_key
 from tests.support.factories import create_platform_key, create_tenant
 
 PROBE = "/v1/admin/branches"

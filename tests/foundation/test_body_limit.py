@@ -1,4 +1,4 @@
-"""The body limit of every service (shared/body_limit.py): 413 problem+json before parsing or
+"""The body limit of every service (shared/web/body_limit.py): 413 problem+json before parsing or
 auth, also for chunked bodies, and the app behind it never sees more than the limit.
 
 The mechanism is checked on a tiny ASGI app driven message by message; the four services
@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.body_limit import BodyLimit
 from shared.config import Settings
+from shared.web.body_limit import BodyLimit
 from tests.conftest import Services
 from tests.support.servers import ServerGroup
 

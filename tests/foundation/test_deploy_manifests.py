@@ -28,8 +28,8 @@ import yaml
 from services.notifications import delivery
 from services.notifications.worker import JOBS_SETTLE_S
 from shared.config import Settings
-from shared.queue import HEALTH_CHECK_INTERVAL_S
-from shared.worker_main import SETTLE_AFTER_CANCEL_S
+from shared.jobs.queue import HEALTH_CHECK_INTERVAL_S
+from shared.jobs.worker_main import SETTLE_AFTER_CANCEL_S
 from tools.runner import KEEP_ALIVE_S, child_commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,10 +199,10 @@ def test_one_deployment_per_api_and_worker_running_code_that_exists(target: str)
         command = container(deployments[f"{worker}-worker"])["command"]
         # Our entry point (drain on SIGTERM, ADR 0018/0020), as `appointments run` starts it.
         assert command == [
-            "python", "-m", "shared.worker_main", f"services.{worker}.worker.WorkerSettings"
+            "python", "-m", "shared.jobs.worker_main", f"services.{worker}.worker.WorkerSettings"
         ]  # fmt: skip
         assert command[1:] == run_children[f"{worker}-worker"][1:]
-        assert_code_exists("shared.worker_main.main")
+        assert_code_exists("shared.jobs.worker_main.main")
         assert_code_exists(command[3])
 
 
@@ -799,7 +799,7 @@ def test_compose_runs_the_full_stack_from_one_image() -> None:
     for worker in WORKERS:
         service = services[f"{worker}-worker"]
         assert service["command"] == [
-            "python", "-m", "shared.worker_main", f"services.{worker}.worker.WorkerSettings"
+            "python", "-m", "shared.jobs.worker_main", f"services.{worker}.worker.WorkerSettings"
         ]  # fmt: skip
         # Longer than the drain (25 s), as in the Kubernetes manifests.
         grace = 60 if worker == "notifications" else 30

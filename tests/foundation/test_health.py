@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shared.config import Settings
-from shared.health import required
+from shared.web.health import required
 from tests.conftest import Services
 
 SERVICES = ["booking", "policy", "webhooks", "notifications"]

@@ -14,7 +14,7 @@ import uvicorn
 
 from services.booking.worker import calcom_http
 from shared.config import Settings
-from shared.tracing import OUTBOUND_LIMITS, outbound_limits, traced_transport
+from shared.observability.tracing import OUTBOUND_LIMITS, outbound_limits, traced_transport
 from tests.support.servers import group_client
 from tools.runner import KEEP_ALIVE_S, SERVICES, child_commands
 

@@ -1,4 +1,4 @@
-"""shared/lean.py: a lean handler answers, or defers with the request intact to the FastAPI
+"""shared/web/lean.py: a lean handler answers, or defers with the request intact to the FastAPI
 route; its domain errors are problem+json, its answers are counted under the route template,
 and LEAN_ROUTES=false turns every handler off."""
 
@@ -13,10 +13,10 @@ from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import REGISTRY
 from starlette.responses import JSONResponse, Response
 
-from shared.app import create_app
 from shared.config import Settings
 from shared.errors import NotFound
-from shared.lean import MAX_LEAN_BODY, LeanRequest
+from shared.web.app import create_app
+from shared.web.lean import MAX_LEAN_BODY, LeanRequest
 
 router = APIRouter()
 

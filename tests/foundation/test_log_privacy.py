@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from shared.db.engine import Database
-from shared.logging import configure_logging, mask
 from shared.models import Customer
+from shared.observability.logging import configure_logging, mask
 from tests.support.factories import create_tenant
 
 PHONE = "+4917612345678"
@@ -105,7 +105,7 @@ async def test_a_logged_integrity_error_carries_no_parameter_values(
     assert NAME not in str(caught.value)  # the engine hides bound parameters
     assert EMAIL not in str(caught.value)
     configure_logging("booking", "INFO", json_logs=True)
-    logging.getLogger("shared.problems").error("unhandled error", exc_info=caught.value)
+    logging.getLogger("shared.web.problems").error("unhandled error", exc_info=caught.value)
     logging.getLogger("jobs").warning("job failed", extra={"error": str(caught.value)})
     out = capsys.readouterr().out
     assert out.count("\n") == 2, out

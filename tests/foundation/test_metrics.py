@@ -29,16 +29,16 @@ from services.notifications.config_store import NAMESPACE as NOTIFICATION_CACHE
 from services.notifications.jobs import notify
 from services.webhooks.ingest.handling import job_id
 from services.webhooks.jobs import process_webhook_event
-from shared.circuit_breaker import CircuitBreaker
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.hierarchy import ConfigCache
+from shared.jobs.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, redis_settings
+from shared.jobs.worker_metrics import instrument, refresh_queue_depth
 from shared.models import Company, OutboxEvent, Service
-from shared.outbound import outbound_client
-from shared.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, redis_settings
-from shared.redis import redis_client
-from shared.worker_metrics import instrument, refresh_queue_depth
+from shared.redis.circuit_breaker import CircuitBreaker
+from shared.redis.connection import redis_client
+from shared.security.outbound import outbound_client
 from tests.booking.agent_support import call_function, enable_retell
 from tests.conftest import Services
 from tests.support.factories import Salon, create_salon, next_weekday

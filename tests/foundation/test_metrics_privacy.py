@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.api_keys import parse_key
-from shared.circuit_breaker import CircuitBreaker
 from shared.db.engine import Database
-from shared.redis import free_port, redis_client
-from shared.worker_metrics import serve
+from shared.jobs.worker_metrics import serve
+from shared.redis.circuit_breaker import CircuitBreaker
+from shared.redis.connection import free_port, redis_client
+from shared.security.api_keys import parse_key
 from tests.conftest import Services
 from tests.support.factories import Salon, create_salon, next_weekday
 

@@ -31,9 +31,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.security.api_keys import issue_key
 from tests.booking.agent_support import enable_retell, signed
 from tests.conftest import Services
 from tests.support.factories import (

@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from shared.logging import JsonFormatter, correlation_id_var, mask
+from shared.observability.logging import JsonFormatter, correlation_id_var, mask
 
 
 @pytest.mark.parametrize(

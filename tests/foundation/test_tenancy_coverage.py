@@ -253,11 +253,11 @@ SYSTEM_SCOPE_USERS = {
     "services/webhooks/calcom/reconciliation.py",
     "services/webhooks/events/replay.py",
     "services/webhooks/retention.py",
-    "shared/api_keys.py",
-    "shared/auth.py",
-    "shared/calcom/call_log.py",
-    "shared/outbox.py",  # re-enqueues every company's pending rows after a Redis outage
-    "shared/retell_auth.py",
+    "shared/security/api_keys.py",
+    "shared/web/auth.py",
+    "shared/integrations/calcom/call_log.py",
+    "shared/jobs/outbox.py",  # re-enqueues every company's pending rows after a Redis outage
+    "shared/integrations/retell/auth.py",
     "tools/cli.py",
     "tools/cli_keys.py",
     "tools/demo.py",

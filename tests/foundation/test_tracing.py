@@ -33,10 +33,10 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.errors import NotFound
-from shared.logging import correlation_id_var
+from shared.jobs.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, redis_settings
 from shared.models import ApiCallLog, OutboxEvent
-from shared.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, redis_settings
-from shared.tracing import (
+from shared.observability.logging import correlation_id_var
+from shared.observability.tracing import (
     TRACE_KEY,
     attach_memory_exporter,
     configure_tracing,

@@ -25,10 +25,9 @@ from services.booking.callbacks.metrics import count_overdue, refresh_overdue_ca
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.types import utcnow
-from shared.models import CallbackRequest
-from shared.queue import redis_settings
-from shared.worker import ping
-from shared.worker_metrics import (
+from shared.jobs.queue import redis_settings
+from shared.jobs.worker import ping
+from shared.jobs.worker_metrics import (
     instrument,
     refresh_queue_depth,
     run_periodically,
@@ -36,6 +35,7 @@ from shared.worker_metrics import (
     start_metrics,
     stop_metrics,
 )
+from shared.models import CallbackRequest
 from tests.support.factories import create_salon
 from tools.runner import Supervisor, child_overrides, worker_metrics_ports
 
@@ -179,7 +179,7 @@ def test_a_taken_or_zero_port_costs_a_warning_not_the_worker(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with caplog.at_level(logging.WARNING, logger="shared.worker_metrics"):
+        with caplog.at_level(logging.WARNING, logger="shared.jobs.worker_metrics"):
             assert serve("127.0.0.1", port) is None
     assert f"127.0.0.1:{port} unavailable" in caplog.text
 
@@ -212,7 +212,7 @@ async def test_periodic_refreshes_survive_failures_and_stop_with_the_worker(
             raise ConnectionError("redis away")
 
     ctx: dict[str, Any] = {}
-    with caplog.at_level(logging.WARNING, logger="shared.worker_metrics"):
+    with caplog.at_level(logging.WARNING, logger="shared.jobs.worker_metrics"):
         run_periodically(ctx, 0.01, refresh, name="flaky")
         while len(runs) < 5:
             await asyncio.sleep(0.01)

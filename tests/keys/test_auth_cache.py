@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from shared.api_keys import VerifiedKey, _TTLCache, company_cache, key_cache
-from shared.auth_revocation import (
+from shared.redis.connection import free_port
+from shared.security.api_keys import VerifiedKey, _TTLCache, company_cache, key_cache
+from shared.web.auth_revocation import (
     GENERATION_KEY,
     RevocationWatcher,
     publish_auth_change,
 )
-from shared.redis import free_port
 
 KEY = VerifiedKey("key-1", "company-1", ("admin",), None)
 

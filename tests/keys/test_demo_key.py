@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from shared.api_keys import verify_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import ApiKey
+from shared.security.api_keys import verify_key
 from tools.demo import DEMO_KEY_NAME, seed_demo
 from tools.key_store import demo_key_file
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from shared.api_keys import parse_key
 from shared.db.engine import Database
+from shared.security.api_keys import parse_key
 from tests.admin.support import ADMIN, assert_problem
 from tests.support.factories import create_platform_key, create_tenant
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from shared.api_keys import hash_key, verify_key
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.models import ApiKey
+from shared.security.api_keys import hash_key, verify_key
 from tools.cli import with_service_key
 from tools.key_store import SERVICE_KEY_FILE, service_key
 

@@ -16,9 +16,9 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.hierarchy import ConfigCache
+from shared.jobs.queue import NOTIFY_QUEUE
 from shared.models import OutboxEvent
-from shared.queue import NOTIFY_QUEUE
-from shared.redis import redis_client
+from shared.redis.connection import redis_client
 from tests.support.fake_messaging import FakeMessagingProvider
 from tests.support.smtp_server import SmtpTestServer
 

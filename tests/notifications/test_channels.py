@@ -30,7 +30,7 @@ from services.notifications.channels import (
 )
 from services.notifications.channels.http_provider import parse_retry_after
 from shared.config import Settings
-from shared.redis import free_port
+from shared.redis.connection import free_port
 from tests.support.fake_messaging import FakeMessagingProvider
 from tests.support.smtp_server import SmtpTestServer
 

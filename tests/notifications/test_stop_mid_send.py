@@ -163,7 +163,7 @@ async def test_the_worker_shutdown_lets_a_send_whose_job_was_given_up_finish_fir
     await slow_smtp.wait_for(1)
     job.cancel()  # and nobody waits for it any more
 
-    await worker.shutdown(worker_ctx)  # what shared.worker_main's close() runs next
+    await worker.shutdown(worker_ctx)  # what shared.jobs.worker_main's close() runs next
 
     [row] = await deliveries(db, appointment["id"])
     assert (row.channel, row.status) == ("email", "sent")

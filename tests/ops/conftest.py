@@ -13,7 +13,7 @@ from sqlalchemy import text
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.queue import redis_settings
+from shared.jobs.queue import redis_settings
 from tests.conftest import Services
 from tests.support.fake_calcom import FakeCalcom
 

@@ -23,8 +23,6 @@ from services.booking.appointments.policy_client import PolicyUnavailable
 from services.booking.jobs import sync_appointment
 from services.booking.ops.failures import Failure, failure_of
 from services.booking.ops.overview import local_day_bounds
-from shared.api_keys import issue_key
-from shared.circuit_breaker import CircuitBreaker
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
@@ -42,6 +40,8 @@ from shared.models import (
     Service,
     WebhookEvent,
 )
+from shared.redis.circuit_breaker import CircuitBreaker
+from shared.security.api_keys import issue_key
 from tests.booking.agent_support import call_function, enable_retell, signed
 from tests.conftest import Services
 from tests.ops.conftest import CALCOM_KEY

@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.booking.ops.session import PREFIX
-from shared.api_keys import parse_key
 from shared.db.engine import Database
+from shared.security.api_keys import parse_key
 from tests.conftest import Services
 from tests.ops.test_failed_bookings import operator
 from tests.support.factories import create_salon

@@ -17,7 +17,7 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.hierarchy import Chain, ConfigCache, effective, load_levels, snapshot_is_current
 from shared.models import PolicyConfiguration
-from shared.redis import redis_client
+from shared.redis.connection import redis_client
 from tests.support.factories import Salon, create_salon, create_tenant, next_weekday
 
 DOWN = "redis://127.0.0.1:1/0"

@@ -14,13 +14,13 @@ from sqlalchemy import event, update
 
 from services.policy import store
 from services.policy.evaluation import Policy
-from shared.api_keys import company_cache
 from shared.db.engine import Database
 from shared.db.scoped import tenant_value
 from shared.db.tenancy import SYSTEM
 from shared.errors import TenantNotSet
 from shared.hierarchy import Chain, Entry, Memo, predicted_chain
 from shared.models import Branch, Company, Staff
+from shared.security.api_keys import company_cache
 from tests.conftest import Services
 from tests.policy.test_policy_api import book, next_start, put
 from tests.support.factories import create_platform_key, create_salon

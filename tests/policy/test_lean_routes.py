@@ -21,7 +21,7 @@ from services.policy.app import create
 from services.policy.store import NAMESPACE
 from shared.config import Settings
 from shared.db.engine import Database
-from shared.rate_limit import RateLimits
+from shared.web.rate_limit import RateLimits
 from tests.conftest import Services
 from tests.policy.test_policy_api import TIERS, book, next_start, put
 from tests.support.factories import Salon, create_platform_key, create_salon, create_tenant

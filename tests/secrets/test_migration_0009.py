@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.secrets_at_rest import decrypt
+from shared.security.secrets_at_rest import decrypt
 from tests.support.migrations import migrate
 
 SECRETS = {

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Company
-from shared.secrets_at_rest import (
+from shared.security.secrets_at_rest import (
     EncryptedString,
     SecretKeyError,
     decrypt,

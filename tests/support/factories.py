@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Company
+from shared.security.api_keys import issue_key
 
 
 @dataclass(frozen=True)

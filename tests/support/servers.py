@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from shared.redis import free_port
+from shared.redis.connection import free_port
 from tools.runner import KEEP_ALIVE_S
 
 ROOT = Path(__file__).resolve().parents[2]

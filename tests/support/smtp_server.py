@@ -26,7 +26,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from shared.redis import free_port
+from shared.redis.connection import free_port
 
 REFUSED = "550 5.1.1 Mailbox unavailable"
 DEFERRED = "451 4.3.0 Temporary failure, try again later"

@@ -19,7 +19,6 @@ import httpx
 import sqlalchemy as sa
 
 from shared import models
-from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
@@ -34,6 +33,7 @@ from shared.models import (
     NotificationReminder,
     PhoneNumber,
 )
+from shared.security.api_keys import issue_key
 from tests.booking.agent_support import enable_retell
 from tests.conftest import Services
 from tests.support.contracts import CALCOM

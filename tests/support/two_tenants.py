@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import sqlalchemy as sa
 
-from shared import models, retell
+from shared import models
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.integrations.retell import signature as retell
 from shared.models import Branch, Company, PhoneNumber
 from tests.booking.agent_support import enable_retell, signed
 from tests.support.factories import Salon, create_salon

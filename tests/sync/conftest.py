@@ -20,13 +20,13 @@ from arq.connections import ArqRedis, create_pool
 from sqlalchemy import select, update
 
 from services.booking.jobs import SYNC_MAX_TRIES, sync_appointment
-from shared.circuit_breaker import CircuitBreaker
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import BOOKING_QUEUE, redis_settings
 from shared.models import Appointment, Company, OutboxEvent, Service
-from shared.outbound import outbound_client
-from shared.queue import BOOKING_QUEUE, redis_settings
+from shared.redis.circuit_breaker import CircuitBreaker
+from shared.security.outbound import outbound_client
 from tests.conftest import Services
 from tests.support.factories import Salon, create_salon, next_weekday
 from tests.support.fake_calcom import FakeCalcom

@@ -13,7 +13,7 @@ from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import ApiCallLog, CallbackRequest, Company
-from shared.outbound import outbound_client
+from shared.security.outbound import outbound_client
 from tests.conftest import Services
 from tests.support.canned_http import CannedHttp
 from tests.support.factories import next_weekday

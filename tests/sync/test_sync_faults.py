@@ -13,11 +13,11 @@ from sqlalchemy import func, select, update
 
 from services.booking.calcom.sync import LOCK_PREFIX
 from services.booking.jobs import SYNC_MAX_TRIES, sweep_outbox
-from shared import outbox
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.jobs import outbox
 from shared.models import CallbackRequest, OutboxEvent
 from tests.conftest import Services
 from tests.support.factories import next_weekday

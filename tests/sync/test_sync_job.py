@@ -12,11 +12,11 @@ from sqlalchemy import select, update
 
 from services.booking.calcom.sync import attendee_email, expired
 from services.booking.jobs import sweep_outbox
-from shared import outbox
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.jobs import outbox
 from shared.models import ApiCallLog, OutboxEvent
 from tests.conftest import Services
 from tests.support.factories import create_salon, next_weekday

@@ -19,10 +19,10 @@ from typing import Any
 from arq.connections import ArqRedis
 from sqlalchemy import update
 
-from shared import outbox
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs import outbox
 from shared.models import Company, Service
 from tests.conftest import Services
 from tests.support.factories import create_salon, next_weekday

@@ -1,4 +1,4 @@
-"""Outbound addresses (shared/outbound.py): the save-time URL rules, the address classes
+"""Outbound addresses (shared/security/outbound.py): the save-time URL rules, the address classes
 refused at connect time, and the production refusal of ALLOW_PRIVATE_OUTBOUND_URLS."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from shared.config import Settings
 from shared.errors import OutboundUrlRefused
-from shared.outbound import address_refusal, check_outbound_url, host_on_list
+from shared.security.outbound import address_refusal, check_outbound_url, host_on_list
 
 STRICT = Settings(_env_file=None, outbound_allowed_hosts="api.cal.com, *.cal.example.com")
 LOOSE = Settings(_env_file=None, allow_private_outbound_urls=True)

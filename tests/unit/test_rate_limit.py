@@ -15,8 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from shared.errors import RateLimited
-from shared.problems import install_problem_handlers
-from shared.rate_limit import (
+from shared.redis.scripts import ScriptCall, run_pipelined
+from shared.web.problems import install_problem_handlers
+from shared.web.rate_limit import (
     Decision,
     RateLimiter,
     RateLimits,
@@ -25,7 +26,6 @@ from shared.rate_limit import (
     enforce,
     limits_from_env,
 )
-from shared.redis_scripts import ScriptCall, run_pipelined
 
 
 def unique_prefix() -> str:
@@ -124,7 +124,7 @@ async def test_fail_open_allows_and_logs(caplog: pytest.LogCaptureFixture) -> No
     broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     try:
         limiter = RateLimiter(broken, prefix=unique_prefix(), fail_open=True)
-        with caplog.at_level(logging.WARNING, logger="shared.rate_limit"):
+        with caplog.at_level(logging.WARNING, logger="shared.web.rate_limit"):
             decision = await limiter.hit("k", 1, 60)
             again = await limiter.hit("k", 1, 60)
     finally:
@@ -132,7 +132,7 @@ async def test_fail_open_allows_and_logs(caplog: pytest.LogCaptureFixture) -> No
 
     assert decision.allowed and decision.degraded
     assert again.allowed
-    warnings = [r for r in caplog.records if r.name == "shared.rate_limit"]
+    warnings = [r for r in caplog.records if r.name == "shared.web.rate_limit"]
     assert len(warnings) == 1  # one warning per interval, not one per request
     assert warnings[0].levelno == logging.WARNING
     assert "fail-open" in warnings[0].getMessage()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.retell import sign, verify
+from shared.integrations.retell.signature import sign, verify
 
 KEY = "key_0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 TS = 1751328000000

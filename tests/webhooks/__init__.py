@@ -20,8 +20,8 @@ from services.webhooks.ingest.handling import job_id
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import WEBHOOKS_QUEUE
 from shared.models import Company, WebhookEvent
-from shared.queue import WEBHOOKS_QUEUE
 from tests.support.contracts import CONTRACTS
 
 PLATFORM_RETELL_KEY = "key_platform_webhooks_0123456789abcdef"

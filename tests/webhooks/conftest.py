@@ -25,8 +25,8 @@ from services.webhooks.jobs import process_webhook_event
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import WEBHOOKS_QUEUE, redis_settings
 from shared.models import Appointment, Company, OutboxEvent, Service, Staff, WebhookEvent
-from shared.queue import WEBHOOKS_QUEUE, redis_settings
 from tests.support.contracts import CALCOM
 from tests.support.factories import Salon, create_salon
 from tests.webhooks import AppClient, webhooks_client

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.webhooks.jobs import process_webhook_event
-from shared.calcom import slots_cache
 from shared.db.engine import Database
+from shared.integrations.calcom import slots_cache
 from shared.models import Appointment, CallbackRequest, Customer
 from tests.support.factories import salon_appointment
 from tests.webhooks.conftest import (

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from services.webhooks.ingest.handling import PROCESS_JOB
-from shared.api_keys import issue_key
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import WEBHOOKS_QUEUE
 from shared.models import WebhookEvent
-from shared.queue import WEBHOOKS_QUEUE
+from shared.security.api_keys import issue_key
 from tests.booking.agent_support import RETELL_KEY, enable_retell, signed
 from tests.support.factories import Salon, create_platform_key, create_salon, create_tenant
 from tests.webhooks import (

@@ -23,8 +23,8 @@ from services.webhooks.ingest.service import MAX_BODY, SecretCache
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import WEBHOOKS_QUEUE
 from shared.models import Company, WebhookEvent
-from shared.queue import WEBHOOKS_QUEUE
 from tests.support.factories import create_tenant
 from tests.support.servers import ServerGroup, group_client
 from tests.webhooks import (

@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.webhooks.ingest.handling import PROCESS_JOB
-from shared import retell
 from shared.db.engine import Database
+from shared.integrations.retell import signature as retell
 from tests.booking.agent_support import RETELL_KEY, enable_retell, signed
 from tests.support.factories import Salon, create_salon
 from tests.webhooks import (

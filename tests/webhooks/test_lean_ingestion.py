@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from services.webhooks.ingest.service import MAX_BODY
 from shared.config import Settings
 from shared.db.engine import Database
-from shared.lean import MAX_LEAN_BODY
+from shared.web.lean import MAX_LEAN_BODY
 from tests.support.factories import create_tenant
 from tests.webhooks import CALCOM_SECRET, AppClient, calcom_headers, events_of, set_calcom_secret
 from tests.webhooks.test_ingest_calcom import body_with

@@ -26,8 +26,8 @@ from services.webhooks.worker import WorkerSettings
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import WEBHOOKS_QUEUE, redis_settings
 from shared.models import WebhookEvent
-from shared.queue import WEBHOOKS_QUEUE, redis_settings
 from tests.webhooks.conftest import (
     appointments,
     contract,

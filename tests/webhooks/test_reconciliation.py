@@ -19,7 +19,7 @@ from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.models import Company
-from shared.outbound import outbound_client
+from shared.security.outbound import outbound_client
 from tests.support.fake_calcom import FakeCalcom
 from tests.webhooks.conftest import (
     ORGANIZER,

@@ -33,6 +33,7 @@ from shared.appointments.callbacks import create_callback
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.queue import NOTIFY_QUEUE
 from shared.models import (
     Call,
     CallbackRequest,
@@ -41,7 +42,6 @@ from shared.models import (
     OutboxEvent,
     WebhookEvent,
 )
-from shared.queue import NOTIFY_QUEUE
 from tests.support.contracts import RETELL
 from tests.support.factories import Salon, create_salon, salon_appointment
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from services.booking.admin.schemas import Input
-from shared.api_keys import SCOPES
 from shared.fields import HttpBaseUrl, Instant, InstantOut
+from shared.security.api_keys import SCOPES
 
 # API keys ------------------------------------------------------------------------------
 

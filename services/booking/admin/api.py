@@ -22,8 +22,8 @@ from services.booking.admin.access_schemas import (
 )
 from services.booking.admin.resources import RESOURCES
 from services.booking.admin.schemas import Filters, Input
-from shared.auth import AdminPrincipal
-from shared.deps import Session
+from shared.web.auth import AdminPrincipal
+from shared.web.deps import Session
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid API key (problem+json)"},

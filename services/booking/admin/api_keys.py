@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin.access_schemas import ApiKeyCreate, ApiKeyUpdate
 from services.booking.admin.crud import flush
-from shared.api_keys import IssuedKey, issue_key
-from shared.auth_revocation import publish_after_commit
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.models import ApiKey
+from shared.security.api_keys import IssuedKey, issue_key
+from shared.web.auth_revocation import publish_after_commit
 
 
 async def list_keys(session: AsyncSession, company_id: str) -> Sequence[ApiKey]:

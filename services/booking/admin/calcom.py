@@ -13,7 +13,7 @@ from shared.config import Settings
 from shared.errors import NotFound
 from shared.fields import mask
 from shared.models import Company
-from shared.outbound import check_outbound_url
+from shared.security.outbound import check_outbound_url
 
 CALCOM_API_URL = "https://api.cal.com"
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from services.booking.admin.customer_erasure import erase_customer
 from services.booking.admin.customer_export import export_customer
 from services.booking.admin.customer_schemas import CustomerExport, ErasureSummary
-from shared.auth import AdminPrincipal
-from shared.deps import Session
+from shared.web.auth import AdminPrincipal
+from shared.web.deps import Session
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid API key (problem+json)"},

@@ -15,15 +15,15 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.auth import PlatformAdmin
-from shared.auth_revocation import publish_after_commit
 from shared.db.types import utcnow
-from shared.deps import Session
 from shared.errors import NotFound
 from shared.fields import InstantOut
 from shared.models import ApiKey
+from shared.web.auth import PlatformAdmin
+from shared.web.auth_revocation import publish_after_commit
+from shared.web.deps import Session
 
-# The session is bound to the system scope by `PlatformAdmin` (shared.auth); these
+# The session is bound to the system scope by `PlatformAdmin` (shared.web.auth); these
 # statements name their rows (company_id IS NULL).
 
 

@@ -33,12 +33,18 @@ from services.booking.appointments.refusal_notices import QuotaNotices
 from services.booking.ops.failures import AgentBookingAttempt
 from shared.db.tenancy import bind_tenant, current_company
 from shared.db.types import utcnow
-from shared.deps import Session
 from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
-from shared.logging import correlation_id_var
+from shared.integrations.retell.auth import (
+    MAX_BODY,
+    RetellCaller,
+    authenticate,
+    require_signed_name,
+)
 from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service
-from shared.rate_limit import RateLimiter, caller_bucket, enforce
-from shared.retell_auth import MAX_BODY, RetellCaller, authenticate, e164, require_signed_name
+from shared.observability.logging import correlation_id_var
+from shared.phones import e164
+from shared.web.deps import Session
+from shared.web.rate_limit import RateLimiter, caller_bucket, enforce
 
 log = logging.getLogger(__name__)
 FUNCTION_PATH = "/v1/retell/functions/{name}"
@@ -67,7 +73,7 @@ def database_unavailable_answer(path: str, function: str | None) -> dict[str, An
 
 class _AgentRoute(APIRoute):
     """The agent's routes answer 200 with words when the database is unavailable: a 503 is
-    nothing the agent can say. `shared.problems.database_refusal` asks the route for this
+    nothing the agent can say. `shared.web.problems.database_refusal` asks the route for this
     answer after every dependency has left (the session rolled back, the failure recorder
     counted a refused booking)."""
 
@@ -95,7 +101,8 @@ async def _raw_body(request: Request) -> bytes:
 async def _caller(
     request: Request, session: Any, raw: bytes, signature: str | None, **kw: Any
 ) -> RetellCaller:
-    # The session stays unbound: the routing lookup is SYSTEM-scoped (shared.retell_auth).
+    # The session stays unbound: the routing lookup is SYSTEM-scoped
+    # (shared.integrations.retell.auth).
     return await authenticate(
         session, raw, signature, platform_key=request.app.state.settings.retell_api_key, **kw
     )

@@ -32,9 +32,9 @@ from services.booking.agent.matching import same_name
 from services.booking.appointments.policy_client import PolicyClient
 from shared.errors import ServiceUnavailable
 from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service, Staff
-from shared.rate_limit import RateLimiter
-from shared.references import normalize_reference
-from shared.retell_auth import e164
+from shared.phones import e164
+from shared.security.references import normalize_reference
+from shared.web.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from services.booking.appointments.schemas import (
 )
 from services.booking.appointments.serialize import appointment_json
 from services.booking.ops.failures import ApiBookingAttempt
-from shared.auth import ServicePrincipal
-from shared.deps import Session
 from shared.fields import Day, Instant, Phone
+from shared.web.auth import ServicePrincipal
+from shared.web.deps import Session
 
 router = APIRouter(prefix="/v1", tags=["appointments"])
 AppointmentStatus = Literal[

@@ -37,7 +37,7 @@ from shared.db.tenancy import current_company
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, SlotTaken
 from shared.models import Appointment, Branch, Service
-from shared.references import new_reference
+from shared.security.references import new_reference
 
 ALTERNATIVE_DAYS = 7
 REFERENCE_CANDIDATES = 3  # checked in the context statement; all taken -> the model redraws

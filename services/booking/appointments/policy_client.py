@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from shared.correlation import HEADER as CORRELATION_HEADER
 from shared.errors import NotFound, ServiceUnavailable
-from shared.logging import correlation_id_var
-from shared.tracing import traced_transport
+from shared.observability.logging import correlation_id_var
+from shared.observability.tracing import traced_transport
+from shared.web.correlation import HEADER as CORRELATION_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from shared.appointments.events import notice_payload
 from shared.db.engine import Database
 from shared.errors import PolicyViolation
+from shared.jobs.outbox import dispatch_staged, stage_notification
 from shared.models import Appointment, OutboxEvent
-from shared.outbox import dispatch_staged, stage_notification
 
 log = logging.getLogger(__name__)
 

@@ -38,12 +38,17 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.scheduling.availability import Slot
-from shared.calcom import slots_cache
-from shared.calcom.call_log import CallLog
-from shared.calcom.client import CalcomClient
-from shared.calcom.errors import CalcomError, CalcomRejected, CalcomTransient, CircuitOpen
 from shared.config import Settings
 from shared.db.engine import Database
+from shared.integrations.calcom import slots_cache
+from shared.integrations.calcom.call_log import CallLog
+from shared.integrations.calcom.client import CalcomClient
+from shared.integrations.calcom.errors import (
+    CalcomError,
+    CalcomRejected,
+    CalcomTransient,
+    CircuitOpen,
+)
 from shared.models import Company, Service
 
 log = logging.getLogger(__name__)

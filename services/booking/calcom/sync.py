@@ -36,11 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.appointments.callbacks import create_callback
 from shared.appointments.events import SYNC_JOB
-from shared.calcom.client import CalcomClient
-from shared.calcom.errors import CalcomAddressRefused, CalcomRejected
-from shared.calcom.errors import describe as calcom_describe
-from shared.calcom.models import CalcomBooking
 from shared.db.types import utcnow
+from shared.integrations.calcom.client import CalcomClient
+from shared.integrations.calcom.errors import CalcomAddressRefused, CalcomRejected
+from shared.integrations.calcom.errors import describe as calcom_describe
+from shared.integrations.calcom.models import CalcomBooking
+from shared.jobs.outbox import stage_notification
 from shared.models import (
     LIVE_STATUSES,
     Appointment,
@@ -50,7 +51,6 @@ from shared.models import (
     OutboxEvent,
     Service,
 )
-from shared.outbox import stage_notification
 
 # A change Cal.com could not take for this long is given up and handed to people.
 GIVE_UP_AFTER = timedelta(hours=24)

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.booking.callbacks import service as callbacks
 from shared.appointments import callbacks as callback_core
-from shared.auth import AnyPrincipal, Principal
 from shared.db.types import utcnow
-from shared.deps import Session
 from shared.errors import Forbidden
 from shared.fields import Id, Name, Phone
+from shared.web.auth import AnyPrincipal, Principal
+from shared.web.deps import Session
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking.callbacks import service as callbacks
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
+from shared.jobs.outbox import dispatch_staged
 from shared.models import CallbackEscalation, CallbackRequest
-from shared.outbox import dispatch_staged
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`callbacks_overdue`: callback requests still pending or assigned past their due time.
 
 One number for all companies (a company label would grow with every tenant). Each booking
-worker refreshes it every minute with `shared.worker_metrics.run_periodically`, not as an
+worker refreshes it every minute with `shared.jobs.worker_metrics.run_periodically`, not as an
 ARQ cron: a cron job runs in whichever replica takes it from the queue, so the gauge of every
 other replica would go stale. Every replica reports the same count: `max(callbacks_overdue)`.
 """

@@ -16,9 +16,9 @@ from services.booking.ops import overview as ops_overview
 from services.booking.ops import queries as ops_queries
 from services.booking.ops.overview import Overview
 from services.booking.ops.queries import FailedBooking, TimelineItem
-from shared.auth import OperatorPrincipal
 from shared.db.types import utcnow
-from shared.deps import Session
+from shared.web.auth import OperatorPrincipal
+from shared.web.deps import Session
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 Hours = Annotated[int, Query(ge=1, le=168, description="Look back this many hours (1-168)")]

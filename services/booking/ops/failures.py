@@ -29,12 +29,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from services.booking.ops.overview import note_refused_booking
-from shared.auth import cached_principal
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.errors import AgentAnswer, AppError, database_unavailable
-from shared.logging import correlation_id_var, mask
 from shared.models import BookingFailure
+from shared.observability.logging import correlation_id_var, mask
+from shared.web.auth import cached_principal
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.callbacks.service import OVERDUE_STATUSES
-from shared.circuit_breaker import CircuitBreaker
-from shared.metrics import BOOKING_REFUSED
+from shared.jobs.queue import BOOKING_QUEUE
 from shared.models import (
     Appointment,
     BookingFailure,
@@ -33,7 +32,8 @@ from shared.models import (
     OutboxEvent,
     WebhookEvent,
 )
-from shared.queue import BOOKING_QUEUE
+from shared.observability.metrics import BOOKING_REFUSED
+from shared.redis.circuit_breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking.ops import overview as ops_overview
 from services.booking.ops import session as ops_session
 from services.booking.ops.api import failed_bookings_json, overview_json
-from shared.auth import Principal, authenticate
 from shared.db.types import utcnow
-from shared.deps import READ_ONLY, Session
 from shared.errors import AppError, Forbidden, PayloadTooLarge, RateLimited
+from shared.web.auth import Principal, authenticate
+from shared.web.deps import READ_ONLY, Session
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).parent.parent / "templates" / "ops"

@@ -21,12 +21,12 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from shared.api_keys import company_is_active
-from shared.auth import Principal, enforce_key_limit
 from shared.db.tenancy import bind_tenant
 from shared.db.types import utcnow
 from shared.errors import ServiceUnavailable
 from shared.models import ApiKey
+from shared.security.api_keys import company_is_active
+from shared.web.auth import Principal, enforce_key_limit
 
 PREFIX: Final = "ops:session:"
 COOKIE: Final = "ops_session"

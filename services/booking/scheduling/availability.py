@@ -42,10 +42,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from services.booking.scheduling.local_time import as_utc as _utc
-from services.booking.scheduling.local_time import bound_to_utc as _bound_to_utc
-from services.booking.scheduling.local_time import local_day_bounds, local_to_utc
-from services.booking.scheduling.local_time import zone_of as _zone
+from shared.local_time import as_utc as _utc
+from shared.local_time import bound_to_utc as _bound_to_utc
+from shared.local_time import local_day_bounds, local_to_utc
+from shared.local_time import zone_of as _zone
 
 __all__ = [
     "AvailabilityQuery",

@@ -16,7 +16,7 @@ from typing import Final, Protocol
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from shared.fields import normalize_phone
+from shared.phones import normalize_phone
 
 CHANNELS: Final = ("email", "sms", "whatsapp")
 PHONE_CHANNELS: Final = frozenset({"sms", "whatsapp"})

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.webhooks.calcom.mirror import apply_booking
 from services.webhooks.calcom.snapshot import BookingSnapshot, State
 from services.webhooks.ingest.handling import HandlerContext, Outcome, ignored
-from shared.calcom import slots_cache
 from shared.fields import utc_instant
+from shared.integrations.calcom import slots_cache
 from shared.models import Company, WebhookEvent
 
 log = logging.getLogger(__name__)

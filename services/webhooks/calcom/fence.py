@@ -21,8 +21,8 @@ from services.webhooks.calcom.writes import compare_and_set
 from services.webhooks.ingest.handling import Outcome, ignored
 from shared.appointments.callbacks import create_callback
 from shared.appointments.fence import blocked_range, conflicts, lock_staff
+from shared.jobs.outbox import stage_notification
 from shared.models import Appointment, Customer, Service, Staff
-from shared.outbox import stage_notification
 
 
 async def fence_move(

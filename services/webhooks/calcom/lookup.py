@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhooks.calcom.snapshot import BookingSnapshot
 from shared.appointments.customers import upsert_customer
-from shared.fields import normalize_phone
 from shared.models import Appointment, Customer, Service, Staff
+from shared.phones import e164
 
 
 async def service_for_event_type(
@@ -54,20 +54,11 @@ async def staff_for_organizer(session: AsyncSession, email: str | None) -> Staff
     return None
 
 
-def _phone(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    try:
-        return normalize_phone(raw)
-    except ValueError:
-        return None
-
-
 async def customer_for_attendee(
     session: AsyncSession, company_id: str, snap: BookingSnapshot
 ) -> str:
     """The attendee's customer: by phone (E.164) when given, else by e-mail; created if new."""
-    phone = _phone(snap.attendee_phone)
+    phone = e164(snap.attendee_phone)
     email = snap.attendee_email
     name = (snap.attendee_name or email or "Cal.com guest")[:200]
     if phone is not None:

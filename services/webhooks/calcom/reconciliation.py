@@ -30,15 +30,15 @@ from redis.asyncio import Redis
 
 from services.webhooks.calcom.mirror import apply_booking
 from services.webhooks.calcom.snapshot import BookingSnapshot
-from shared.calcom import CalcomClient, CalcomError, CircuitOpen, describe, slots_cache
 from shared.config import Settings, get_settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import database_unavailable
+from shared.integrations.calcom import CalcomClient, CalcomError, CircuitOpen, describe, slots_cache
+from shared.jobs.outbox import dispatch_staged
 from shared.models import Company
-from shared.outbox import dispatch_staged
-from shared.problems import describe_database_error
+from shared.web.problems import describe_database_error
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from services.webhooks.ingest.handling import Outcome
-from shared.calcom.models import CalcomBooking
+from shared.integrations.calcom.models import CalcomBooking
 
 State = Literal["accepted", "pending", "cancelled", "rejected", "completed", "started", "no_show"]
 LIVE_STATES = frozenset({"accepted", "pending", "started"})

@@ -15,11 +15,11 @@ from services.webhooks.events import replay
 from services.webhooks.events.replay import Scope
 from services.webhooks.events.schemas import EventDetail, EventList
 from services.webhooks.ingest.schemas import Accepted
-from shared.api_keys import verify_key
-from shared.auth import authenticate, bearer, enforce_key_limit
 from shared.db.tenancy import SYSTEM, bind_tenant
-from shared.deps import Session
 from shared.errors import Forbidden
+from shared.security.api_keys import verify_key
+from shared.web.auth import authenticate, bearer, enforce_key_limit
+from shared.web.deps import Session
 
 
 def _problem(description: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The lean handlers of the two ingestion endpoints (shared/lean.py, docs/adr/0009).
+"""The lean handlers of the two ingestion endpoints (shared/web/lean.py, docs/adr/0009).
 
 Ingestion needs nothing of FastAPI (the raw body, one header, a path parameter), so its
 handlers always answer, through the same functions as the FastAPI routes in api.py; only a
@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from services.webhooks.ingest.api import calcom_answer, retell_answer
-from shared.lean import Handler, LeanRequest
+from shared.web.lean import Handler, LeanRequest
 
 
 async def calcom(request: LeanRequest) -> Response:

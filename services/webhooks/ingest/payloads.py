@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import BadRequest
-from shared.retell_auth import well_formed
+from shared.integrations.retell.auth import well_formed
 
 MAX_DEPTH = 32  # Cal.com and Retell bodies nest 5-6 levels; deeper is not theirs
 MAX_UID = 100  # appointments.calcom_booking_uid

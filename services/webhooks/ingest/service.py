@@ -30,11 +30,11 @@ from shared.db.scoped import execute, scoped
 from shared.db.tenancy import PER_CALL, SYSTEM
 from shared.db.types import new_id, utcnow
 from shared.errors import BadRequest, PayloadTooLarge, Unauthorized
-from shared.logging import correlation_id_var
+from shared.integrations.retell.auth import authenticate as retell_authenticate
+from shared.jobs.outbox import EnqueueHealth
+from shared.jobs.queue import WEBHOOKS_QUEUE, enqueue_unique
 from shared.models import Company, WebhookEvent
-from shared.outbox import EnqueueHealth
-from shared.queue import WEBHOOKS_QUEUE, enqueue_unique
-from shared.retell_auth import authenticate as retell_authenticate
+from shared.observability.logging import correlation_id_var
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,9 @@ from services.webhooks.ingest.handling import (
 from shared.appointments.callbacks import create_callback
 from shared.db.tenancy import bind_tenant
 from shared.db.types import new_id, utcnow
+from shared.integrations.retell.auth import _route
 from shared.models import Appointment, Call, CallbackRequest, Company, Customer, WebhookEvent
-from shared.retell_auth import _route, e164
+from shared.phones import e164
 
 log = logging.getLogger(__name__)
 

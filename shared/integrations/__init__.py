@@ -1,0 +1,1 @@
+"""Clients of third parties we call or that call us."""

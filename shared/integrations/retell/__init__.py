@@ -1,0 +1,1 @@
+"""Retell AI: request signatures and who is calling."""

@@ -1,0 +1,171 @@
+"""Who is calling: verify a Retell request's signature and find its tenant and branch.
+
+The signature is checked before anything else is done. The key is the tenant's Retell API key,
+found through the called number (`call.to_number`, or `call_inbound.to_number`) or the agent
+id, and the platform-wide `RETELL_API_KEY` is also accepted. Nothing but this lookup happens
+before verification.
+
+What a signature binds (docs/adr/0012): the tenant comes from the signed body (number, agent
+id: both unique across companies) or, for "args only" function calls whose body names no call,
+from the `company_id` query parameter, but only when that company's OWN Retell key verified
+the signature: a platform-key signature is never steered to a company by the query string.
+A wrapped body's `name` must equal the function in the path (`require_signed_name`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.scoped import scoped
+from shared.db.tenancy import SYSTEM
+from shared.errors import FunctionNameMismatch, Unauthorized
+from shared.integrations.retell import signature as retell
+from shared.models import Company, PhoneNumber
+from shared.phones import e164
+
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RetellCaller:
+    company_id: str | None
+    branch_id: str | None
+    payload: dict[str, Any]
+    call: dict[str, Any]
+
+
+MAX_DEPTH = 32  # Retell's bodies nest 3-4 levels; deeper is garbage, not a call
+
+
+def well_formed(value: object, max_depth: int = MAX_DEPTH) -> bool:
+    """No nesting deeper than `max_depth` and no lone surrogates (text UTF-8 cannot store).
+
+    Iterative, so a pathological body cannot exhaust the stack here or later, when the args
+    are hashed and stored.
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        if isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one (or not a sane one)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return value if isinstance(value, dict) and well_formed(value) else None
+
+
+async def _route(
+    session: AsyncSession, to_number: str | None, agent_id: str | None, company_id: str | None
+) -> tuple[Company | None, str | None]:
+    """The company (and branch) a call belongs to, by called number, agent id or explicit id.
+
+    Routing precedes verification and any tenant: SYSTEM-scoped lookups (shared.db.scoped)."""
+    conditions = []
+    if to_number:
+        conditions.append(PhoneNumber.number == to_number)
+    if agent_id:
+        conditions.append(PhoneNumber.retell_agent_id == agent_id)
+    if conditions:
+        row = (
+            await session.execute(
+                scoped(
+                    select(Company, PhoneNumber.branch_id, PhoneNumber.number)
+                    .join(PhoneNumber, PhoneNumber.company_id == Company.id)
+                    .where(or_(*conditions), PhoneNumber.active.is_(True), Company.active.is_(True))
+                    .order_by(PhoneNumber.number != (to_number or ""))
+                    .limit(1),
+                    SYSTEM,
+                )
+            )
+        ).first()
+        if row is not None:
+            return row[0], row[1]
+    if company_id:
+        company = await session.scalar(
+            scoped(
+                select(Company).where(Company.id == company_id, Company.active.is_(True)), SYSTEM
+            )
+        )
+        return company, None
+    return None, None
+
+
+async def authenticate(
+    session: AsyncSession,
+    raw: bytes,
+    signature: str | None,
+    *,
+    platform_key: str | None,
+    company_hint: str | None = None,
+    call_key: str = "call",
+) -> RetellCaller:
+    """Verify the request and identify the tenant; 401 (and nothing else done) when invalid."""
+    if not signature:
+        raise Unauthorized("Missing X-Retell-Signature.")
+    parsed = parse_json_object(raw)
+    payload = parsed or {}
+    call = payload.get(call_key) if isinstance(payload.get(call_key), dict) else {}
+    assert isinstance(call, dict)
+    to_number = e164(call.get("to_number"))
+    agent_id = call.get("agent_id") if isinstance(call.get("agent_id"), str) else None
+    routed, branch_id = await _route(session, to_number, agent_id, None)
+    hinted = None
+    if routed is None and company_hint:
+        hinted, _ = await _route(session, None, None, company_hint)
+    candidate = routed or hinted
+    own_key = candidate.retell_api_key if candidate else None
+    if own_key and retell.verify(raw, own_key, signature):
+        company = candidate
+    elif platform_key and retell.verify(raw, platform_key, signature):
+        if hinted is not None:
+            raise Unauthorized(
+                "A platform-key signature must name its tenant in the signed body "
+                "(call.to_number or call.agent_id); company_id only selects a company whose "
+                "own Retell key signs the call."
+            )
+        company = routed
+    elif parsed is None and candidate is None:
+        raise Unauthorized(
+            "The body is not a well-formed JSON object naming the call, so its signature "
+            "cannot be checked."
+        )
+    else:
+        raise Unauthorized("Invalid or stale Retell signature.")
+    return RetellCaller(
+        company_id=company.id if company else None,
+        branch_id=branch_id,
+        payload=payload,
+        call=call,
+    )
+
+
+def require_signed_name(payload: dict[str, Any], path_name: str) -> None:
+    """A wrapped call (`call` + `args`) must name the function of the path in its signed
+    `name`: else a body signed for one function could be replayed to another. An "args only"
+    body names none; the path is then the only name (ADR 0012 says how deployments guard it)."""
+    wrapped = isinstance(payload.get("args"), dict) and isinstance(payload.get("call"), dict)
+    if wrapped and payload.get("name") != path_name:
+        raise FunctionNameMismatch(
+            "The signed body names another function than the path; nothing was done."
+        )

@@ -1,0 +1,1 @@
+"""Background work: ARQ queues, the transactional outbox, the worker base and entry point."""

@@ -1,0 +1,1 @@
+"""Redis: connections (configured or embedded), Lua script calls, the shared circuit breaker."""

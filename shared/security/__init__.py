@@ -1,0 +1,1 @@
+"""Keys, secrets at rest, booking references and the outbound address guard."""
