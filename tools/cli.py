@@ -26,11 +26,12 @@ from shared.db.tenancy import SYSTEM
 from shared.errors import AppError, NotFound
 from shared.models import Company
 from shared.security.api_keys import SCOPES, issue_key
+from tools.children import docs_urls
 from tools.cli_keys import add_commands as add_key_commands
 from tools.cli_keys import publish
 from tools.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
 from tools.key_store import SERVICE_KEY_FILE, service_key, state_dir
-from tools.runner import DEFAULT_REDIS_DIR, docs_urls, run
+from tools.runner import DEFAULT_REDIS_DIR, run
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 

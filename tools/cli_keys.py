@@ -7,10 +7,12 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,30 +25,56 @@ from shared.models import ApiKey
 from shared.security.api_keys import KEY_PREFIX, parse_key
 from shared.security.secrets_at_rest import SecretKeyError, rotate, split_fallbacks, use_keys
 from shared.web.auth_revocation import publish_auth_change
-from tools.runner import DEFAULT_REDIS_DIR, EMBEDDED_URL_FILE
+from tools.runner import DEFAULT_REDIS_DIR
+from tools.supervision import EMBEDDED_URL_FILE
 
 # api_keys is read before a tenant is known: these statements name their rows themselves.
 _NO_TENANT: dict[str, bool] = {}  # the CLI's sessions are SYSTEM-scoped (shared.db.tenancy)
-# Where `appointments run` notes the URL of its embedded Redis (tools/runner.py).
+# Where `appointments run` notes the URL of its embedded Redis (tools/supervision.py).
 EMBEDDED_REDIS_URL_FILE = DEFAULT_REDIS_DIR / EMBEDDED_URL_FILE
 
 
-def _instant(value: Any) -> str | None:
+def _instant(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _key_json(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "prefix": key.prefix,
-        "company_id": key.company_id,
-        "name": key.name,
-        "scopes": list(key.scopes),
-        "created_at": _instant(key.created_at),
-        "last_used_at": _instant(key.last_used_at),
-        "expires_at": _instant(key.expires_at),
-        "revoked_at": _instant(key.revoked_at),
-    }
+class KeyView(BaseModel):
+    """One key as `list-api-keys --json` prints it (never the key itself)."""
+
+    id: str
+    prefix: str
+    company_id: str | None
+    name: str
+    scopes: list[str]
+    created_at: str | None
+    last_used_at: str | None
+    expires_at: str | None
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyView:
+        return cls(
+            id=key.id,
+            prefix=key.prefix,
+            company_id=key.company_id,
+            name=key.name,
+            scopes=list(key.scopes),
+            created_at=_instant(key.created_at),
+            last_used_at=_instant(key.last_used_at),
+            expires_at=_instant(key.expires_at),
+            revoked_at=_instant(key.revoked_at),
+        )
+
+
+class RevokeAnswer(BaseModel):
+    """The one JSON line of `revoke-api-key`."""
+
+    status: Literal["revoked", "already_revoked"]
+    id: str
+    prefix: str
+    company_id: str | None
+    revoked_at: str | None
+    published: bool
 
 
 # --- publish -----------------------------------------------------------------------------------
@@ -91,7 +119,7 @@ def _warn_unpublished(settings: Settings) -> None:
 # --- list-api-keys -----------------------------------------------------------------------------
 
 
-async def _list(settings: Settings, platform_only: bool) -> list[dict[str, Any]]:
+async def _list(settings: Settings, platform_only: bool) -> list[KeyView]:
     db = Database(settings=settings)
     try:
         async with db.transaction(SYSTEM, write=False) as session:
@@ -99,7 +127,7 @@ async def _list(settings: Settings, platform_only: bool) -> list[dict[str, Any]]
             if platform_only:
                 stmt = stmt.where(ApiKey.company_id.is_(None))
             keys = (await session.execute(stmt, execution_options=_NO_TENANT)).scalars().all()
-            return [_key_json(key) for key in keys]
+            return [KeyView.of(key) for key in keys]
     finally:
         await db.dispose()
 
@@ -107,14 +135,14 @@ async def _list(settings: Settings, platform_only: bool) -> list[dict[str, Any]]
 def cmd_list_api_keys(args: argparse.Namespace, settings: Settings) -> int:
     keys = asyncio.run(_list(settings, args.platform))
     if args.json:
-        print(json.dumps(keys, indent=2))
+        print(json.dumps([key.model_dump() for key in keys], indent=2))
         return 0
     print(f"{'PREFIX':<13} {'OWNER':<36} {'NAME':<28} {'SCOPES':<24} STATUS")
     for key in keys:
-        owner = key["company_id"] or "platform"
-        status = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
-        scopes = ",".join(key["scopes"])
-        print(f"{key['prefix']:<13} {owner:<36} {key['name'][:28]:<28} {scopes:<24} {status}")
+        owner = key.company_id or "platform"
+        status = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+        scopes = ",".join(key.scopes)
+        print(f"{key.prefix:<13} {owner:<36} {key.name[:28]:<28} {scopes:<24} {status}")
     return 0
 
 
@@ -123,7 +151,7 @@ def cmd_list_api_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class Revoked:
-    key: dict[str, Any]
+    key: KeyView
     already: bool
 
 
@@ -150,7 +178,7 @@ async def revoke_key(session: AsyncSession, prefix_or_id: str) -> Revoked:
     if not already:
         key.revoked_at = utcnow()
         await session.flush()
-    return Revoked(_key_json(key), already)
+    return Revoked(KeyView.of(key), already)
 
 
 async def _revoke(settings: Settings, prefix_or_id: str) -> Revoked:
@@ -166,18 +194,15 @@ def cmd_revoke_api_key(args: argparse.Namespace, settings: Settings) -> int:
     revoked = asyncio.run(_revoke(settings, args.key))
     published = asyncio.run(publish(settings))
     key = revoked.key
-    print(
-        json.dumps(
-            {
-                "status": "already_revoked" if revoked.already else "revoked",
-                "id": key["id"],
-                "prefix": key["prefix"],
-                "company_id": key["company_id"],
-                "revoked_at": key["revoked_at"],
-                "published": published,
-            }
-        )
+    answer = RevokeAnswer(
+        status="already_revoked" if revoked.already else "revoked",
+        id=key.id,
+        prefix=key.prefix,
+        company_id=key.company_id,
+        revoked_at=key.revoked_at,
+        published=published,
     )
+    print(json.dumps(answer.model_dump()))
     if not published:
         _warn_unpublished(settings)
     return 0

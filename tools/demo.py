@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,7 @@ from shared.models import (
     StaffService,
     WorkingHours,
 )
+from shared.phones import e164
 from shared.security.api_keys import issue_key
 from tools.key_store import demo_key_file, kept_key, write_key
 
@@ -100,8 +101,7 @@ WEEKLY_HOURS: tuple[tuple[int, time, time], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class DemoBranch:
+class DemoBranch(BaseModel, frozen=True):
     id: str
     name: str
     phone_number: str
@@ -115,11 +115,30 @@ class DemoService:
     price: Decimal
 
 
-@dataclass(frozen=True)
-class DemoStaff:
+class DemoStaff(BaseModel, frozen=True):
     id: str
     name: str
     branch_id: str
+
+
+class DemoServiceOut(BaseModel):
+    id: str
+    name: str
+    duration_minutes: int
+    price: str  # 2 places, e.g. "35.00"
+
+
+class SeedDemoAnswer(BaseModel):
+    """What `seed-demo --json` prints (the demo's keys included: it is the operator's)."""
+
+    company_id: str
+    api_key: str
+    retell_api_key: str
+    calcom_webhook_secret: str
+    timezone: str
+    branches: list[DemoBranch]
+    services: list[DemoServiceOut]
+    staff: list[DemoStaff]
 
 
 @dataclass(frozen=True)
@@ -136,28 +155,30 @@ class DemoTenant:
     # The api_key was issued by this call (earlier "demo" keys were revoked); not in the JSON.
     new_key: bool = False
 
-    def as_json(self) -> dict[str, Any]:
+    def answer(self) -> SeedDemoAnswer:
         """The `seed-demo --json` contract: exactly these keys, money as a 2-place string."""
-        return {
-            "company_id": self.company_id,
-            "api_key": self.api_key,
-            "retell_api_key": self.retell_api_key,
-            "calcom_webhook_secret": self.calcom_webhook_secret,
-            "timezone": self.timezone,
-            "branches": [
-                {"id": b.id, "name": b.name, "phone_number": b.phone_number} for b in self.branches
-            ],
-            "services": [
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "duration_minutes": s.duration_minutes,
-                    "price": str(s.price.quantize(_CENT)),
-                }
+        return SeedDemoAnswer(
+            company_id=self.company_id,
+            api_key=self.api_key,
+            retell_api_key=self.retell_api_key,
+            calcom_webhook_secret=self.calcom_webhook_secret,
+            timezone=self.timezone,
+            branches=list(self.branches),
+            services=[
+                DemoServiceOut(
+                    id=s.id,
+                    name=s.name,
+                    duration_minutes=s.duration_minutes,
+                    price=str(s.price.quantize(_CENT)),
+                )
                 for s in self.services
             ],
-            "staff": [{"id": s.id, "name": s.name, "branch_id": s.branch_id} for s in self.staff],
-        }
+            staff=list(self.staff),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """`answer()` as JSON-ready data (what `seed-demo --json` prints)."""
+        return self.answer().model_dump(mode="json")
 
 
 async def seed_demo(
@@ -299,7 +320,7 @@ def _candidate_numbers(company_name: str, area_code: str, limit: int = 100) -> I
         digest = hashlib.sha256(f"{company_name}|{area_code}|{salt}".encode()).digest()
         subscriber = str(20_000_000 + int.from_bytes(digest[:8], "big") % 80_000_000)
         number = f"+49{area_code}{subscriber}"
-        if phonenumbers.is_valid_number(phonenumbers.parse(number)):
+        if e164(number) is not None:
             yield number
 
 

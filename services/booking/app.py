@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.booking.admin.api import router as admin_router
-from services.booking.admin.customers import router as customer_data_router
+from services.booking.admin.customers.api import router as customer_data_router
 from services.booking.agent.api import router as retell_router
 from services.booking.appointments.api import router as api_router
 from services.booking.appointments.policy_client import PolicyClient

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import random
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from arq import Retry
@@ -28,6 +27,9 @@ from shared.integrations.calcom.client import CalcomClient
 from shared.integrations.calcom.errors import CalcomError, CalcomRejected, CircuitOpen
 from shared.integrations.calcom.retry import backoff_delay
 from shared.jobs import outbox
+from shared.jobs.context import JobContext
+from shared.jobs.queue import BOOKING_QUEUE
+from shared.jobs.tasks import TaskRegistry
 from shared.models import Company, IdempotencyKey, OutboxEvent
 from shared.observability.logging import correlation_id_var
 from shared.security.outbound import outbound_client
@@ -52,8 +54,18 @@ SYNC_OUTCOMES = Counter(
     ["outcome"],
 )
 
+tasks = TaskRegistry(queue=BOOKING_QUEUE)
 
-async def sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
+
+class BookingContext(JobContext, total=False):
+    """The booking worker's context: a Redis client with socket timeouts (worker.py) for the
+    per-appointment sync lock and the shared circuit breaker."""
+
+    redis_client: Redis
+
+
+@tasks.task(max_tries=SYNC_MAX_TRIES)
+async def sync_appointment(ctx: BookingContext, outbox_id: str) -> str:
     """Converge one appointment's Cal.com booking to its current state (idempotent).
 
     Returns what happened: skipped, local_only, busy, synced, deferred or failed. A transient
@@ -72,8 +84,8 @@ async def sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
     return outcome
 
 
-async def _sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
-    db: Database = ctx["db"]
+async def _sync_appointment(ctx: BookingContext, outbox_id: str) -> str:
+    db = ctx["db"]
     # The job names only its outbox row: read it in the system scope to learn its company;
     # everything after runs in that company's scope.
     async with db.transaction(SYSTEM, write=False) as session:
@@ -95,11 +107,11 @@ async def _sync_appointment(ctx: dict[str, Any], outbox_id: str) -> str:
 
 
 async def _sync_with_lock(
-    ctx: dict[str, Any], db: Database, outbox_id: str, appointment_id: str, company_id: str
+    ctx: BookingContext, db: Database, outbox_id: str, appointment_id: str, company_id: str
 ) -> str:
-    settings: Settings = ctx.get("settings") or db.settings
+    settings = ctx.get("settings") or db.settings
     redis = _redis(ctx)
-    job_try = int(ctx.get("job_try") or 1)
+    job_try = ctx.get("job_try") or 1
     ttl_s = settings.worker_job_timeout_s + LOCK_MARGIN_S
     async with calcom_sync.appointment_lock(redis, appointment_id, ttl_s) as held:
         if held:
@@ -114,7 +126,7 @@ async def _sync_with_lock(
 
 
 async def _sync_locked(
-    ctx: dict[str, Any],
+    ctx: BookingContext,
     db: Database,
     settings: Settings,
     outbox_id: str,
@@ -172,28 +184,28 @@ async def _defer(
     return "deferred"
 
 
-def _redis(ctx: dict[str, Any]) -> Redis:
+def _redis(ctx: BookingContext) -> Redis:
     """The worker's Redis client with socket timeouts, else ARQ's connection."""
-    client: Redis = ctx.get("redis_client") or ctx["redis"]
-    return client
+    return ctx.get("redis_client") or ctx["redis"]
 
 
-def _http(ctx: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+def _http(ctx: JobContext) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
     """The worker's shared client, or a short-lived one when the job runs outside a worker."""
-    shared: httpx.AsyncClient | None = ctx.get("http")
+    shared = ctx.get("http")
     if shared is not None:
         return contextlib.nullcontext(shared)
-    settings: Settings = ctx.get("settings") or ctx["db"].settings
+    settings = ctx.get("settings") or ctx["db"].settings
     return outbound_client(settings, timeout=CALCOM_HTTP_TIMEOUT)
 
 
-async def sweep_outbox(ctx: dict[str, Any]) -> int:
+@tasks.cron(second={0}, unique=True, run_at_startup=True)
+async def sweep_outbox(ctx: JobContext) -> int:
     """Re-enqueue outbox rows still pending after the grace period (lost enqueue, lost Redis,
     a sync left for later). Enqueues run in concurrent batches; a row whose job is still
     queued is refused by ARQ's `_job_id` check, which is harmless. Sent rows get
     `available_at = now`, so a backlog larger than one sweep rotates instead of starving."""
-    db: Database = ctx["db"]
-    pool: ArqRedis = ctx["redis"]
+    db = ctx["db"]
+    pool = ctx["redis"]
     now = utcnow()
     async with db.transaction(SYSTEM, write=False) as session:
         due = await outbox.due_for_sweep(session, now)
@@ -222,9 +234,10 @@ async def _touch(db: Database, ids: list[str], now: datetime) -> None:
         )
 
 
-async def reap_idempotency_keys(ctx: dict[str, Any]) -> int:
+@tasks.cron(minute={17}, second={30}, unique=True)
+async def reap_idempotency_keys(ctx: JobContext) -> int:
     """Delete idempotency keys past their retention (48 h), in bounded batches."""
-    db: Database = ctx["db"]
+    db = ctx["db"]
     async with db.transaction(SYSTEM) as session:
         expired = (
             (
@@ -242,10 +255,11 @@ async def reap_idempotency_keys(ctx: dict[str, Any]) -> int:
     return len(expired)
 
 
-async def escalate_overdue_callbacks(ctx: dict[str, Any]) -> int:
+@tasks.cron(second={30}, unique=True)
+async def escalate_overdue_callbacks(ctx: JobContext) -> int:
     """Escalate the callbacks due now (see callbacks/escalation.py); notifications are
     enqueued after each callback's commit."""
-    db: Database = ctx["db"]
+    db = ctx["db"]
     redis = ctx.get("redis")
     return await callback_escalation.escalate_overdue(
         db, now=utcnow(), pool=redis if isinstance(redis, ArqRedis) else None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.notifications import configs_api, deliveries_api, templates_api
-from services.notifications.config_store import NAMESPACE
+from services.notifications.catalog import api as catalog_api
+from services.notifications.configs import api as configs_api
+from services.notifications.configs.queries import NAMESPACE
+from services.notifications.deliveries import api as deliveries_api
+from services.notifications.templates import api as templates_api
 from shared.config import Settings
-from shared.hierarchy import ConfigCache
+from shared.hierarchy.cache import ConfigCache
 from shared.web.app import create_app
 
 
@@ -22,7 +25,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         description="Who is told what, over which channel; the 13 event types; templates; "
         "deliveries.",
         routers=[
-            configs_api.events_router,
+            catalog_api.events_router,
             configs_api.router,
             templates_api.router,
             deliveries_api.router,

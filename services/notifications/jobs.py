@@ -16,24 +16,28 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
 from arq import Retry
 
-from services.notifications import delivery, event_data, recipients, reminders, template_store
-from services.notifications.catalog import CHANNELS
+from services.notifications.catalog.event_types import CHANNELS
 from services.notifications.channels.base import ChannelAdapter
-from services.notifications.config_store import effective_config
-from services.notifications.template_budget import in_thread
-from services.notifications.templates import RenderedMessage, render
+from services.notifications.configs.queries import effective_config
+from services.notifications.deliveries import delivery, event_data, recipients
+from services.notifications.reminders import service as reminders
+from services.notifications.templates import service as template_store
+from services.notifications.templates.budget import in_thread
+from services.notifications.templates.rendering import RenderedMessage, render
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
-from shared.hierarchy import ConfigCache
+from shared.hierarchy.cache import ConfigCache
 from shared.jobs import outbox
+from shared.jobs.context import JobContext
 from shared.jobs.queue import NOTIFY_QUEUE
+from shared.jobs.tasks import TaskRegistry
 from shared.models import OutboxEvent
 from shared.observability.logging import correlation_id_var
 
@@ -41,6 +45,16 @@ log = logging.getLogger(__name__)
 
 NOTIFY_MAX_TRIES: Final = 12
 MAX_DEFER_S: Final = 60.0
+
+tasks = TaskRegistry(queue=NOTIFY_QUEUE)
+
+
+class NotifyContext(JobContext, total=False):
+    """The notifications worker's context (worker.py): the channel adapters by channel name
+    and the notification config cache."""
+
+    adapters: dict[str, ChannelAdapter]
+    notification_cache: ConfigCache
 
 
 def retry_delay(attempt: int) -> float:
@@ -143,10 +157,11 @@ async def _finish(db: Database, outbox_id: str, error: str | None = None) -> Non
         await outbox.mark(session, outbox_id, "done", error)
 
 
-async def notify(ctx: dict[str, Any], outbox_id: str) -> str:
+@tasks.task(max_tries=NOTIFY_MAX_TRIES)
+async def notify(ctx: NotifyContext, outbox_id: str) -> str:
     """Tell everyone the event's configs name, over their channels, once."""
-    db: Database = ctx["db"]
-    job_try = int(ctx.get("job_try") or 1)
+    db = ctx["db"]
+    job_try = ctx.get("job_try") or 1
     last_try = job_try >= NOTIFY_MAX_TRIES
     async with db.transaction(SYSTEM, write=False) as session:
         event = await session.get(OutboxEvent, outbox_id)
@@ -161,7 +176,7 @@ async def notify(ctx: dict[str, Any], outbox_id: str) -> str:
     if plans is None:
         await _finish(db, outbox_id)
         return "nothing_to_send"
-    adapters: dict[str, ChannelAdapter] = ctx.get("adapters", {})
+    adapters = ctx.get("adapters", {})
     outcomes: list[str] = []
     busy_for = 0.0
     now = utcnow()
@@ -186,9 +201,10 @@ async def notify(ctx: dict[str, Any], outbox_id: str) -> str:
     return ",".join(sorted(set(outcomes))) or "no_recipients"
 
 
-async def stage_reminders(ctx: dict[str, Any]) -> int:
+@tasks.cron(second={15}, unique=True, run_at_startup=True)
+async def stage_reminders(ctx: NotifyContext) -> int:
     """Cron (every minute, unique): stage the reminders that are due."""
-    db: Database = ctx["db"]
+    db = ctx["db"]
     staged = await reminders.stage_due(
         db, ctx.get("notification_cache"), now=utcnow(), pool=ctx.get("redis")
     )

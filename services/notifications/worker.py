@@ -12,22 +12,19 @@ the database.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Final
 
 import httpx
-from arq import cron, func
 
-from services.notifications import delivery
 from services.notifications.channels.registry import adapters_from_settings
-from services.notifications.config_store import NAMESPACE
-from services.notifications.jobs import NOTIFY_MAX_TRIES, notify, stage_reminders
+from services.notifications.configs.queries import NAMESPACE
+from services.notifications.deliveries import delivery
+from services.notifications.jobs import NotifyContext, tasks
 from shared.config import Settings
-from shared.hierarchy import ConfigCache
-from shared.jobs.queue import NOTIFY_QUEUE
-from shared.jobs.worker import worker_hooks, worker_settings
+from shared.hierarchy.cache import ConfigCache
+from shared.jobs.worker import ServiceWorker, worker_shutdown, worker_startup
 from shared.observability.tracing import traced_transport
 
-_base_startup, _base_shutdown = worker_hooks("notifications")
 # After the cut-off sends ended: time for their cancelled jobs to tell ARQ they run again.
 JOBS_SETTLE_S: Final = 0.5
 
@@ -39,29 +36,28 @@ def messaging_http(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    await _base_startup(ctx)
+async def startup(ctx: NotifyContext) -> None:
+    await worker_startup(ctx)
     settings = ctx["settings"]
     ctx["http"] = messaging_http(settings)
     ctx["adapters"] = adapters_from_settings(settings, ctx["http"])
     ctx["notification_cache"] = ConfigCache(ctx["redis"], NAMESPACE)
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
-    settings: Settings | None = ctx.get("settings")
+async def shutdown(ctx: NotifyContext) -> None:
+    settings = ctx.get("settings")
     if settings is not None and await delivery.finish_units(delivery.longest_unit_s(settings)):
         await asyncio.sleep(JOBS_SETTLE_S)
-    http: httpx.AsyncClient | None = ctx.pop("http", None)
+    http = ctx.pop("http", None)
     if http is not None:
         await http.aclose()
-    await _base_shutdown(ctx)
+    await worker_shutdown(ctx)
 
 
-WorkerSettings = worker_settings(
-    "notifications",
-    NOTIFY_QUEUE,
-    [func(notify, max_tries=NOTIFY_MAX_TRIES)],
-    [cron(stage_reminders, second={15}, unique=True, run_at_startup=True)],
-)
-WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
-WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]
+class WorkerSettings(ServiceWorker):
+    """`notify` (outbox rows of the booking and webhooks services) and the reminder cron."""
+
+    service = "notifications"
+    tasks = tasks
+    on_startup = startup
+    on_shutdown = shutdown

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.policy import evaluate_service, store
-from services.policy.config_schema import validate_config
+from services.policy import service
 from services.policy.schemas import (
     OPERATOR_EXAMPLE,
     SHORTHAND_EXAMPLE,
@@ -20,10 +18,9 @@ from services.policy.schemas import (
     PolicyOut,
     PolicyType,
 )
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden
 from shared.fields import Id
-from shared.hierarchy import Chain, ConfigCache, check_entity
-from shared.models import PolicyConfiguration
+from shared.hierarchy.cache import ConfigCache
 from shared.web.auth import AdminPrincipal, Principal, authenticate
 from shared.web.deps import READ_ONLY, Session
 
@@ -76,17 +73,6 @@ async def get_cache(request: Request) -> ConfigCache:
 Cache = Annotated[ConfigCache, Depends(get_cache)]
 
 
-def _policy_json(row: PolicyConfiguration) -> dict[str, Any]:
-    return {
-        "level": row.level,
-        "entity_id": row.entity_id,
-        "policy_type": row.policy_type,
-        "config": row.config,
-        "updated_at": row.updated_at.isoformat(),
-        "updated_by": row.updated_by,
-    }
-
-
 @router.get("/effective", response_model=EffectiveOut, responses={**NOT_FOUND, **INVALID})
 async def get_effective(
     principal: Reader,
@@ -96,9 +82,9 @@ async def get_effective(
     staff_id: Annotated[Id | None, Query()] = None,
     service_id: Annotated[Id | None, Query()] = None,
     branch_id: Annotated[Id | None, Query()] = None,
-) -> dict[str, Any]:
+) -> EffectiveOut:
     """The levels merged from company down to the most specific, with each key's level."""
-    return await effective_answer(
+    return await service.effective(
         session,
         cache,
         principal.company_id,
@@ -109,43 +95,6 @@ async def get_effective(
     )
 
 
-async def effective_answer(
-    session: AsyncSession,
-    cache: ConfigCache,
-    company_id: str,
-    policy_type: str,
-    *,
-    branch_id: str | None,
-    service_id: str | None,
-    staff_id: str | None,
-) -> dict[str, Any]:
-    """The body of the effective config (also the lean route's, services/policy/lean_routes)."""
-    chain, result = await store.resolve_effective_config(
-        session,
-        cache,
-        company_id,
-        policy_type,
-        branch_id=branch_id,
-        service_id=service_id,
-        staff_id=staff_id,
-    )
-    return effective_body(policy_type, chain, result)
-
-
-def effective_body(policy_type: str, chain: Chain, result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "policy_type": policy_type,
-        "config": result["config"],
-        "sources": result["sources"],
-        "chain": {
-            "company_id": chain.company_id,
-            "branch_id": chain.branch_id,
-            "service_id": chain.service_id,
-            "staff_id": chain.staff_id,
-        },
-    }
-
-
 @router.post(
     "/evaluate",
     response_model=EvaluationOut,
@@ -154,13 +103,13 @@ def effective_body(policy_type: str, chain: Chain, result: dict[str, Any]) -> di
 )
 async def evaluate(
     principal: Reader, session: Session, cache: Cache, body: EvaluateIn
-) -> dict[str, Any]:
+) -> EvaluationOut:
     """May the appointment be cancelled/rescheduled at `at` (default now), at what fee.
 
     Give `appointment_id`, or the what-if form `service_id` + `start` (with `staff_id`,
     `branch_id`, `customer_phone` optional) for a hypothetical confirmed appointment.
     """
-    return await evaluate_service.evaluate(session, cache, principal.company_id, body)
+    return await service.evaluate(session, cache, principal.company_id, body)
 
 
 @router.put(
@@ -177,27 +126,25 @@ async def put_policy(
     entity_id: EntityId,
     policy_type: PolicyType,
     config: ConfigBody,
-) -> dict[str, Any]:
+) -> PolicyOut:
     """Set one level's config (validated, stored canonical); every change is audited.
 
     `hours_before` is the free-change deadline: a change at or before it is free; after it
     `allow_late` decides, and the fee tier for the remaining hours applies. The shorthand
     `{"hours_before": 24, "fee": 10}` is stored as allow_late + one tier; tiers are sorted.
     """
-    normalized = validate_config(level, policy_type, config.configured())
-    await check_entity(session, principal.company_id, level, entity_id)
-    row, created = await store.put_config(
+    answer, created = await service.put_policy(
         session,
         cache,
         company_id=principal.company_id,
         level=level,
         entity_id=entity_id,
         policy_type=policy_type,
-        config=normalized,
+        config=config,
         changed_by=principal.key_id,
     )
     response.status_code = 201 if created else 200
-    return _policy_json(row)
+    return answer
 
 
 @router.get("/{level}/{entity_id}/{policy_type}", response_model=PolicyOut, responses=NOT_FOUND)
@@ -207,12 +154,9 @@ async def get_policy(
     level: Level,
     entity_id: EntityId,
     policy_type: PolicyType,
-) -> dict[str, Any]:
+) -> PolicyOut:
     """The stored config of one level (not merged)."""
-    row = await store.get_config(session, level, entity_id, policy_type)
-    if row is None:
-        raise NotFound("No policy is set at this level.")
-    return _policy_json(row)
+    return await service.get_policy(session, level, entity_id, policy_type)
 
 
 @router.delete("/{level}/{entity_id}/{policy_type}", status_code=204, responses=NOT_FOUND)
@@ -225,7 +169,7 @@ async def delete_policy(
     policy_type: PolicyType,
 ) -> Response:
     """Remove one level's config (the levels above apply again); audited with after = null."""
-    deleted = await store.delete_config(
+    await service.delete_policy(
         session,
         cache,
         company_id=principal.company_id,
@@ -234,6 +178,4 @@ async def delete_policy(
         policy_type=policy_type,
         changed_by=principal.key_id,
     )
-    if not deleted:
-        raise NotFound("No policy is set at this level.")
     return Response(status_code=204)

@@ -6,9 +6,9 @@ from fastapi import FastAPI
 
 from services.policy.api import router
 from services.policy.lean_routes import HANDLERS
-from services.policy.store import NAMESPACE
+from services.policy.service import NAMESPACE
 from shared.config import Settings
-from shared.hierarchy import ConfigCache
+from shared.hierarchy.cache import ConfigCache
 from shared.web.app import create_app
 
 

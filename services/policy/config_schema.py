@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from shared.errors import InvalidInput
-from shared.hierarchy import overlay
+from shared.hierarchy.chain import overlay
 
 LEVELS: Final = ("company", "branch", "service", "staff")
 POLICY_TYPES: Final = ("cancellation", "reschedule")

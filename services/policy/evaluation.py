@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.policy.config_schema import MAX_MONEY, defaults_for, to_decimal, validate_config
 from shared.errors import InvalidInput
+from shared.local_time import local_iso
 
 CENT: Final = Decimal("0.01")
 ZERO_FEE: Final = Decimal("0.00")
@@ -318,8 +318,8 @@ def can_reschedule(
 
 def deadline_local_iso(deadline_utc: datetime, tz_name: str) -> str:
     """The deadline as ISO 8601 with the offset of `tz_name` (the branch's zone) at that instant."""
+    deadline = as_utc(deadline_utc, "deadline")
     try:
-        zone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError) as exc:
+        return local_iso(deadline, tz_name)
+    except (ValueError, OSError, TypeError) as exc:  # zone_of refuses an unknown zone
         raise InvalidInput(f"unknown time zone {tz_name!r}", field="timezone") from exc
-    return as_utc(deadline_utc, "deadline").astimezone(zone).isoformat()

@@ -1,10 +1,11 @@
 """The lean handlers of `POST /v1/policies/evaluate` and `GET /v1/policies/effective`.
 
-Both are what booking and the agent ask on their hot paths, so their warm, well-formed case
-skips FastAPI's machinery (shared/web/lean.py, ADR 0009). They call the same service code as the
-FastAPI routes in services/policy/api.py and answer the same JSON; anything unusual (a body
-or query the models refuse, an uncached key, a key without the scope) is deferred to those
-routes before the rate-limit hit, so each refusal has one implementation.
+Both are what booking and the agent ask on their hot paths, so their well-formed case with a
+warm key skips FastAPI's machinery (shared/web/lean.py, ADR 0009). They call the same use cases
+(services/policy/service.py) as the FastAPI routes, reading through the raw pool on MariaDB,
+and answer the same JSON; anything unusual (a body or query the models refuse, an uncached
+key, a key without the scope) is deferred to those routes before the rate-limit hit, so each
+refusal has one implementation.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from services.policy import evaluate_service, store
-from services.policy.api import effective_answer, effective_body
+from services.policy import service
 from services.policy.schemas import EvaluateIn, PolicyType
 from shared.fields import Id
+from shared.hierarchy.reads import reading
 from shared.web.auth import KeyLimit, Principal, cached_principal, enforce_key_limit
 from shared.web.lean import Handler, LeanRequest
 
@@ -72,20 +73,17 @@ async def evaluate(request: LeanRequest) -> Response | None:
     if principal is None:
         return None
     state = request.app.state
-    company_id = principal.company_id
-    limit = KeyLimit(state, principal.key_id)
-    answer = None
-    if state.db.raw is not None and evaluate_service.answers_warm(body):
-        # MariaDB: autocommit reads; the rate-limit hit rides with the config cache read.
-        answer = await evaluate_service.evaluate_warm(
-            state.db.raw, state.policy_cache, company_id, body, limit
+    limit = KeyLimit(state, principal.key_id)  # counted by the evaluation, once
+    async with reading(state.db, principal.company_id) as reads:
+        answer = await service.evaluate(
+            reads, state.policy_cache, principal.company_id, body, limit
         )
-    else:
-        await limit.hit()
-    if answer is None:  # not warm: the ordinary evaluation in a session (hit already counted)
-        async with state.db.transaction(company_id, write=False) as session:
-            answer = await evaluate_service.evaluate(session, state.policy_cache, company_id, body)
-    return JSONResponse(answer)
+    return _json(answer)
+
+
+def _json(answer: BaseModel) -> Response:
+    """The answer as the FastAPI route's response model serializes it."""
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _query(raw: bytes) -> EffectiveQuery | None:
@@ -109,20 +107,9 @@ async def effective(request: LeanRequest) -> Response | None:
     if principal is None:
         return None
     state = request.app.state
-    if state.db.raw is not None:  # MariaDB: autocommit reads when warm
-        ids = {
-            "branch_id": query.branch_id,
-            "service_id": query.service_id,
-            "staff_id": query.staff_id,
-        }
-        found = await store.resolve_effective_config_warm(
-            state.db.raw, state.policy_cache, principal.company_id, query.policy_type, ids
-        )
-        if found is not None:
-            return JSONResponse(effective_body(query.policy_type, *found))
-    async with state.db.transaction(principal.company_id, write=False) as session:
-        answer = await effective_answer(
-            session,
+    async with reading(state.db, principal.company_id) as reads:
+        answer = await service.effective(
+            reads,
             state.policy_cache,
             principal.company_id,
             query.policy_type,
@@ -130,7 +117,7 @@ async def effective(request: LeanRequest) -> Response | None:
             service_id=query.service_id,
             staff_id=query.staff_id,
         )
-    return JSONResponse(answer)
+    return _json(answer)
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {

@@ -14,7 +14,7 @@ import importlib
 import logging
 import random
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from arq import Retry
@@ -34,11 +34,12 @@ from services.webhooks.ingest.handling import (
     job_id,
 )
 from shared.config import Settings, get_settings
-from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM, bind_tenant
 from shared.db.types import utcnow
+from shared.jobs.context import JobContext
 from shared.jobs.outbox import dispatch_staged
 from shared.jobs.queue import WEBHOOKS_QUEUE
+from shared.jobs.tasks import TaskRegistry
 from shared.models import WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ PENDING_GRACE = timedelta(seconds=60)
 STUCK_AFTER = timedelta(minutes=5)
 SWEEP_LIMIT = 500
 PASSING_FAULTS = (TransientFailure, DBAPIError, RedisError)
+
+tasks = TaskRegistry(queue=WEBHOOKS_QUEUE)
 
 
 def retry_delay(attempt: int) -> float:
@@ -71,7 +74,7 @@ def _handler(source: str) -> Handler | None:
     return None
 
 
-def _settings(ctx: dict[str, Any]) -> Settings:
+def _settings(ctx: JobContext) -> Settings:
     settings = ctx.get("settings")
     return settings if isinstance(settings, Settings) else get_settings()
 
@@ -82,7 +85,8 @@ def _budget_s(settings: Settings) -> float:
     return max(1.0, settings.worker_job_timeout_s * 0.8)
 
 
-async def process_webhook_event(ctx: dict[str, Any], webhook_event_id: str) -> str:
+@tasks.task()
+async def process_webhook_event(ctx: JobContext, webhook_event_id: str) -> str:
     """Apply one stored webhook event (idempotent: a finished event is skipped)."""
     settings = _settings(ctx)
     budget = _budget_s(settings)
@@ -96,8 +100,8 @@ async def process_webhook_event(ctx: dict[str, Any], webhook_event_id: str) -> s
         return await _record_failure(ctx, webhook_event_id, exc)
 
 
-async def _process(ctx: dict[str, Any], settings: Settings, webhook_event_id: str) -> str:
-    db: Database = ctx["db"]
+async def _process(ctx: JobContext, settings: Settings, webhook_event_id: str) -> str:
+    db = ctx["db"]
     now = utcnow()
     async with db.transaction(SYSTEM) as session:
         event = await _locked(session, webhook_event_id)
@@ -134,7 +138,7 @@ async def _locked(session: AsyncSession, webhook_event_id: str) -> WebhookEvent 
     )
 
 
-def _pool(ctx: dict[str, Any]) -> ArqRedis | None:
+def _pool(ctx: JobContext) -> ArqRedis | None:
     redis = ctx.get("redis")
     return redis if isinstance(redis, ArqRedis) else None
 
@@ -144,9 +148,9 @@ def _describe(exc: BaseException) -> str:
     return text[:2000]
 
 
-async def _record_failure(ctx: dict[str, Any], webhook_event_id: str, exc: Exception) -> str:
+async def _record_failure(ctx: JobContext, webhook_event_id: str, exc: Exception) -> str:
     """After the rollback: count the try and keep the error, then retry or give up."""
-    job_try = int(ctx.get("job_try") or 1)
+    job_try = ctx.get("job_try") or 1
     if isinstance(exc, PASSING_FAULTS):
         log.warning(
             "webhook event failed; will retry",
@@ -154,7 +158,7 @@ async def _record_failure(ctx: dict[str, Any], webhook_event_id: str, exc: Excep
         )
     else:
         log.exception("webhook event failed (bug or bad data)", exc_info=exc)
-    db: Database = ctx["db"]
+    db = ctx["db"]
     try:
         async with db.transaction(SYSTEM) as session:
             event = await _locked(session, webhook_event_id)
@@ -178,12 +182,13 @@ async def _record_failure(ctx: dict[str, Any], webhook_event_id: str, exc: Excep
     raise Retry(defer=retry_delay(attempt)) from exc
 
 
-async def sweep_webhook_events(ctx: dict[str, Any], now: datetime | None = None) -> int:
+@tasks.cron(second={5}, unique=True, run_at_startup=True)
+async def sweep_webhook_events(ctx: JobContext, now: datetime | None = None) -> int:
     """Re-enqueue events left `pending` over a minute (lost enqueue, lost Redis) or stuck in
     `processing` over five (a killed worker). The job id dedupes against a queued job; with
     `keep_result=0` a finished job's id can be enqueued again."""
-    db: Database = ctx["db"]
-    pool: ArqRedis = ctx["redis"]
+    db = ctx["db"]
+    pool = ctx["redis"]
     now = now or utcnow()
     async with db.transaction(SYSTEM, write=False) as session:
         rows = await session.execute(

@@ -22,6 +22,7 @@ from shared.config import get_settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.jobs.context import JobContext
 from shared.models import ApiCallLog, Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ async def apply_retention(
     return result
 
 
-async def enforce_retention(ctx: dict[str, Any]) -> dict[str, int]:
+async def enforce_retention(ctx: JobContext) -> dict[str, int]:
     """The nightly cron of the webhooks worker (`unique`: one run per tick across replicas)."""
-    db: Database = ctx["db"]
+    db = ctx["db"]
     settings = ctx.get("settings") or get_settings()
     return vars(await apply_retention(db, days=settings.retention_days))

@@ -10,17 +10,14 @@ client for Cal.com. After a Redis outage every pending event is enqueued again a
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
-from arq import cron
 
 from services.webhooks.calcom.reconciliation import reconcile_calcom
-from services.webhooks.jobs import PENDING_GRACE, process_webhook_event, sweep_webhook_events
+from services.webhooks.jobs import PENDING_GRACE, sweep_webhook_events, tasks
 from services.webhooks.retention import enforce_retention
 from shared.db.types import utcnow
-from shared.jobs.queue import WEBHOOKS_QUEUE
-from shared.jobs.worker import worker_hooks, worker_settings
+from shared.jobs.context import JobContext
+from shared.jobs.worker import ServiceWorker, worker_shutdown, worker_startup
 from shared.security.outbound import outbound_client
 
 # Per-request timeouts are the client's own (CalcomClient.timeout_s); this is the backstop.
@@ -29,40 +26,37 @@ HTTP_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 # would eat the 500 ms acknowledgement-to-applied target. 20 cheap reads a second instead.
 POLL_DELAY_S = 0.05
 
-_base_startup, _base_shutdown = worker_hooks("webhooks")
+# The crons written outside jobs.py (their modules stay free of the worker's registry).
+tasks.cron(minute=set(range(0, 60, 5)), second={35}, unique=True)(reconcile_calcom)
+# DSGVO retention (RETENTION_DAYS): nightly, off-peak, one replica per tick.
+tasks.cron(hour={3}, minute={17}, second={0}, unique=True)(enforce_retention)
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    await _base_startup(ctx)
+async def startup(ctx: JobContext) -> None:
+    await worker_startup(ctx)
     # Reconciliation calls each company's Cal.com: a tenant-set URL, so a guarded client.
     ctx["http"] = outbound_client(ctx["settings"], timeout=HTTP_TIMEOUT)
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
-    http: httpx.AsyncClient | None = ctx.get("http")
+async def shutdown(ctx: JobContext) -> None:
+    http = ctx.get("http")
     if http is not None:
         await http.aclose()
-    await _base_shutdown(ctx)
+    await worker_shutdown(ctx)
 
 
-async def resend_events(ctx: dict[str, Any]) -> int:
+async def resend_events(ctx: JobContext) -> int:
     """After a Redis outage: the sweeper without its grace (every pending event, however
     recent; a job still queued keeps its place, ARQ refuses its id twice)."""
     return await sweep_webhook_events(ctx, now=utcnow() + PENDING_GRACE)
 
 
-WorkerSettings = worker_settings(
-    "webhooks",
-    WEBHOOKS_QUEUE,
-    [process_webhook_event],
-    [
-        cron(sweep_webhook_events, second={5}, unique=True, run_at_startup=True),
-        cron(reconcile_calcom, minute=set(range(0, 60, 5)), second={35}, unique=True),
-        # DSGVO retention (RETENTION_DAYS): nightly, off-peak, one replica per tick.
-        cron(enforce_retention, hour={3}, minute={17}, second={0}, unique=True),
-    ],
-    on_reconnect=resend_events,
-)
-WorkerSettings.on_startup = startup  # type: ignore[attr-defined]
-WorkerSettings.on_shutdown = shutdown  # type: ignore[attr-defined]
-WorkerSettings.poll_delay = POLL_DELAY_S  # type: ignore[attr-defined]
+class WorkerSettings(ServiceWorker):
+    """Webhook events, their sweeper, Cal.com reconciliation, retention."""
+
+    service = "webhooks"
+    tasks = tasks
+    on_startup = startup
+    on_shutdown = shutdown
+    on_reconnect = resend_events
+    poll_delay = POLL_DELAY_S

@@ -92,7 +92,8 @@ def create_engine(
 
 
 def connect_kwargs(url: URL, dialect: Dialect) -> dict[str, Any]:
-    """The driver's connect arguments for `url`, as the dialect itself would pass them."""
+    """The driver's connect arguments for `url`, as the dialect itself would pass them (a
+    dict: keyword arguments named by the driver, URL query options included)."""
     _args, kwargs = dialect.create_connect_args(url)
     return dict(kwargs)
 

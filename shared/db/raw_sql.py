@@ -27,7 +27,7 @@ A database restart (docs/adr/0019): a pooled connection the server closed is dro
 asyncmy's pool at checkout; one idle for PING_AFTER_IDLE_S is pinged first (within the connect
 timeout) and replaced once if the ping fails. The whole statement, checkout included, has one
 deadline; past it the caller gets `DatabaseTimeout`, and driver errors stay asyncmy's own:
-`shared.errors.database_unavailable` turns either into 503 `database_unavailable`.
+`shared.db.errors.database_unavailable` turns either into 503 `database_unavailable`.
 """
 
 from __future__ import annotations

@@ -30,13 +30,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from signal import Signals
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from arq.utils import import_string
 from arq.worker import Worker, check_health, get_kwargs
 from redis.exceptions import RedisError
 
 from shared.config import Settings, get_settings
+from shared.jobs.context import JobContext
 from shared.jobs.worker_redis import lazy_pool
 from shared.observability.logging import configure_logging
 from shared.web.health import DEPENDENCY_UP
@@ -52,7 +53,7 @@ SETTLE_AFTER_CANCEL_S: Final = 5.0  # cancelled jobs record their cancellation w
 CLOSE_BUDGET_S: Final = 2.0  # Redis round trips of the shutdown, at most
 MAX_MISSED_TICKS: Final = 100_000  # a per-second cron over a day of outage
 
-Hook = Callable[[dict[str, Any]], Awaitable[object]]
+Hook = Callable[[JobContext], Awaitable[object]]
 
 
 class Outage:
@@ -216,7 +217,7 @@ class ResilientWorker(Worker):
 
         async def run() -> None:
             try:
-                await hook(self.ctx)
+                await hook(cast(JobContext, self.ctx))
             except Exception as exc:  # the regular crons cover it on their next tick
                 log.warning("reconnect hook failed", extra={"error": _describe(exc)})
 
@@ -359,7 +360,7 @@ class ResilientWorker(Worker):
 
 
 def create_worker(settings_cls: Any, settings: Settings | None = None, **kwargs: Any) -> Worker:
-    """Our worker for an ARQ `WorkerSettings` class (shared.jobs.worker.worker_settings)."""
+    """Our worker for a service's `WorkerSettings` (a shared.jobs.worker.ServiceWorker)."""
     settings = settings or get_settings()
     options: dict[str, Any] = {**get_kwargs(settings_cls), **kwargs}
     return ResilientWorker(

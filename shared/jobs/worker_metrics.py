@@ -24,9 +24,9 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from threading import Thread
-from typing import Any, Final
+from typing import Any, Final, cast
 from wsgiref.simple_server import WSGIServer
 
 from arq import Retry
@@ -37,6 +37,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from redis.asyncio import Redis
 
 from shared.config import Settings, get_settings
+from shared.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,6 @@ REDIS_BUDGET_S: Final = 2.0  # one refresh's Redis round trip, at most
 # A cancelled job that ran this close to its timeout (at most a tenth of it) was cancelled by
 # the timeout, not by a shutdown: ARQ's wait_for started the clock just before the job did.
 TIMEOUT_SLACK_S: Final = 0.25
-_SERVER: Final = "metrics_server"  # ctx keys
-_TASKS: Final = "metrics_tasks"
 
 JOBS = Counter(
     "jobs_total",
@@ -70,7 +69,8 @@ OLDEST_JOB_AGE = Gauge(
     ["queue"],
 )
 
-Refresh = Callable[[dict[str, Any]], Awaitable[object]]
+Refresh = Callable[[JobContext], Awaitable[object]]
+JobFunction = Callable[..., Coroutine[Any, Any, Any]]
 
 
 # --- job outcomes ------------------------------------------------------------------------------
@@ -94,23 +94,24 @@ def _instrument_one(job: Any, queue: str, max_tries: int, job_timeout_s: float) 
             job.max_tries or max_tries,
             job.timeout_s or job_timeout_s,
         )
-        return dataclasses.replace(job, coroutine=counted)
+        # ARQ types a job's context as a plain dict; ours is a TypedDict of that dict.
+        return dataclasses.replace(job, coroutine=cast(WorkerCoroutine, counted))
     if callable(job):
         return _counted(job, queue, job.__qualname__, max_tries, job_timeout_s)
     raise TypeError(f"not a job: {job!r}")
 
 
 def _counted(
-    job: WorkerCoroutine, queue: str, name: str, max_tries: int, timeout_s: float
-) -> WorkerCoroutine:
+    job: JobFunction, queue: str, name: str, max_tries: int, timeout_s: float
+) -> JobFunction:
     @functools.wraps(job)
-    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    async def run(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         outcome = "failure"
         try:
             result = await job(ctx, *args, **kwargs)
         except Retry:
-            outcome = "retry" if int(ctx.get("job_try") or 1) < max_tries else "failure"
+            outcome = "retry" if (ctx.get("job_try") or 1) < max_tries else "failure"
             raise
         except asyncio.CancelledError:
             elapsed = time.perf_counter() - started
@@ -143,7 +144,7 @@ async def refresh_queue_depth(redis: Redis, queue: str, now_ms: int | None = Non
 
 
 def run_periodically(
-    ctx: dict[str, Any], interval_s: float, refresh: Refresh, *, name: str | None = None
+    ctx: JobContext, interval_s: float, refresh: Refresh, *, name: str | None = None
 ) -> asyncio.Task[None]:
     """Run `refresh(ctx)` now and then every `interval_s` (each run bounded by the interval)
     until `stop_metrics(ctx)`. A failing run is logged once until one succeeds again."""
@@ -164,7 +165,7 @@ def run_periodically(
             await asyncio.sleep(interval_s)
 
     task = asyncio.get_running_loop().create_task(loop(), name=f"metrics:{label}")
-    ctx.setdefault(_TASKS, []).append(task)
+    ctx.setdefault("metrics_tasks", []).append(task)
     return task
 
 
@@ -183,32 +184,32 @@ def serve(host: str, port: int) -> tuple[WSGIServer, Thread] | None:
         return None
 
 
-async def start_metrics(ctx: dict[str, Any], queue: str | None = None) -> None:
+async def start_metrics(ctx: JobContext, queue: str | None = None) -> None:
     """Serve /metrics on the settings' port and keep the queue gauges fresh. `queue`: the
     worker's queue, by default `ctx["queue_name"]` (ARQ's `ctx` worker setting)."""
     settings = ctx.get("settings")
     if not isinstance(settings, Settings):
         settings = get_settings()
-    ctx[_SERVER] = serve(settings.worker_metrics_host, settings.worker_metrics_port)
+    ctx["metrics_server"] = serve(settings.worker_metrics_host, settings.worker_metrics_port)
     queue = queue or ctx.get("queue_name")
     redis = ctx.get("redis")
     if queue and redis is not None:
 
-        async def refresh(ctx: dict[str, Any]) -> None:
+        async def refresh(ctx: JobContext) -> None:
             async with asyncio.timeout(REDIS_BUDGET_S):
                 await refresh_queue_depth(redis, queue)
 
         run_periodically(ctx, QUEUE_DEPTH_INTERVAL_S, refresh, name=f"queue_depth:{queue}")
 
 
-async def stop_metrics(ctx: dict[str, Any]) -> None:
+async def stop_metrics(ctx: JobContext) -> None:
     """End the periodic refreshes and the HTTP server started for this worker."""
-    tasks: list[asyncio.Task[None]] = ctx.pop(_TASKS, [])
+    tasks = ctx.pop("metrics_tasks", [])
     for task in tasks:
         task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
-    server: tuple[WSGIServer, Thread] | None = ctx.pop(_SERVER, None)
+    server = ctx.pop("metrics_server", None)
     if server is not None:
         httpd, thread = server
         # shutdown() waits for the serving loop (up to its 0.5 s poll): not on the event loop.

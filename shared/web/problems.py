@@ -17,12 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Scope
 
+from shared.db.errors import database_unavailable
 from shared.errors import (
     AgentAnswer,
     AppError,
     DatabaseTimeout,
     DatabaseUnavailable,
-    database_unavailable,
 )
 from shared.observability.logging import mask
 

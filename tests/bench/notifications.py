@@ -12,12 +12,12 @@ import time
 
 from redis.asyncio import Redis
 
-from services.notifications import config_store
-from services.notifications.config_store import NAMESPACE
+from services.notifications.configs import queries as config_store
+from services.notifications.configs.queries import NAMESPACE
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.hierarchy import ConfigCache
+from shared.hierarchy.cache import ConfigCache
 from shared.models import Branch, Company, NotificationConfiguration
 from tests.bench.load import percentile
 from tests.bench.report import Figure

@@ -14,6 +14,7 @@ from arq.connections import create_pool
 
 from services.booking.callbacks import escalation as callback_escalation
 from services.booking.callbacks import service as callbacks
+from services.booking.callbacks import states
 from services.booking.callbacks.escalation import escalate_overdue
 from services.booking.jobs import escalate_overdue_callbacks
 from services.booking.worker import WorkerSettings
@@ -135,15 +136,15 @@ def payload(
 
 
 def test_escalation_time() -> None:
-    chain = (callbacks.EscalationStep("a", 15), callbacks.EscalationStep("b", 60))
-    assert callbacks.escalation_time(DUE, (), 1) == DUE
-    assert callbacks.escalation_time(DUE, (), 2) is None
-    assert callbacks.escalation_time(DUE, chain, 1) == DUE + 15 * MINUTE
-    assert callbacks.escalation_time(DUE, chain, 2) == DUE + 60 * MINUTE
-    assert callbacks.escalation_time(DUE, chain, 3) is None
-    assert callbacks.parse_chain(None) == ()
-    assert callbacks.parse_chain([{"staff_id": "a", "after_minutes": 15}]) == chain[:1]
-    assert callbacks.parse_chain([{"staff_id": "a"}]) == ()  # malformed: no chain
+    chain = (states.EscalationStep("a", 15), states.EscalationStep("b", 60))
+    assert states.escalation_time(DUE, (), 1) == DUE
+    assert states.escalation_time(DUE, (), 2) is None
+    assert states.escalation_time(DUE, chain, 1) == DUE + 15 * MINUTE
+    assert states.escalation_time(DUE, chain, 2) == DUE + 60 * MINUTE
+    assert states.escalation_time(DUE, chain, 3) is None
+    assert states.parse_chain(None) == ()
+    assert states.parse_chain([{"staff_id": "a", "after_minutes": 15}]) == chain[:1]
+    assert states.parse_chain([{"staff_id": "a"}]) == ()  # malformed: no chain
 
 
 # The schedule on the callback ---------------------------------------------------------------
@@ -484,7 +485,7 @@ async def test_overdue_list_uses_the_index(db: Database, backend: str) -> None:
             await session.scalars(
                 sa.select(CallbackRequest.id)
                 .where(
-                    CallbackRequest.status.in_(callbacks.OVERDUE_STATUSES),
+                    CallbackRequest.status.in_(states.OVERDUE_STATUSES),
                     CallbackRequest.due_at < now,
                 )
                 .order_by(CallbackRequest.due_at, CallbackRequest.id)
@@ -502,7 +503,7 @@ async def test_overdue_list_uses_the_index(db: Database, backend: str) -> None:
         )
     assert len(expected) > 50
     assert [v.callback.id for v in listed] == expected[:50]
-    assert all(callbacks.callback_json(v, now)["overdue"] for v in listed)
+    assert all(callbacks.callback_out(v, now).overdue for v in listed)
     assert [v.callback.id for v in everything] == all_ids
     other = await create_salon(db)
     async with db.transaction(other.tenant.company_id, write=False) as session:
@@ -514,7 +515,7 @@ async def test_overdue_list_uses_the_index(db: Database, backend: str) -> None:
     assert reads, plan
     assert {row["key"] for row in reads} == {"ix_callback_requests_status_due", "PRIMARY"}, plan
     ranges = [row for row in reads if row["key"] == "ix_callback_requests_status_due"]
-    assert len(ranges) == len(callbacks.OVERDUE_STATUSES), plan
+    assert len(ranges) == len(states.OVERDUE_STATUSES), plan
     for row in ranges:  # read in index order: no sort of the overdue rows themselves
         assert row["type"] == "range", row
         assert "filesort" not in (row["Extra"] or ""), row

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.booking.callbacks import service as callbacks
+from services.booking.callbacks import states
 from shared.appointments.callbacks import create_callback, due_at
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
@@ -88,14 +89,14 @@ ALLOWED = {
 def test_state_machine_is_exactly_the_table(action: str, status: str) -> None:
     expected = ALLOWED[action].get(status)
     if expected is None:
-        with pytest.raises(callbacks.InvalidTransition) as refused:
-            callbacks.next_status(status, action)
+        with pytest.raises(states.InvalidTransition) as refused:
+            states.next_status(status, action)
         assert refused.value.status == 409
         assert refused.value.code == "invalid_transition"
         assert refused.value.extra["current_status"] == status
         assert status in refused.value.detail
     else:
-        assert callbacks.next_status(status, action) == expected
+        assert states.next_status(status, action) == expected
 
 
 def test_due_at_and_overdue() -> None:
@@ -105,10 +106,10 @@ def test_due_at_and_overdue() -> None:
     assert due_at(now, 0) == now
     due = now + timedelta(minutes=1)
     for status in CALLBACK_STATUSES:
-        assert not callbacks.is_overdue(status, due, now)
-        assert not callbacks.is_overdue(status, due, due)
+        assert not states.is_overdue(status, due, now)
+        assert not states.is_overdue(status, due, due)
         after = due + timedelta(microseconds=1)
-        assert callbacks.is_overdue(status, due, after) == (status in ("pending", "assigned"))
+        assert states.is_overdue(status, due, after) == (status in ("pending", "assigned"))
 
 
 # Creation -------------------------------------------------------------------------------
@@ -230,7 +231,7 @@ async def test_create_callback_function_for_the_agent(db: Database) -> None:
     assert view.callback.due_at == now + timedelta(minutes=30)
     assert (view.callback.status, view.callback.call_id) == ("pending", "call_123")
     assert view.timezone == "Europe/Berlin"
-    assert callbacks.callback_json(view, now)["due_at"] == "2030-06-03T12:30:00.123456+02:00"
+    assert callbacks.callback_out(view, now).due_at == "2030-06-03T12:30:00.123456+02:00"
     for bad in ({"phone_number": "abc"}, {"reason": "   "}, {"preferred_time": "x" * 201}):
         args: dict[str, Any] = {"phone_number": PHONE, "reason": "r", **bad}
         async with db.transaction(company_id) as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import redis.asyncio as aioredis
 
-from services.booking.admin.personal_data import identity
+from services.booking.admin.customers.personal_data import identity
 from shared.db.engine import Database
 from tests.booking.customer_data_support import (
     ALICE,

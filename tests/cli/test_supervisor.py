@@ -39,14 +39,13 @@ from shared.jobs.queue import BOOKING_QUEUE
 from tests.cli.conftest import Cli, appointments_executable
 from tests.cli.test_run import SERVICES, Running, appointments_run, free_ports, survivors
 from tests.faults.report import record_fault
-from tools.runner import (
-    EXIT_GAVE_UP,
-    RUN_DRAIN_TIMEOUT_S,
+from tools.children import RUN_DRAIN_TIMEOUT_S, child_env
+from tools.runner import EXIT_GAVE_UP
+from tools.supervision import (
     STOP_TIMEOUT_S,
     CrashHistory,
     RestartPolicy,
     Supervisor,
-    child_env,
     describe_exit,
     restart_policy,
 )

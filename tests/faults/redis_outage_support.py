@@ -4,7 +4,7 @@ Redis without persistence (or a replaced pod) does. The test kills it (SIGKILL) 
 again on the same port; the fixture stops it whatever happens.
 
 Also here: the worker processes as `appointments run` starts them (the argv of
-`tools.runner.child_commands`), on that Redis.
+`tools.children.child_commands`), on that Redis.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import redis
 
 from shared.config import Settings
 from shared.redis.connection import free_port
-from tools.runner import child_commands
+from tools.children import child_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from shared.config import Settings
 from shared.db.engine import create_engine
+from shared.db.errors import database_unavailable
 from shared.db.raw_sql import RawPool
 from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM
@@ -35,7 +36,6 @@ from shared.errors import (
     DatabaseUnavailable,
     NotFound,
     ServiceUnavailable,
-    database_unavailable,
 )
 from shared.redis.connection import free_port
 from shared.web import lean

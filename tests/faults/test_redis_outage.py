@@ -3,7 +3,7 @@ on the same port a few seconds later (issue 14; ADR 0018).
 
 Real processes throughout: a redis-server of the test's own, the booking and webhooks apps
 (uvicorn) and the booking, webhooks and notifications workers started with the argv
-`appointments run` gives them (`tools.runner.child_commands`), all pointed at that Redis; a
+`appointments run` gives them (`tools.children.child_commands`), all pointed at that Redis; a
 real SMTP server receives the confirmations. Expected:
 - every process is alive afterwards (no worker exits because Redis went away);
 - no request answers 5xx, during the outage either: bookings and webhook acknowledgements are

@@ -2,7 +2,7 @@
 5; ADR 0020), on both backends.
 
 Real processes and servers: the notifications worker exactly as `appointments run` starts it
-(`tools.runner.child_commands`), a real SMTP relay (aiosmtpd) that answers each DATA a second
+(`tools.children.child_commands`), a real SMTP relay (aiosmtpd) that answers each DATA a second
 after it took the message in, and the fake SMS gateway. 50 confirmations are queued; the
 worker gets SIGTERM while the relay holds messages it has not yet acknowledged, with a drain
 shorter than a send (WORKER_DRAIN_TIMEOUT_S=0.5), so the stop really cancels jobs mid-send; a
@@ -40,7 +40,7 @@ from tests.faults.report import record_fault
 from tests.notifications.slow_smtp import SlowSmtpServer
 from tests.support.factories import Salon, create_salon, next_weekday
 from tests.support.fake_messaging import FakeMessagingProvider
-from tools.runner import child_commands
+from tools.children import child_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -25,12 +25,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.notifications import delivery
+from services.notifications.deliveries import delivery
 from services.notifications.worker import JOBS_SETTLE_S
 from shared.config import Settings
 from shared.jobs.queue import HEALTH_CHECK_INTERVAL_S
 from shared.jobs.worker_main import SETTLE_AFTER_CANCEL_S
-from tools.runner import KEEP_ALIVE_S, child_commands
+from tools.children import KEEP_ALIVE_S, child_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -16,7 +16,7 @@ from services.booking.worker import calcom_http
 from shared.config import Settings
 from shared.observability.tracing import OUTBOUND_LIMITS, outbound_limits, traced_transport
 from tests.support.servers import group_client
-from tools.runner import KEEP_ALIVE_S, SERVICES, child_commands
+from tools.children import KEEP_ALIVE_S, SERVICES, child_commands
 
 HTTPX_DEFAULT_EXPIRY_S = httpx.Limits().keepalive_expiry
 UVICORN_DEFAULT_KEEP_ALIVE_S = uvicorn.Config(app=None).timeout_keep_alive

@@ -19,6 +19,9 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 INDEPENDENCE = "services do not import each other"
 BOTTOM_LAYER = "shared is the bottom layer: it never imports a service"
 TOP_LAYER = "tools are the top layer: neither shared nor a service imports them"
+PURE = "pure modules import no database, HTTP or Redis module"
+ROUTERS = "routers import services and schemas, never SQL"
+CONTRACTS = (INDEPENDENCE, BOTTOM_LAYER, TOP_LAYER, PURE, ROUTERS)
 
 
 def _lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess[str]:
@@ -56,10 +59,9 @@ def _copy_tree(into: Path) -> Path:
 def test_the_real_tree_keeps_every_contract() -> None:
     result = _lint_imports(ROOT, ROOT / "pyproject.toml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{INDEPENDENCE} KEPT\n" in result.stdout  # and no import of it is ignored
-    assert f"{BOTTOM_LAYER} KEPT\n" in result.stdout  # the CLI no longer lives in shared
-    assert f"{TOP_LAYER} KEPT\n" in result.stdout
-    assert "Contracts: 3 kept, 0 broken." in result.stdout
+    for contract in CONTRACTS:  # no import of any of them is ignored
+        assert f"{contract} KEPT\n" in result.stdout
+    assert f"Contracts: {len(CONTRACTS)} kept, 0 broken." in result.stdout
 
 
 def test_a_service_importing_another_service_fails_the_lint(tmp_path: Path) -> None:
@@ -109,3 +111,35 @@ def test_shared_or_a_service_importing_the_tools_fails_the_lint(tmp_path: Path) 
     assert f"{BOTTOM_LAYER} KEPT" in result.stdout
     assert "shared.scratch_violation -> tools.runner" in result.stdout
     assert "services.policy.scratch_violation -> tools.cli" in result.stdout
+
+
+def test_a_pure_module_importing_the_database_or_redis_fails_the_lint(tmp_path: Path) -> None:
+    config = _copy_tree(tmp_path)
+    speech = tmp_path / "shared" / "phones.py"
+    speech.write_text(speech.read_text() + "\nimport redis.asyncio  # noqa: E402, F401\n")
+    local_time = tmp_path / "shared" / "local_time.py"
+    # Indirectly counts too: shared.db.engine imports sqlalchemy.
+    local_time.write_text(local_time.read_text() + "\nimport shared.db.engine  # noqa: E402\n")
+
+    result = _lint_imports(tmp_path, config)
+
+    assert result.returncode != 0
+    assert f"{PURE} BROKEN" in result.stdout
+    assert "shared.phones is not allowed to import redis" in result.stdout
+    assert "shared.local_time is not allowed to import sqlalchemy" in result.stdout
+    assert f"{ROUTERS} KEPT" in result.stdout
+
+
+def test_a_router_importing_sql_fails_the_lint(tmp_path: Path) -> None:
+    config = _copy_tree(tmp_path)
+    router = tmp_path / "services" / "booking" / "callbacks" / "api.py"
+    router.write_text(router.read_text() + "\nfrom sqlalchemy import select  # noqa: E402, F401\n")
+    policy = tmp_path / "services" / "policy" / "api.py"
+    policy.write_text(policy.read_text() + "\nimport services.policy.queries  # noqa: E402\n")
+
+    result = _lint_imports(tmp_path, config)
+
+    assert result.returncode != 0
+    assert f"{ROUTERS} BROKEN" in result.stdout
+    assert "services.booking.callbacks.api is not allowed to import sqlalchemy" in result.stdout
+    assert "services.policy.api is not allowed to import services.policy.queries" in (result.stdout)

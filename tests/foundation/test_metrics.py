@@ -25,14 +25,14 @@ from prometheus_client import REGISTRY
 
 from services.booking.callbacks.metrics import refresh_overdue_callbacks
 from services.booking.jobs import sync_appointment
-from services.notifications.config_store import NAMESPACE as NOTIFICATION_CACHE
+from services.notifications.configs.queries import NAMESPACE as NOTIFICATION_CACHE
 from services.notifications.jobs import notify
 from services.webhooks.ingest.handling import job_id
 from services.webhooks.jobs import process_webhook_event
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.hierarchy import ConfigCache
+from shared.hierarchy.cache import ConfigCache
 from shared.jobs.queue import BOOKING_QUEUE, NOTIFY_QUEUE, WEBHOOKS_QUEUE, redis_settings
 from shared.jobs.worker_metrics import instrument, refresh_queue_depth
 from shared.models import Company, OutboxEvent, Service

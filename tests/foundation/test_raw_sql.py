@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from services.policy import store
+from services.policy import queries as store
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.raw_sql import RawPool, RawStatement

@@ -37,7 +37,8 @@ from shared.jobs.worker_metrics import (
 )
 from shared.models import CallbackRequest
 from tests.support.factories import create_salon
-from tools.runner import Supervisor, child_overrides, worker_metrics_ports
+from tools.children import child_overrides, worker_metrics_ports
+from tools.supervision import Supervisor
 
 
 def count(queue: str, job: str, outcome: str) -> float:

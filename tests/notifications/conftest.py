@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from services.notifications.channels.registry import adapters_from_settings
-from services.notifications.config_store import NAMESPACE
+from services.notifications.configs.queries import NAMESPACE
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
-from shared.hierarchy import ConfigCache
+from shared.hierarchy.cache import ConfigCache
 from shared.jobs.queue import NOTIFY_QUEUE
 from shared.models import OutboxEvent
 from shared.redis.connection import redis_client

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.notifications.catalog import DEFAULT_CHANNELS, EVENT_TYPES
+from services.notifications.catalog.event_types import DEFAULT_CHANNELS, EVENT_TYPES
 from shared.db.engine import Database
 from shared.models import NotificationConfigurationChange
 from tests.conftest import Services

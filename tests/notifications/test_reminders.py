@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.notifications.jobs import notify
-from services.notifications.reminders import stage_due
+from services.notifications.reminders.service import stage_due
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.models import Appointment, Customer, NotificationReminder

@@ -26,12 +26,13 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import make_url
 
-from services.notifications import delivery, worker
+from services.notifications import worker
 from services.notifications.channels.email import message_id_for
 from services.notifications.channels.registry import adapters_from_settings
+from services.notifications.deliveries import delivery
+from services.notifications.deliveries.recipients import Recipient
 from services.notifications.jobs import notify
-from services.notifications.recipients import Recipient
-from services.notifications.templates import RenderedMessage
+from services.notifications.templates.rendering import RenderedMessage
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM

@@ -1,4 +1,4 @@
-"""Template bombs (services/notifications/template_budget.py): refused with 422 when saved,
+"""Template bombs (services/notifications/templates/budget.py): refused with 422 when saved,
 stopped within budget when rendered (a template that was never validated, e.g. written by
 hand), never stalling the event loop, and a failed delivery (not a crashed job) at send time.
 """
@@ -15,12 +15,15 @@ import pytest
 import sqlalchemy as sa
 
 from services.notifications.jobs import notify
-from services.notifications.template_budget import (
+from services.notifications.templates.budget import (
     MAX_ROUNDS,
     TemplateBudgetExceeded,
+    TemplateError,
     in_thread,
 )
-from services.notifications.templates import TemplateError, render, sample_raw, validate_template
+from services.notifications.templates.rendering import render
+from services.notifications.templates.samples import sample_raw
+from services.notifications.templates.validation import validate_template
 from shared.db.engine import Database
 from shared.errors import InvalidInput
 from shared.models import NotificationTemplate

@@ -9,24 +9,24 @@ from typing import Any, get_args
 
 import pytest
 
-from services.notifications.default_templates import (
+from services.notifications.catalog.event_types import (
     APPOINTMENT_EVENTS,
     CALLBACK_EVENTS,
-    DEFAULTS,
     EVENT_TYPES,
-    default_template,
 )
-from services.notifications.locale import format_date, format_instant, format_money, format_time
-from services.notifications.template_schemas import EventType
-from services.notifications.templates import (
-    VARIABLES,
-    RenderedMessage,
-    TemplateError,
-    build_context,
-    render,
-    sample_raw,
-    validate_template,
+from services.notifications.templates.budget import TemplateError
+from services.notifications.templates.context import VARIABLES, build_context
+from services.notifications.templates.defaults import DEFAULTS, default_template
+from services.notifications.templates.locale import (
+    format_date,
+    format_instant,
+    format_money,
+    format_time,
 )
+from services.notifications.templates.rendering import RenderedMessage, render
+from services.notifications.templates.samples import sample_raw
+from services.notifications.templates.schemas import EventType
+from services.notifications.templates.validation import validate_template
 from shared.errors import InvalidInput
 
 BERLIN = "Europe/Berlin"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.notifications.default_templates import DEFAULTS
+from services.notifications.templates.defaults import DEFAULTS
 from shared.db.engine import Database
 from shared.models import NotificationTemplate
 from tests.conftest import Services

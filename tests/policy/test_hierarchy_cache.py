@@ -12,10 +12,14 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.policy.app import create
-from services.policy.store import NAMESPACE, effective_config
+from services.policy.service import NAMESPACE, effective
 from shared.config import Settings
 from shared.db.engine import Database
-from shared.hierarchy import Chain, ConfigCache, effective, load_levels, snapshot_is_current
+from shared.hierarchy import effective as hierarchy
+from shared.hierarchy.cache import ConfigCache
+from shared.hierarchy.chain import Chain
+from shared.hierarchy.queries import load_levels
+from shared.hierarchy.reads import snapshot_is_current
 from shared.models import PolicyConfiguration
 from shared.redis.connection import redis_client
 from tests.support.factories import Salon, create_salon, create_tenant, next_weekday
@@ -175,13 +179,13 @@ async def test_an_old_snapshot_is_answered_but_not_cached(
     async with db.transaction(company, write=False) as reader:
         assert await load_levels(reader, PolicyConfiguration, chain, {}) == {}  # snapshot
         await write("3")  # commits and bumps while the reader's transaction is open
-        seen = await effective_config(reader, cache, chain, "cancellation")
+        seen = await effective(reader, cache, company, "cancellation", branch_id=salon.branch_id)
         current = await snapshot_is_current(reader)
     assert current is (backend == "mysql")
-    assert seen["config"]["hours_before"] == ("3" if current else "24")
+    assert seen.config["hours_before"] == ("3" if current else "24")
     async with db.transaction(company, write=False) as later:
-        fresh = await effective_config(later, cache, chain, "cancellation")
-    assert (fresh["config"]["hours_before"], fresh["sources"]["hours_before"]) == ("3", "branch")
+        fresh = await effective(later, cache, company, "cancellation", branch_id=salon.branch_id)
+    assert (fresh.config["hours_before"], fresh.sources["hours_before"]) == ("3", "branch")
     async with db.transaction(company, write=True) as writer:
         assert await snapshot_is_current(writer)
 
@@ -218,7 +222,7 @@ async def test_generic_over_the_table(redis: Redis, db: Database) -> None:
     filters = {"event_type": "booking_confirmed", "channel": "sms"}
     for _ in range(2):
         async with db.transaction(company) as session:
-            result = await effective(
+            result = await hierarchy.effective(
                 session,
                 cache,
                 chain,

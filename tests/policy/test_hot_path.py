@@ -12,13 +12,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, update
 
-from services.policy import store
+from services.policy import service
 from services.policy.evaluation import Policy
 from shared.db.engine import Database
 from shared.db.scoped import tenant_value
 from shared.db.tenancy import SYSTEM
 from shared.errors import TenantNotSet
-from shared.hierarchy import Chain, Entry, Memo, predicted_chain
+from shared.hierarchy.cache import Entry, Memo
+from shared.hierarchy.chain import Chain, predicted_chain
 from shared.models import Branch, Company, Staff
 from shared.security.api_keys import company_cache
 from tests.conftest import Services
@@ -161,8 +162,8 @@ async def test_without_a_cache_nothing_is_memoized(policy: httpx.AsyncClient, db
     company = salon.tenant.company_id
     await put(policy, salon, "company", company, {"hours_before": 10})
     async with db.transaction(company, write=False) as session:
-        first = await store.effective_policy(session, None, Chain(company), "cancellation")
-        again = await store.effective_policy(session, None, Chain(company), "cancellation")
+        first = await service.effective_policy(session, None, Chain(company), "cancellation")
+        again = await service.effective_policy(session, None, Chain(company), "cancellation")
     assert isinstance(first, Policy) and first == again
     assert first is not again
     assert str(first.hours_before) == "10"
@@ -178,13 +179,13 @@ async def test_policy_memo_follows_the_version(
     chain = Chain(company, salon.branch_id)
     # A write transaction's snapshot is current on both backends, so its values are filed.
     async with db.transaction(company, write=True) as session:
-        first = await store.effective_policy(session, cache, chain, "cancellation")
+        first = await service.effective_policy(session, cache, chain, "cancellation")
     async with db.transaction(company, write=True) as session:
-        again = await store.effective_policy(session, cache, chain, "cancellation")
+        again = await service.effective_policy(session, cache, chain, "cancellation")
     assert first is again and str(first.hours_before) == "10"
     await put(policy, salon, "branch", salon.branch_id, {"hours_before": 5})
     async with db.transaction(company, write=True) as session:
-        changed = await store.effective_policy(session, cache, chain, "cancellation")
+        changed = await service.effective_policy(session, cache, chain, "cancellation")
     assert str(changed.hours_before) == "5"
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from services.policy.app import create
-from services.policy.store import NAMESPACE
+from services.policy.service import NAMESPACE
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.web.rate_limit import RateLimits
@@ -216,9 +216,8 @@ async def _counted(send: Any) -> tuple[int, tuple[float, float, float]]:
 async def test_a_cold_lookup_counts_one_miss_and_a_warm_one_one_hit(
     policy: httpx.AsyncClient, booking: httpx.AsyncClient, db: Database, backend: str
 ) -> None:
-    """The lean handler's first look at the cache falls back to the session path on a miss:
-    the miss is counted once (by the fallback), so the hit rate the bench and the alert
-    read is the callers' real one."""
+    """The lean handler reads the cache once and loads in a session on a miss: the miss is
+    counted once, so the hit rate the bench and the alert read is the callers' real one."""
     salon = await _salon_with_policies(policy, db)
     start = next_start()
     appointment = (await book(booking, salon, start))["id"]
@@ -232,7 +231,7 @@ async def test_a_cold_lookup_counts_one_miss_and_a_warm_one_one_hit(
         return policy.get("/v1/policies/effective", params=params, headers=salon.headers)
 
     # SQLite files no value read in a read transaction (its snapshot may predate the
-    # version it read: shared.hierarchy.snapshot_is_current), so there every read misses.
+    # version it read: shared.hierarchy.reads.snapshot_is_current), so there every read misses.
     warm = (1.0, 0.0, 0.0) if backend == "mysql" else (0.0, 1.0, 0.0)
     assert await _counted(evaluate) == (200, (0.0, 1.0, 0.0))
     assert await _counted(evaluate) == (200, warm)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from shared.redis.connection import free_port
-from tools.runner import KEEP_ALIVE_S
+from tools.children import KEEP_ALIVE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 

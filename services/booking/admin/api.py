@@ -11,18 +11,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, create_model
 
-from services.booking.admin import api_keys, calcom, crud, platform_keys
-from services.booking.admin.access_schemas import (
+from services.booking.admin import crud
+from services.booking.admin.access import api_keys, calcom, platform_keys
+from services.booking.admin.access.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
+    ApiKeyList,
     ApiKeyOut,
     ApiKeyUpdate,
     CalcomIntegrationIn,
     CalcomIntegrationOut,
+    PlatformKeyList,
+    PlatformKeyOut,
 )
 from services.booking.admin.resources import RESOURCES
 from services.booking.admin.schemas import Filters, Input
-from shared.web.auth import AdminPrincipal
+from shared.web.auth import AdminPrincipal, PlatformAdmin
 from shared.web.deps import Session
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -97,18 +101,41 @@ def crud_router(resource: crud.Resource) -> APIRouter:
 
 for _resource in RESOURCES:
     router.include_router(crud_router(_resource))
+
+
 # Platform keys (a platform admin key; company keys 403): GET list, DELETE /{id} revokes.
-router.include_router(platform_keys.router)
+
+_PLATFORM_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid API key (problem+json)"},
+    403: {"description": "Not a platform key, or without the admin scope (problem+json)"},
+    404: {"description": "No such platform key (problem+json)"},
+}
+platform_router = APIRouter(prefix="/platform-keys", responses=_PLATFORM_PROBLEMS)
+
+
+@platform_router.get("", response_model=PlatformKeyList)
+async def list_keys(session: Session, _: PlatformAdmin) -> PlatformKeyList:
+    """Every platform key, revoked ones included (newest first)."""
+    keys = await platform_keys.list_platform_keys(session)
+    return PlatformKeyList(items=[PlatformKeyOut.model_validate(key) for key in keys])
+
+
+@platform_router.delete("/{id}", status_code=204, response_class=Response)
+async def revoke_key(session: Session, _: PlatformAdmin, id: str) -> None:
+    """Revoke a platform key: refused by every replica within a second; stays listed."""
+    await platform_keys.revoke_platform_key(session, id)
+
+
+router.include_router(platform_router)
 
 
 # API keys ------------------------------------------------------------------------------
 
-ApiKeyList = _list_model(ApiKeyOut)
-
 
 @router.get("/api-keys", response_model=ApiKeyList)
-async def list_api_keys(session: Session, principal: AdminPrincipal) -> Any:
-    return {"items": await api_keys.list_keys(session, principal.company_id)}
+async def list_api_keys(session: Session, principal: AdminPrincipal) -> ApiKeyList:
+    keys = await api_keys.list_keys(session, principal.company_id)
+    return ApiKeyList(items=[ApiKeyOut.model_validate(key) for key in keys])
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=201)
@@ -122,15 +149,16 @@ async def create_api_key(
 
 
 @router.get("/api-keys/{id}", response_model=ApiKeyOut)
-async def get_api_key(session: Session, principal: AdminPrincipal, id: str) -> Any:
-    return await api_keys.get_key(session, principal.company_id, id)
+async def get_api_key(session: Session, principal: AdminPrincipal, id: str) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(await api_keys.get_key(session, principal.company_id, id))
 
 
 @router.patch("/api-keys/{id}", response_model=ApiKeyOut)
 async def update_api_key(
     session: Session, principal: AdminPrincipal, id: str, body: ApiKeyUpdate
-) -> Any:
-    return await api_keys.update_key(session, principal.company_id, id, body)
+) -> ApiKeyOut:
+    key = await api_keys.update_key(session, principal.company_id, id, body)
+    return ApiKeyOut.model_validate(key)
 
 
 @router.delete("/api-keys/{id}", status_code=204, response_class=Response)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +15,7 @@ from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput
+from shared.local_time import to_local
 from shared.models import (
     LIVE_STATUSES,
     Appointment,
@@ -148,9 +148,9 @@ async def _time_off_in_branch_time(
         zones = {staff_id: tz for staff_id, tz in await session.execute(stmt)}
     items: list[schemas.Output] = []
     for row in rows:
-        tz = ZoneInfo(zones.get(row.staff_id, "UTC"))
+        tz = zones.get(row.staff_id, "UTC")
         item = schemas.TimeOffOut.model_validate(row)
-        local = {"starts_at": row.starts_at.astimezone(tz), "ends_at": row.ends_at.astimezone(tz)}
+        local = {"starts_at": to_local(row.starts_at, tz), "ends_at": to_local(row.ends_at, tz)}
         items.append(item.model_copy(update=local))
     return items
 

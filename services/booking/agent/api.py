@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -26,12 +24,19 @@ from starlette.types import Scope
 
 from services.booking.agent import speech
 from services.booking.agent.functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
+from services.booking.agent.greeting import greeting
 from services.booking.agent.identity import tries_guard
 from services.booking.agent.inputs import Refusal
+from services.booking.agent.schemas import (
+    CallerVariables,
+    DynamicVariables,
+    InboundAnswer,
+    Said,
+)
 from services.booking.appointments import idempotency
 from services.booking.appointments.refusal_notices import QuotaNotices
 from services.booking.ops.failures import AgentBookingAttempt
-from shared.db.tenancy import bind_tenant, current_company
+from shared.db.tenancy import bind_tenant
 from shared.db.types import utcnow
 from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
 from shared.integrations.retell.auth import (
@@ -40,7 +45,6 @@ from shared.integrations.retell.auth import (
     authenticate,
     require_signed_name,
 )
-from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service
 from shared.observability.logging import correlation_id_var
 from shared.phones import e164
 from shared.web.deps import Session
@@ -51,24 +55,17 @@ FUNCTION_PATH = "/v1/retell/functions/{name}"
 INBOUND_PATH = "/v1/retell/inbound"
 
 
-def _unknown_caller() -> dict[str, str]:
-    """The inbound answer's variables for a caller we know nothing about."""
-    return {
-        "branch_name": "",
-        "company_name": "",
-        "customer_name": "",
-        "customer_known": "false",
-        "next_appointment": "",
-    }
+def _inbound(variables: CallerVariables) -> InboundAnswer:
+    return InboundAnswer(call_inbound=DynamicVariables(dynamic_variables=variables))
 
 
 def database_unavailable_answer(path: str, function: str | None) -> dict[str, Any]:
     """What the agent hears while the database is unavailable (docs/adr/0019)."""
     if path == INBOUND_PATH:
-        return {"call_inbound": {"dynamic_variables": _unknown_caller()}}
+        return _inbound(CallerVariables()).model_dump()
     if function == "request_callback":
-        return {"status": "unavailable", "message": speech.callback_unavailable()}
-    return {"status": "needs_callback", "message": speech.service_unavailable()}
+        return Said(status="unavailable", message=speech.callback_unavailable()).model_dump()
+    return Said(status="needs_callback", message=speech.service_unavailable()).model_dump()
 
 
 class _AgentRoute(APIRoute):
@@ -82,6 +79,10 @@ class _AgentRoute(APIRoute):
             return None
         function = scope.get("path_params", {}).get("name")
         return JSONResponse(database_unavailable_answer(self.path, function))
+
+
+def _needs_callback() -> dict[str, Any]:
+    return Said(status="invalid_request", message=speech.needs_callback()).model_dump()
 
 
 router = APIRouter(prefix="/v1/retell", tags=["retell"], route_class=_AgentRoute)
@@ -143,7 +144,7 @@ async def function_call(
     raw = await _raw_body(request)
     verified = await _caller(request, session, raw, signature, company_hint=company_id)
     if verified.company_id is None:
-        raise AgentAnswer(200, {"status": "invalid_request", "message": speech.needs_callback()})
+        raise AgentAnswer(200, _needs_callback())
     require_signed_name(verified.payload, name)  # a signed body cannot be replayed elsewhere
     bind_tenant(session, verified.company_id)
     request.state.company_id = verified.company_id
@@ -159,7 +160,7 @@ async def function_call(
         attempt.arm(call_id=call_id)
     function = FUNCTIONS.get(name)
     if function is None:
-        raise AgentAnswer(200, {"status": "invalid_request", "message": speech.needs_callback()})
+        raise AgentAnswer(200, _needs_callback())
     call = AgentCall(
         company_id=verified.company_id,
         branch_id=verified.branch_id,
@@ -180,9 +181,10 @@ async def function_call(
         if earlier is not None:
             raise idempotency.replay_or_refuse(earlier, fingerprint)
     try:
-        answer = await function(session, call)
+        answer = (await function(session, call)).model_dump()
     except (Refusal, AppError) as error:
-        raise AgentAnswer(200, refusal_for(error, name).body) from error
+        refusal = refusal_for(error, name).answer
+        raise AgentAnswer(200, refusal.model_dump(exclude_none=True)) from error
     if key is not None:
         await idempotency.complete(session, key, 200, answer)
     return JSONResponse(answer)
@@ -194,47 +196,8 @@ async def inbound_call(
 ) -> JSONResponse:
     raw = await _raw_body(request)
     verified = await _caller(request, session, raw, signature, call_key="call_inbound")
-    variables = _unknown_caller()
+    variables = CallerVariables()
     if verified.company_id is not None:
         bind_tenant(session, verified.company_id)
-        variables.update(await _greeting(session, verified))
-    return JSONResponse({"call_inbound": {"dynamic_variables": variables}})
-
-
-async def _greeting(session: Any, verified: RetellCaller) -> dict[str, str]:
-    result: dict[str, str] = {}
-    company = await current_company(session)
-    result["company_name"] = company.name if company else ""
-    tz = company.timezone if company else "Europe/Berlin"
-    if verified.branch_id is not None:
-        branch = await session.get(Branch, verified.branch_id)
-        if branch is not None:
-            result["branch_name"] = branch.name
-            tz = branch.timezone
-    caller = e164(verified.call.get("from_number"))
-    if caller is None:
-        return result
-    customer = await session.scalar(sa.select(Customer).where(Customer.phone == caller))
-    if customer is None:
-        return result
-    result["customer_name"] = customer.name
-    result["customer_known"] = "true"
-    upcoming = (
-        await session.execute(
-            sa.select(Appointment.starts_at, Service.name)
-            .join(Service, Service.id == Appointment.service_id)
-            .where(
-                Appointment.customer_id == customer.id,
-                Appointment.status.in_(LIVE_STATUSES),
-                Appointment.starts_at >= utcnow(),
-            )
-            .order_by(Appointment.starts_at)
-            .limit(1)
-        )
-    ).first()
-    if upcoming is not None:
-        start, service_name = upcoming
-        result["next_appointment"] = (
-            f"{service_name} am {speech.spoken_datetime(start, ZoneInfo(tz))}"
-        )
-    return result
+        variables = await greeting(session, verified)
+    return JSONResponse(_inbound(variables).model_dump())

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.agent import speech
 from services.booking.agent.identity import AgentCall as AgentCall
 from services.booking.agent.identity import listed_appointments, own_appointment
 from services.booking.agent.inputs import (
+    Catalog,
+    Named,
     Refusal,
     invalid,
     local_instant,
@@ -29,13 +28,26 @@ from services.booking.agent.inputs import (
     resolve_staff,
     text_arg,
 )
+from services.booking.agent.queries import load_catalog, staff_names
+from services.booking.agent.schemas import (
+    Answer,
+    AvailabilityAnswer,
+    BookedAnswer,
+    CallbackAnswer,
+    CancelledAnswer,
+    ListAnswer,
+    ListedOut,
+    RescheduledAnswer,
+)
 from services.booking.appointments import changes
 from services.booking.appointments import metrics as booking_metrics
-from services.booking.appointments.booking import BookingRequest, book, free_slots, resolve_branches
+from services.booking.appointments.booking import BookingRequest, book
+from services.booking.appointments.context import load_offer
+from services.booking.appointments.schemas import NamedSlotOut
+from services.booking.appointments.slots import free_slots
 from services.booking.scheduling.availability import Slot, nearest_alternatives
 from services.booking.scheduling.rules import rules_for
 from shared.appointments.callbacks import create_callback
-from shared.db.tenancy import current_company
 from shared.errors import (
     Conflict,
     InvalidInput,
@@ -44,106 +56,100 @@ from shared.errors import (
     ServiceUnavailable,
     SlotTaken,
 )
-from shared.models import LIVE_STATUSES, Branch, Company, Service, Staff
+from shared.local_time import local_iso
+from shared.models import LIVE_STATUSES
 
 MAX_SLOTS = 5
 
 
-async def _company(session: AsyncSession) -> Company:
-    company: Company | None = await current_company(session)
-    assert company is not None
-    return company
+async def _staff_names(
+    session: AsyncSession, ids: set[str], catalog: Catalog | None = None
+) -> dict[str, str]:
+    """The names of staff members, from the catalog when the call has read it."""
+    if catalog is not None:
+        return {s.id: s.name for s in catalog.staff}
+    return await staff_names(session, ids)
 
 
-async def _staff_names(session: AsyncSession, ids: set[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(sa.select(Staff.id, Staff.name).where(Staff.id.in_(ids)))
-    return dict(rows.all())
+def _slots(slots: list[Slot], tz: str, names: dict[str, str]) -> list[NamedSlotOut]:
+    return [NamedSlotOut.of(slot, tz, names) for slot in slots]
 
 
-def _slot_json(slot: Slot, tz: str, names: dict[str, str]) -> dict[str, str]:
-    zone = ZoneInfo(tz)
-    return {
-        "start": slot.start.astimezone(zone).isoformat(),
-        "end": slot.end.astimezone(zone).isoformat(),
-        "staff": names.get(slot.staff_id, ""),
-        "staff_id": slot.staff_id,
-    }
-
-
-async def check_availability(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def check_availability(session: AsyncSession, call: AgentCall) -> AvailabilityAnswer:
     args = call.args
-    service = await resolve_service(session, text_arg(args, "service"))
-    branch = await resolve_branch(session, text_arg(args, "branch"), call.branch_id)
-    staff = await resolve_staff(session, text_arg(args, "staff"), branch)
+    catalog = await load_catalog(session)
+    service = resolve_service(catalog, text_arg(args, "service"))
+    branch = resolve_branch(catalog, text_arg(args, "branch"), call.branch_id)
+    staff = resolve_staff(catalog, text_arg(args, "staff"), branch)
     day = parse_date(text_arg(args, "date", 20))
     wanted = text_arg(args, "time", 20)
-    company = await _company(session)
-    branches = [branch] if branch is not None else await _all_branches(session, service)
-    found: list[tuple[Slot, str]] = []
-    for b in branches:
-        slots = await free_slots(
-            session,
-            service=service,
-            branch=b,
-            rules=rules_for(company, b),
-            first_date=day,
-            days=7 if wanted else 1,
-            now=call.now,
-            staff_id=staff.id if staff else None,
+    offer = await load_offer(
+        session, service_id=service.id, branch_id=branch.id if branch else None, exact_branch=True
+    )
+    found: list[Slot] = []
+    for b in offer.branches:
+        found.extend(
+            await free_slots(
+                session,
+                service=offer.service,
+                branch=b,
+                rules=rules_for(offer.company, b),
+                first_date=day,
+                days=7 if wanted else 1,
+                now=call.now,
+                staff_id=staff.id if staff else None,
+            )
         )
-        found.extend((slot, b.timezone) for slot in slots)
-    found.sort(key=lambda item: item[0].start)
-    tz = branches[0].timezone if branches else company.timezone
+    found.sort(key=lambda slot: slot.start)
+    tz = offer.branches[0].timezone if offer.branches else offer.company.timezone
     if wanted is not None:
         start = local_instant(day, parse_time(wanted), tz)
-        exact = [item for item in found if item[0].start == start]
+        exact = [slot for slot in found if slot.start == start][:1]
         if exact:
-            names = await _staff_names(session, {exact[0][0].staff_id})
-            slot = exact[0][0]
-            return {
-                "status": "available",
-                "slots": [_slot_json(slot, tz, names)],
-                "message": speech.slots_available(
-                    service.name, [(slot.start, names.get(slot.staff_id))], tz
+            names = await _staff_names(session, {exact[0].staff_id}, catalog)
+            return AvailabilityAnswer(
+                status="available",
+                slots=_slots(exact, tz, names),
+                message=speech.slots_available(
+                    service.name, [(exact[0].start, names.get(exact[0].staff_id))], tz
                 ),
-            }
-        nearest = nearest_alternatives([s for s, _ in found], start, tz)
-        names = await _staff_names(session, {s.staff_id for s in nearest})
-        return {
-            "status": "unavailable",
-            "slots": [_slot_json(s, tz, names) for s in nearest],
-            "message": speech.slot_taken_with_alternatives(
+            )
+        nearest = nearest_alternatives(found, start, tz)
+        names = await _staff_names(session, {s.staff_id for s in nearest}, catalog)
+        return AvailabilityAnswer(
+            status="unavailable",
+            slots=_slots(nearest, tz, names),
+            message=speech.slot_taken_with_alternatives(
                 start, [(s.start, names.get(s.staff_id)) for s in nearest], tz
             ),
-        }
-    shown = [slot for slot, _ in found[:MAX_SLOTS]]
-    names = await _staff_names(session, {s.staff_id for s in shown})
+        )
+    shown = found[:MAX_SLOTS]
+    names = await _staff_names(session, {s.staff_id for s in shown}, catalog)
     if not shown:
-        return {"status": "unavailable", "slots": [], "message": speech.no_slots(service.name, day)}
-    return {
-        "status": "available",
-        "slots": [_slot_json(s, tz, names) for s in shown],
-        "message": speech.slots_available(
+        return AvailabilityAnswer(
+            status="unavailable", slots=[], message=speech.no_slots(service.name, day)
+        )
+    return AvailabilityAnswer(
+        status="available",
+        slots=_slots(shown, tz, names),
+        message=speech.slots_available(
             service.name, [(s.start, names.get(s.staff_id)) for s in shown], tz
         ),
-    }
-
-
-async def _all_branches(session: AsyncSession, service: Service) -> list[Branch]:
-    return await resolve_branches(session, service, None)
+    )
 
 
 async def _booking_request(
     session: AsyncSession, call: AgentCall
-) -> tuple[BookingRequest, Service, str]:
-    """The agent's arguments as a request, the service and the local zone; else a Refusal."""
+) -> tuple[BookingRequest, Named, str]:
+    """The agent's arguments as a request, the service and the local zone; else a Refusal.
+    The names are matched against one read of the company's catalog; `book` then loads the
+    rows by id, once."""
     args = call.args
     name = text_arg(args, "customer_name")
-    service = await resolve_service(session, text_arg(args, "service"))
-    branch = await resolve_branch(session, text_arg(args, "branch"), call.branch_id)
-    staff = await resolve_staff(session, text_arg(args, "staff"), branch)
+    catalog = await load_catalog(session)
+    service = resolve_service(catalog, text_arg(args, "service"))
+    branch = resolve_branch(catalog, text_arg(args, "branch"), call.branch_id)
+    staff = resolve_staff(catalog, text_arg(args, "staff"), branch)
     day = parse_date(text_arg(args, "date", 20))
     at = parse_time(text_arg(args, "time", 20))
     if name is None:
@@ -151,7 +157,7 @@ async def _booking_request(
     phone = call.phone_for_booking()
     if phone is None:
         raise invalid("missing_customer_phone")
-    tz = branch.timezone if branch is not None else (await _company(session)).timezone
+    tz = branch.timezone if branch is not None and branch.timezone else catalog.timezone
     request = BookingRequest(
         service_id=service.id,
         staff_id=staff.id if staff else None,
@@ -168,7 +174,7 @@ async def _booking_request(
     return request, service, tz
 
 
-async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def book_appointment(session: AsyncSession, call: AgentCall) -> BookedAnswer:
     try:
         request, service, tz = await _booking_request(session, call)
     except Refusal:  # refused before `book`, which counts every attempt it sees
@@ -180,21 +186,20 @@ async def book_appointment(session: AsyncSession, call: AgentCall) -> dict[str, 
         raise await _slot_taken(session, request.start, taken, tz) from None
     appointment = result.appointment
     tz = result.context.timezone
-    return {
-        "status": "booked",
-        "appointment_id": appointment.id,
-        "reference": appointment.reference,
-        "start": appointment.starts_at.astimezone(ZoneInfo(tz)).isoformat(),
-        "end": appointment.ends_at.astimezone(ZoneInfo(tz)).isoformat(),
-        "staff": result.context.staff.name,
-        "message": speech.booked(
+    return BookedAnswer(
+        appointment_id=appointment.id,
+        reference=appointment.reference,
+        start=local_iso(appointment.starts_at, tz),
+        end=local_iso(appointment.ends_at, tz),
+        staff=result.context.staff.name,
+        message=speech.booked(
             service.name,
             appointment.starts_at,
             result.context.staff.name,
             tz,
             reference=appointment.reference,
         ),
-    }
+    )
 
 
 async def _slot_taken(session: AsyncSession, start: datetime, taken: SlotTaken, tz: str) -> Refusal:
@@ -205,7 +210,7 @@ async def _slot_taken(session: AsyncSession, start: datetime, taken: SlotTaken, 
         speech.slot_taken_with_alternatives(
             start, [(s.start, names.get(s.staff_id)) for s in slots], tz
         ),
-        {"alternatives": [_slot_json(s, tz, names) for s in slots]},
+        alternatives=_slots(slots, tz, names),
     )
 
 
@@ -216,11 +221,11 @@ def _not_allowed(error: PolicyViolation, action: speech.Action, tz: str) -> Refu
     return Refusal(
         "not_allowed",
         speech.cancel_not_allowed(reason, deadline, tz_name=tz, action=action),
-        {"reason": reason},
+        reason=reason,
     )
 
 
-async def cancel_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def cancel_appointment(session: AsyncSession, call: AgentCall) -> CancelledAnswer:
     appointment, tz = await own_appointment(session, call)
     try:
         result = await changes.cancel(
@@ -234,16 +239,15 @@ async def cancel_appointment(session: AsyncSession, call: AgentCall) -> dict[str
     except PolicyViolation as error:
         raise _not_allowed(error, "cancel", tz) from None
     fee = result.decision.fee
-    return {
-        "status": "cancelled",
-        "appointment_id": appointment.id,
-        "fee": f"{fee:.2f}",
-        "currency": result.decision.currency,
-        "message": speech.cancelled(result.old_start, tz, fee, currency=result.decision.currency),
-    }
+    return CancelledAnswer(
+        appointment_id=appointment.id,
+        fee=f"{fee:.2f}",
+        currency=result.decision.currency,
+        message=speech.cancelled(result.old_start, tz, fee, currency=result.decision.currency),
+    )
 
 
-async def reschedule_appointment(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def reschedule_appointment(session: AsyncSession, call: AgentCall) -> RescheduledAnswer:
     appointment, tz = await own_appointment(session, call)
     new_day = parse_date(text_arg(call.args, "new_date", 20))
     new_time = parse_time(text_arg(call.args, "new_time", 20))
@@ -257,29 +261,28 @@ async def reschedule_appointment(session: AsyncSession, call: AgentCall) -> dict
     except SlotTaken as taken:
         raise await _slot_taken(session, new_start, taken, tz) from None
     fee = result.decision.fee
-    return {
-        "status": "rescheduled",
-        "appointment_id": appointment.id,
-        "start": new_start.astimezone(ZoneInfo(tz)).isoformat(),
-        "fee": f"{fee:.2f}",
-        "currency": result.decision.currency,
-        "message": speech.rescheduled(
+    return RescheduledAnswer(
+        appointment_id=appointment.id,
+        start=local_iso(new_start, tz),
+        fee=f"{fee:.2f}",
+        currency=result.decision.currency,
+        message=speech.rescheduled(
             result.old_start, new_start, tz, fee, currency=result.decision.currency
         ),
-    }
+    )
 
 
-async def list_appointments(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def list_appointments(session: AsyncSession, call: AgentCall) -> ListAnswer:
     rows = await listed_appointments(session, call)
     items = [
-        {
-            "appointment_id": row.appointment.id,
-            "reference": row.appointment.reference,
-            "service": row.service,
-            "start": row.appointment.starts_at.astimezone(ZoneInfo(row.timezone)).isoformat(),
-            "staff": row.staff,
-            "status": row.appointment.status,
-        }
+        ListedOut(
+            appointment_id=row.appointment.id,
+            reference=row.appointment.reference,
+            service=row.service,
+            start=local_iso(row.appointment.starts_at, row.timezone),
+            staff=row.staff,
+            status=row.appointment.status,
+        )
         for row in rows
     ]
     live = [row for row in rows if row.appointment.status in LIVE_STATUSES]
@@ -291,10 +294,10 @@ async def list_appointments(session: AsyncSession, call: AgentCall) -> dict[str,
         if live
         else speech.no_appointments_found()
     )
-    return {"status": "ok", "appointments": items, "message": message}
+    return ListAnswer(appointments=items, message=message)
 
 
-async def request_callback(session: AsyncSession, call: AgentCall) -> dict[str, Any]:
+async def request_callback(session: AsyncSession, call: AgentCall) -> CallbackAnswer:
     reason = text_arg(call.args, "reason", 1000) or "Rückruf gewünscht"
     phone = call.phone_for_booking()
     if phone is None:
@@ -311,14 +314,10 @@ async def request_callback(session: AsyncSession, call: AgentCall) -> dict[str, 
         preferred_time=preferred,
         now=call.now,
     )
-    return {
-        "status": "created",
-        "callback_id": callback.id,
-        "message": speech.callback_created(preferred),
-    }
+    return CallbackAnswer(callback_id=callback.id, message=speech.callback_created(preferred))
 
 
-Handler = Callable[[AsyncSession, AgentCall], Awaitable[dict[str, Any]]]
+Handler = Callable[[AsyncSession, AgentCall], Awaitable[Answer]]
 FUNCTIONS: dict[str, Handler] = {
     "check_availability": check_availability,
     "book_appointment": book_appointment,

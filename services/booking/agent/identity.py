@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -31,6 +30,7 @@ from services.booking.agent.inputs import Refusal, invalid, parse_date, parse_ti
 from services.booking.agent.matching import same_name
 from services.booking.appointments.policy_client import PolicyClient
 from shared.errors import ServiceUnavailable
+from shared.local_time import to_local
 from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service, Staff
 from shared.phones import e164
 from shared.security.references import normalize_reference
@@ -157,7 +157,7 @@ async def by_reference(session: AsyncSession, call: AgentCall) -> Row:
     reference = normalize_reference(raw_reference)
     ticket = await call.tries.begin(call.company_id, call.call_id, reference)
     if ticket is None:
-        raise Refusal("not_found", speech.tries_exhausted(), {"reason": "too_many_attempts"})
+        raise Refusal("not_found", speech.tries_exhausted(), reason="too_many_attempts")
     row = None
     if reference is not None:
         statement = _appointments().where(Appointment.reference == reference)
@@ -169,7 +169,7 @@ async def by_reference(session: AsyncSession, call: AgentCall) -> Row:
 
 
 def _on(row: Row, day: date, at: time | None) -> bool:
-    local = row[0].starts_at.astimezone(ZoneInfo(row[1]))
+    local = to_local(row[0].starts_at, row[1])
     return local.date() == day and (at is None or local.time().replace(second=0) == at)
 
 

@@ -7,33 +7,58 @@ the candidates); dates are ISO `YYYY-MM-DD`, times `HH:MM` in the branch's local
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.booking.agent import speech
 from services.booking.agent.matching import match
+from services.booking.agent.schemas import RefusalOut
+from services.booking.appointments.schemas import NamedSlotOut
 from services.booking.scheduling.availability import local_to_utc
 from shared.fields import check_day
-from shared.models import Branch, Service, Staff
 
 _TIME = re.compile(r"^\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr)?\s*$", re.IGNORECASE)
 
 
 @dataclass
 class Refusal(Exception):
-    """The call cannot proceed; `body` is the agent's answer (HTTP 200)."""
+    """The call cannot proceed; `answer` is what the agent gets (HTTP 200)."""
 
     status: str
     message: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    alternatives: list[NamedSlotOut] | None = None
 
     @property
-    def body(self) -> dict[str, Any]:
-        return {"status": self.status, "message": self.message, **self.extra}
+    def answer(self) -> RefusalOut:
+        return RefusalOut(
+            status=self.status,
+            message=self.message,
+            alternatives=self.alternatives,
+            reason=self.reason,
+        )
+
+
+@dataclass(frozen=True)
+class Named:
+    """A service, branch or staff member as the caller may name it. `branch_id`: a staff
+    member's branch; `timezone`: a branch's (or the company's) zone."""
+
+    id: str
+    name: str
+    branch_id: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The company's active services, branches and staff (each in name order) and its zone."""
+
+    timezone: str
+    services: list[Named]
+    branches: list[Named]
+    staff: list[Named]
 
 
 def invalid(ask: speech.AskField, **kwargs: Any) -> Refusal:
@@ -81,62 +106,39 @@ def local_instant(day: date, at: time, timezone: str) -> datetime:
     return instant
 
 
-async def resolve_service(session: AsyncSession, spoken: str | None) -> Service:
+def resolve_service(catalog: Catalog, spoken: str | None) -> Named:
     if spoken is None:
         raise invalid("missing_service")
-    services = list(
-        (
-            await session.execute(
-                sa.select(Service).where(Service.active.is_(True)).order_by(Service.name)
-            )
-        ).scalars()
-    )
-    found = match(spoken, [(s.id, s.name) for s in services])
-    if found.status == "ambiguous":
-        raise invalid("ambiguous", candidates=found.names)
-    if found.status != "unique":
-        raise invalid("unknown_service", candidates=[s.name for s in services])
-    return next(s for s in services if s.id == found.id)
+    return _one(spoken, catalog.services, "unknown_service")
 
 
-async def resolve_branch(
-    session: AsyncSession, spoken: str | None, called_branch_id: str | None
-) -> Branch | None:
+def resolve_branch(
+    catalog: Catalog, spoken: str | None, called_branch_id: str | None
+) -> Named | None:
     """The branch named by the caller, else the called number's branch, else the only one.
 
     None means "all branches" (a company hotline, and the caller named none).
     """
-    branches = list(
-        (
-            await session.execute(
-                sa.select(Branch).where(Branch.active.is_(True)).order_by(Branch.name)
-            )
-        ).scalars()
-    )
+    branches = catalog.branches
     if spoken is not None:
-        found = match(spoken, [(b.id, b.name) for b in branches])
-        if found.status == "ambiguous":
-            raise invalid("ambiguous", candidates=found.names)
-        if found.status != "unique":
-            raise invalid("unknown_branch", candidates=[b.name for b in branches])
-        return next(b for b in branches if b.id == found.id)
+        return _one(spoken, branches, "unknown_branch")
     if called_branch_id is not None:
         return next((b for b in branches if b.id == called_branch_id), None)
     return branches[0] if len(branches) == 1 else None
 
 
-async def resolve_staff(
-    session: AsyncSession, spoken: str | None, branch: Branch | None
-) -> Staff | None:
+def resolve_staff(catalog: Catalog, spoken: str | None, branch: Named | None) -> Named | None:
     if spoken is None:
         return None
-    query = sa.select(Staff).where(Staff.active.is_(True)).order_by(Staff.name)
-    if branch is not None:
-        query = query.where(Staff.branch_id == branch.id)
-    staff = list((await session.execute(query)).scalars())
-    found = match(spoken, [(s.id, s.name) for s in staff])
+    staff = [s for s in catalog.staff if branch is None or s.branch_id == branch.id]
+    return _one(spoken, staff, "unknown_staff")
+
+
+def _one(spoken: str, candidates: list[Named], unknown: speech.AskField) -> Named:
+    """The one candidate `spoken` names; else ask back (several: which one; none: the list)."""
+    found = match(spoken, [(c.id, c.name) for c in candidates])
     if found.status == "ambiguous":
         raise invalid("ambiguous", candidates=found.names)
     if found.status != "unique":
-        raise invalid("unknown_staff", candidates=[s.name for s in staff])
-    return next(s for s in staff if s.id == found.id)
+        raise invalid(unknown, candidates=[c.name for c in candidates])
+    return next(c for c in candidates if c.id == found.id)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.booking.appointments import changes, idempotency
-from services.booking.appointments import queries as appointments_query
-from services.booking.appointments.booking import BookingRequest, book
+from services.booking.appointments import service
 from services.booking.appointments.refusal_notices import QuotaNotices
 from services.booking.appointments.schemas import (
     AppointmentCreate,
@@ -21,7 +19,6 @@ from services.booking.appointments.schemas import (
     RescheduleOut,
     RescheduleRequest,
 )
-from services.booking.appointments.serialize import appointment_json
 from services.booking.ops.failures import ApiBookingAttempt
 from shared.fields import Day, Instant, Phone
 from shared.web.auth import ServicePrincipal
@@ -43,9 +40,9 @@ async def get_availability(
     branch_id: Annotated[str | None, Query(max_length=36)] = None,
     staff_id: Annotated[str | None, Query(max_length=36)] = None,
     days: Annotated[int, Query(ge=1, le=31)] = 1,
-) -> dict[str, Any]:
+) -> AvailabilityOut:
     """Free slots of a service from `date` on, for `days` days (local times with offset)."""
-    slots = await appointments_query.availability(
+    slots = await service.availability(
         session,
         service_id=service_id,
         first_date=date_,
@@ -53,7 +50,7 @@ async def get_availability(
         branch_id=branch_id,
         staff_id=staff_id,
     )
-    return {"slots": slots}
+    return AvailabilityOut(slots=slots)
 
 
 @router.post(
@@ -72,36 +69,15 @@ async def create_appointment(
 ) -> JSONResponse:
     """Book an appointment. Same Idempotency-Key + same body -> the same answer again."""
     attempt.arm(service_id=body.service_id, staff_id=body.staff_id, start=body.start)
-    fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
-    if idempotency_key:
-        earlier = await idempotency.claim(session, idempotency_key, fingerprint)
-        if earlier is not None:
-            raise idempotency.replay_or_refuse(earlier, fingerprint)
-    req = BookingRequest(
-        service_id=body.service_id,
-        staff_id=body.staff_id,
-        branch_id=body.branch_id,
-        start=body.start,
-        customer_name=body.customer.name,
-        customer_phone=body.customer.phone,
-        customer_email=body.customer.email,
-        notes=body.notes,
-        source="api",
-    )
-    result = await book(session, req)
-    status = 201 if result.created else 200
-    payload = appointment_json(result.appointment, result.context.timezone)
-    if idempotency_key:
-        await idempotency.complete(session, idempotency_key, status, payload)
-    return JSONResponse(payload, status_code=status)
+    created = await service.create(session, body, idempotency_key)
+    return JSONResponse(created.appointment.model_dump(), status_code=created.status)
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut)
 async def get_appointment(
     principal: ServicePrincipal, session: Session, appointment_id: str
-) -> dict[str, Any]:
-    appointment, timezone = await appointments_query.get_appointment(session, appointment_id)
-    return appointment_json(appointment, timezone)
+) -> AppointmentOut:
+    return await service.read(session, appointment_id)
 
 
 @router.get("/appointments", response_model=AppointmentList)
@@ -112,12 +88,10 @@ async def list_appointments(
     from_: Annotated[Instant | None, Query(alias="from")] = None,
     to: Annotated[Instant | None, Query()] = None,
     status: Annotated[AppointmentStatus | None, Query()] = None,
-) -> dict[str, Any]:
+) -> AppointmentList:
     """Appointments by customer phone and/or time range, earliest first."""
-    items = await appointments_query.list_appointments(
-        session, phone=phone, start_from=from_, start_to=to, status=status
-    )
-    return {"items": items}
+    items = await service.listed(session, phone=phone, start_from=from_, start_to=to, status=status)
+    return AppointmentList(items=items)
 
 
 @router.post(
@@ -135,23 +109,15 @@ async def cancel_appointment(
     session: Session,
     appointment_id: str,
     body: CancelRequest | None = None,
-) -> dict[str, Any]:
+) -> CancelOut:
     """Cancel under the effective policy; the fee (if any) is in the answer."""
-    appointment, _tz = await appointments_query.get_appointment(session, appointment_id)
-    result = await changes.cancel(
+    return await service.cancel(
         session,
         request.app.state.policy,
-        appointment,
-        actor="api",
+        appointment_id,
         reason=body.reason if body else None,
         accept_fee=body.accept_fee if body else False,
     )
-    return {
-        "status": "cancelled",
-        "appointment_id": appointment.id,
-        "fee": f"{result.decision.fee:.2f}",
-        "currency": result.decision.currency,
-    }
 
 
 @router.post(
@@ -166,17 +132,8 @@ async def reschedule_appointment(
     session: Session,
     appointment_id: str,
     body: RescheduleRequest,
-) -> dict[str, Any]:
+) -> RescheduleOut:
     """Move to `start` in one atomic step (the old time is freed only if the new one holds)."""
-    appointment, timezone = await appointments_query.get_appointment(session, appointment_id)
-    result = await changes.reschedule(
-        session,
-        request.app.state.policy,
-        appointment,
-        body.start,
-        actor="api",
-        accept_fee=body.accept_fee,
+    return await service.reschedule(
+        session, request.app.state.policy, appointment_id, body.start, accept_fee=body.accept_fee
     )
-    payload = appointment_json(result.appointment, timezone)
-    payload["fee"] = f"{result.decision.fee:.2f}"
-    return payload

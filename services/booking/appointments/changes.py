@@ -15,21 +15,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.appointments import modifications, refusal_notices
-from services.booking.appointments.booking import (
+from services.booking.appointments.context import BookingContext, load_context
+from services.booking.appointments.policy_client import PolicyClient, PolicyDecision
+from services.booking.appointments.slots import (
     alternatives_for,
     blocked_range,
     calcom_allows,
     check_schedule,
     slot_taken,
 )
-from services.booking.appointments.context import BookingContext, load_context
-from services.booking.appointments.policy_client import PolicyClient, PolicyDecision
 from shared.appointments.events import stage_appointment_events, stage_appointment_notice
 from shared.appointments.fence import conflicts, lock_staff
+from shared.appointments.writes import compare_and_set
 from shared.db.types import utcnow
 from shared.errors import AppError, Conflict, FeeRequired, PolicyViolation
 from shared.models import LIVE_STATUSES, Appointment
@@ -93,19 +93,8 @@ async def _apply_update(
     session: AsyncSession, appointment: Appointment, values: dict[str, object]
 ) -> None:
     """Compare-and-set on the version: a concurrent change of the same appointment loses."""
-    result = await session.execute(
-        sa.update(Appointment)
-        .where(
-            Appointment.id == appointment.id,
-            Appointment.version == appointment.version,
-            Appointment.status.in_(LIVE_STATUSES),
-        )
-        .values(version=appointment.version + 1, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
+    if not await compare_and_set(session, appointment, values, live_only=True):
         raise Conflict("The appointment was changed at the same time; please try again.")
-    await session.refresh(appointment)
 
 
 async def _apply(

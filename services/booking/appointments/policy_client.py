@@ -78,6 +78,7 @@ class PolicyClient:
         """The policy decision for cancelling/rescheduling `appointment_id` now (or at `at`)."""
         if not self.service_key:
             raise PolicyUnavailable("No service key is configured to ask the policy service.")
+        # The policy service's request JSON, as its contract spells it.
         body: dict[str, Any] = {"appointment_id": appointment_id, "action": action}
         if at is not None:
             body["at"] = at.isoformat()

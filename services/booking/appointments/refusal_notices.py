@@ -40,7 +40,7 @@ class QuotaNotice:
     company_id: str
     appointment_id: str
     kind: str  # cancel | reschedule
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # the outbox event's JSON document: its shape is the data
 
     @property
     def outbox_id(self) -> str:

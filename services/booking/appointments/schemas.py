@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from services.booking.scheduling.availability import Slot
 from shared.fields import Email, Id, Instant, Name, Phone
+from shared.local_time import local_iso
+from shared.models import Appointment
 
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
@@ -48,9 +51,36 @@ class RescheduleRequest(Strict):
 
 
 class SlotOut(BaseModel):
+    """A free slot in the branch's local time: the one slot shape of availability answers and
+    of `slot_taken` alternatives (the agent's adds the staff member's name: `NamedSlotOut`)."""
+
     start: str
     end: str
     staff_id: str
+
+    @classmethod
+    def of(cls, slot: Slot, timezone: str) -> SlotOut:
+        return cls(
+            start=local_iso(slot.start, timezone),
+            end=local_iso(slot.end, timezone),
+            staff_id=slot.staff_id,
+        )
+
+
+class NamedSlotOut(BaseModel):
+    """A slot as the agent gets it: `SlotOut` with the staff member's name before the id."""
+
+    start: str
+    end: str
+    staff: str
+    staff_id: str
+
+    @classmethod
+    def of(cls, slot: Slot, timezone: str, names: dict[str, str]) -> NamedSlotOut:
+        out = SlotOut.of(slot, timezone)
+        return cls(
+            start=out.start, end=out.end, staff=names.get(slot.staff_id, ""), staff_id=out.staff_id
+        )
 
 
 class AvailabilityOut(BaseModel):
@@ -78,6 +108,29 @@ class AppointmentOut(BaseModel):
     currency: str
     notes: str | None
     created_at: str
+
+    @classmethod
+    def of(cls, appointment: Appointment, timezone: str) -> AppointmentOut:
+        """Instants in the branch's local offset, money as a two-place string."""
+        return cls(
+            id=appointment.id,
+            reference=appointment.reference,
+            company_id=appointment.company_id,
+            branch_id=appointment.branch_id,
+            service_id=appointment.service_id,
+            staff_id=appointment.staff_id,
+            customer_id=appointment.customer_id,
+            start=local_iso(appointment.starts_at, timezone),
+            end=local_iso(appointment.ends_at, timezone),
+            status=appointment.status,
+            sync_status=appointment.sync_status,
+            calcom_booking_uid=appointment.calcom_booking_uid,
+            source=appointment.source,
+            price=f"{appointment.price:.2f}",
+            currency=appointment.currency,
+            notes=appointment.notes,
+            created_at=local_iso(appointment.created_at, timezone),
+        )
 
 
 class RescheduleOut(AppointmentOut):

@@ -28,7 +28,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -42,6 +41,7 @@ from shared.integrations.calcom.errors import CalcomAddressRefused, CalcomReject
 from shared.integrations.calcom.errors import describe as calcom_describe
 from shared.integrations.calcom.models import CalcomBooking
 from shared.jobs.outbox import stage_notification
+from shared.local_time import to_local
 from shared.models import (
     LIVE_STATUSES,
     Appointment,
@@ -110,7 +110,7 @@ def expired(changed_at: datetime, now: datetime) -> bool:
 
 def callback_reason(snapshot: Snapshot, error: str) -> str:
     """The German reason staff read on the callback request (bounded to the column width)."""
-    local = snapshot.start.astimezone(ZoneInfo(snapshot.time_zone))
+    local = to_local(snapshot.start, snapshot.time_zone)
     when = local.strftime("%d.%m.%Y um %H:%M Uhr")
     if snapshot.status == "cancelled":
         text = (

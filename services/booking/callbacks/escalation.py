@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.callbacks import service as callbacks
+from services.booking.callbacks import states
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.jobs.outbox import dispatch_staged
@@ -36,7 +37,7 @@ def due_query(now: datetime, batch: int) -> sa.Select[str, str]:
         sa.select(CallbackRequest.id, CallbackRequest.company_id)
         .where(
             CallbackRequest.next_escalation_at <= now,
-            CallbackRequest.status.in_(callbacks.OVERDUE_STATUSES),
+            CallbackRequest.status.in_(states.OVERDUE_STATUSES),
         )
         .order_by(CallbackRequest.next_escalation_at)
         .limit(batch)
@@ -65,14 +66,14 @@ async def escalate_callback(
     )
     if callback is None or callback.next_escalation_at is None:
         return None
-    if callback.status not in callbacks.OVERDUE_STATUSES:
+    if callback.status not in states.OVERDUE_STATUSES:
         callback.next_escalation_at = None
         return None
     if callback.next_escalation_at > now:
         return None
     level = await callbacks.escalation_count(session, callback.id) + 1
     chain = await callbacks.escalation_chain(session, callback.branch_id)
-    when = callbacks.escalation_time(callback.due_at, chain, level)
+    when = states.escalation_time(callback.due_at, chain, level)
     if when is None or when > now:
         # Past the chain, or the chain changed since this time was set: look again when due.
         callback.next_escalation_at = when

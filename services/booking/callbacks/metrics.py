@@ -9,15 +9,16 @@ other replica would go stale. Every replica reports the same count: `max(callbac
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
 from prometheus_client import Gauge
 
-from services.booking.callbacks.service import OVERDUE_STATUSES
+from services.booking.callbacks.states import OVERDUE_STATUSES
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.jobs.context import JobContext
 from shared.models import CallbackRequest
 
 REFRESH_INTERVAL_S: Final = 60.0
@@ -43,7 +44,7 @@ async def count_overdue(db: Database, now: datetime) -> int:
     return int(found or 0)
 
 
-async def refresh_overdue_callbacks(ctx: dict[str, Any]) -> int:
+async def refresh_overdue_callbacks(ctx: JobContext) -> int:
     """Set the gauge from the database (`ctx["db"]`, the worker's); the count."""
     overdue = await count_overdue(ctx["db"], utcnow())
     CALLBACKS_OVERDUE.set(overdue)

@@ -1,8 +1,7 @@
-"""Callback requests after their creation: a pure state machine plus the few queries and writes
-around it. Creating one (`create_callback`, the due time) is shared.appointments.callbacks, as
+"""Callback requests after their creation: the use cases and queries around the state machine
+(`states`). Creating one (`create_callback`, the due time) is shared.appointments.callbacks, as
 the webhooks service creates them too.
 
-Open callbacks are `pending`, `assigned` or `contacted`; `resolved` and `expired` are final.
 Every change stages its notification in the same transaction (outbox), and transitions lock
 the row, so two operators acting at once cannot both win (or compute the same escalation level).
 
@@ -14,93 +13,35 @@ an operator escalates by hand or the cron does.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking.callbacks.schemas import CallbackCreate, CallbackList, CallbackOut
+from services.booking.callbacks.states import (
+    MAX_ESCALATION_REASON,
+    OVERDUE_STATUSES,
+    EscalationStep,
+    escalation_time,
+    is_overdue,
+    next_status,
+    parse_chain,
+)
+from shared.appointments import callbacks as callback_core
 from shared.appointments.callbacks import existing, first_branch, notify, text_field
 from shared.db.scoped import execute, scoped
 from shared.db.tenancy import session_scope
 from shared.db.types import utcnow
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound
+from shared.local_time import local_iso
 from shared.models import Branch, CallbackEscalation, CallbackRequest, Staff
 from shared.models.callback import CALLBACK_STATUSES
 
-log = logging.getLogger(__name__)
-
-OPEN_STATUSES = frozenset({"pending", "assigned", "contacted"})
-OVERDUE_STATUSES = ("pending", "assigned")
-# action -> (statuses it may start from, resulting status; None keeps the current one)
-TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
-    "assign": (frozenset({"pending", "assigned"}), "assigned"),
-    "contacted": (frozenset({"pending", "assigned"}), "contacted"),
-    "resolve": (OPEN_STATUSES, "resolved"),
-    "escalate": (OPEN_STATUSES, None),
-}
-# Column width: a longer reason is refused here, before MariaDB's strict mode would refuse it.
-MAX_ESCALATION_REASON = 100
-
-
-class InvalidTransition(Conflict):
-    code, title = "invalid_transition", "Invalid transition"
-
-
-# Pure core ------------------------------------------------------------------------------
-
-
-def next_status(current: str, action: str) -> str:
-    """The status after `action`, or InvalidTransition naming the current status."""
-    allowed_from, target = TRANSITIONS[action]
-    if current not in allowed_from:
-        raise InvalidTransition(
-            f"Cannot {action} a callback that is {current}.",
-            current_status=current,
-            action=action,
-        )
-    return current if target is None else target
-
-
-def is_overdue(status: str, due: datetime, now: datetime) -> bool:
-    return status in OVERDUE_STATUSES and due < now
-
-
-@dataclass(frozen=True)
-class EscalationStep:
-    """One level of a branch's escalation chain: who, and how long after the due time."""
-
-    staff_id: str
-    after_minutes: int
-
-
-def parse_chain(raw: Any) -> tuple[EscalationStep, ...]:
-    """The stored chain as steps; none when unset. A malformed chain (the admin API refuses
-    one, so only a manual edit makes it) counts as none, logged: level 1 still happens."""
-    if not raw:
-        return ()
-    try:
-        return tuple(
-            EscalationStep(str(step["staff_id"]), int(step["after_minutes"])) for step in raw
-        )
-    except (KeyError, TypeError, ValueError):
-        log.warning("ignoring a malformed callback escalation chain", extra={"chain": raw})
-        return ()
-
-
-def escalation_time(due: datetime, chain: Sequence[EscalationStep], level: int) -> datetime | None:
-    """When escalation `level` (1-based) falls due: due time plus its step's minutes. Level 1
-    (overdue) exists without a chain too, at the due time; past the chain there is none."""
-    if level <= len(chain):
-        return due + timedelta(minutes=chain[level - 1].after_minutes)
-    return due if level == 1 else None
-
-
-# JSON -----------------------------------------------------------------------------------
+# Answers --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -115,40 +56,40 @@ class CallbackView:
     escalations: int
 
 
-def _iso(instant: datetime | None, zone: ZoneInfo) -> str | None:
-    return None if instant is None else instant.astimezone(zone).isoformat()
-
-
-def callback_json(view: CallbackView, now: datetime | None = None) -> dict[str, Any]:
-    """Callback JSON; instants in the branch's offset (UTC for a callback without branch)."""
+def callback_out(view: CallbackView, now: datetime | None = None) -> CallbackOut:
+    """The callback as answered; instants in the branch's offset (UTC without a branch)."""
     cb = view.callback
-    zone = ZoneInfo(view.timezone) if view.timezone else ZoneInfo("UTC")
+    tz = view.timezone or "UTC"
     details = cb.details or {}
-    return {
-        "id": cb.id,
-        "company_id": cb.company_id,
-        "branch_id": cb.branch_id,
-        "customer_id": cb.customer_id,
-        "service_id": cb.service_id,
-        "staff_id": cb.staff_id,
-        "assigned_to": cb.assigned_to,
-        "call_id": cb.call_id,
-        "phone_number": cb.phone_number,
-        "customer_name": cb.customer_name,
-        "reason": cb.reason,
-        "preferred_time": cb.preferred_time,
-        "priority": cb.priority,
-        "status": cb.status,
-        "due_at": _iso(cb.due_at, zone),
-        "overdue": is_overdue(cb.status, cb.due_at, now or utcnow()),
-        "assigned_at": _iso(cb.assigned_at, zone),
-        "contacted_at": _iso(cb.contacted_at, zone),
-        "resolved_at": _iso(cb.resolved_at, zone),
-        "contact_notes": details.get("contact_notes"),
-        "resolution_notes": cb.resolution_notes,
-        "escalations": view.escalations,
-        "created_at": _iso(cb.created_at, zone),
-    }
+    return CallbackOut(
+        id=cb.id,
+        company_id=cb.company_id,
+        branch_id=cb.branch_id,
+        customer_id=cb.customer_id,
+        service_id=cb.service_id,
+        staff_id=cb.staff_id,
+        assigned_to=cb.assigned_to,
+        call_id=cb.call_id,
+        phone_number=cb.phone_number,
+        customer_name=cb.customer_name,
+        reason=cb.reason,
+        preferred_time=cb.preferred_time,
+        priority=cb.priority,
+        status=cb.status,
+        due_at=local_iso(cb.due_at, tz),
+        overdue=is_overdue(cb.status, cb.due_at, now or utcnow()),
+        assigned_at=_local(cb.assigned_at, tz),
+        contacted_at=_local(cb.contacted_at, tz),
+        resolved_at=_local(cb.resolved_at, tz),
+        contact_notes=details.get("contact_notes"),
+        resolution_notes=cb.resolution_notes,
+        escalations=view.escalations,
+        created_at=local_iso(cb.created_at, tz),
+    )
+
+
+def _local(instant: datetime | None, tz: str) -> str | None:
+    return None if instant is None else local_iso(instant, tz)
 
 
 # Escalation chain -------------------------------------------------------------------------
@@ -395,3 +336,42 @@ async def list_views(
     # Core on the session's connection, scoped to its company: no ORM result machinery.
     rows = (await execute(session, scoped(query, session_scope(session)))).all()
     return [CallbackView(row, row.timezone, int(row.escalation_level or 0)) for row in rows]
+
+
+async def answer(session: AsyncSession, callback_id: str) -> CallbackOut:
+    """The callback as the API answers it, or 404."""
+    return callback_out(await get_view(session, callback_id))
+
+
+async def create(session: AsyncSession, company_id: str, body: CallbackCreate) -> CallbackOut:
+    """Record a callback request (due after the branch's SLA) and answer it."""
+    callback = await callback_core.create_callback(
+        session,
+        company_id=company_id,
+        phone_number=body.phone_number,
+        reason=body.reason,
+        customer_name=body.customer_name,
+        branch_id=body.branch_id,
+        service_id=body.service_id,
+        staff_id=body.staff_id,
+        call_id=body.call_id,
+        preferred_time=body.preferred_time,
+        priority=body.priority,
+    )
+    return await answer(session, callback.id)
+
+
+async def listing(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    overdue: bool,
+    branch_id: str | None,
+    now: datetime,
+    limit: int,
+) -> CallbackList:
+    """Callbacks oldest due first, as the API lists them."""
+    views = await list_views(
+        session, status=status, overdue=overdue, branch_id=branch_id, now=now, limit=limit
+    )
+    return CallbackList(items=[callback_out(view, now) for view in views])

@@ -30,8 +30,9 @@ from starlette.exceptions import HTTPException
 
 from services.booking.ops.overview import note_refused_booking
 from shared.db.engine import Database
+from shared.db.errors import database_unavailable
 from shared.db.types import utcnow
-from shared.errors import AgentAnswer, AppError, database_unavailable
+from shared.errors import AgentAnswer, AppError
 from shared.models import BookingFailure
 from shared.observability.logging import correlation_id_var, mask
 from shared.web.auth import cached_principal

@@ -15,15 +15,15 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import anyio
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.callbacks.service import OVERDUE_STATUSES
+from services.booking.callbacks.states import OVERDUE_STATUSES
 from shared.jobs.queue import BOOKING_QUEUE
+from shared.local_time import to_local, zone_of
 from shared.models import (
     Appointment,
     BookingFailure,
@@ -33,7 +33,7 @@ from shared.models import (
     WebhookEvent,
 )
 from shared.observability.metrics import BOOKING_REFUSED
-from shared.redis.circuit_breaker import CircuitBreaker
+from shared.redis.circuit_breaker import CircuitBreaker, State
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Overview:
     webhooks_failed: int
     webhook_oldest_pending_age_s: int | None
     breaker_name: str
-    breaker_state: str
+    breaker_state: State
     calcom_configured: bool
     overdue_callbacks: int
     refused_today: int | None = 0  # unrecorded refusals (database down); None: Redis unread
@@ -72,8 +72,8 @@ class Overview:
 
 def local_day_bounds(now: datetime, tz: str) -> tuple[datetime, datetime]:
     """Today in `tz` as an instant range [start, end) (a DST day is 23 or 25 hours long)."""
-    zone = ZoneInfo(tz)
-    day = now.astimezone(zone).date()
+    zone = zone_of(tz)
+    day = to_local(now, zone).date()
     start = datetime.combine(day, time(0), zone)
     end = datetime.combine(day + timedelta(days=1), time(0), zone)
     return start, end

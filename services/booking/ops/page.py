@@ -21,11 +21,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.ops import overview as ops_overview
+from services.booking.ops import service as ops_service
 from services.booking.ops import session as ops_session
-from services.booking.ops.api import failed_bookings_json, overview_json
 from shared.db.types import utcnow
 from shared.errors import AppError, Forbidden, PayloadTooLarge, RateLimited
 from shared.web.auth import Principal, authenticate
@@ -84,7 +82,7 @@ def _over_tls(request: Request) -> bool:
     return request.url.scheme == "https" or forwarded.split(",")[0].strip().lower() == "https"
 
 
-async def _operator(request: Request, session: AsyncSession, key: str) -> Principal | None:
+async def _operator(request: Request, session: Session, key: str) -> Principal | None:
     """The operator behind `key`, or None (invalid, revoked, no operator scope)."""
     credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=key)
     try:
@@ -138,13 +136,13 @@ async def ops_page(
             _forget_cookie(response)
         return response
     now = utcnow()
-    view = await ops_overview.overview(
-        session, principal.company_id, request.app.state.redis, now=now
+    overview = await ops_service.overview(
+        session, principal.company_id, request.app.state.redis, now
     )
-    failures = await failed_bookings_json(session, principal.company_id, hours, now)
+    failures = await ops_service.failed_bookings(session, principal.company_id, hours, now)
     return render(
         "ops.html",
-        overview=overview_json(view, now),
+        overview=overview,
         failures=failures,
         hours=hours,
         company_id=principal.company_id,

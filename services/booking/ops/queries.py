@@ -1,4 +1,5 @@
-"""Reads for operators: the failed bookings of a company, newest first.
+"""Reads for operators: the failed bookings of a company, newest first, and the key behind
+an `/ops` page session.
 
 Failed bookings are (a) appointments whose Cal.com sync failed for good and (b) booking
 attempts that ended in an error (`booking_failures`); each gets its timeline
@@ -7,6 +8,7 @@ attempts that ended in an error (`booking_failures`); each gets its timeline
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,9 +20,38 @@ from services.booking.ops.timeline import (
     TimelineItem,
     attach_timelines,
 )
-from shared.models import Appointment, BookingFailure, Company
+from shared.models import ApiKey, Appointment, BookingFailure, Company
 
-__all__ = ["MAX_FAILURES", "FailedBooking", "TimelineItem", "company_timezone", "failed_bookings"]
+__all__ = [
+    "MAX_FAILURES",
+    "FailedBooking",
+    "KeyAccess",
+    "TimelineItem",
+    "company_timezone",
+    "failed_bookings",
+    "key_access",
+]
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """What decides whether an operator session's key still opens the page."""
+
+    scopes: list[str]
+    revoked_at: datetime | None
+    expires_at: datetime | None
+
+
+async def key_access(session: AsyncSession, key_id: str, company_id: str) -> KeyAccess | None:
+    """Scopes, revocation and expiry of the company's key `key_id`; None when unknown."""
+    row = (
+        await session.execute(
+            sa.select(ApiKey.scopes, ApiKey.revoked_at, ApiKey.expires_at).where(
+                ApiKey.id == key_id, ApiKey.company_id == company_id
+            )
+        )
+    ).first()
+    return None if row is None else KeyAccess(row.scopes, row.revoked_at, row.expires_at)
 
 
 async def company_timezone(session: AsyncSession, company_id: str) -> str:

@@ -12,25 +12,33 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from services.booking.ops.queries import KeyAccess, key_access
 from shared.db.tenancy import bind_tenant
 from shared.db.types import utcnow
 from shared.errors import ServiceUnavailable
-from shared.models import ApiKey
 from shared.security.api_keys import company_is_active
 from shared.web.auth import Principal, enforce_key_limit
 
 PREFIX: Final = "ops:session:"
 COOKIE: Final = "ops_session"
 TOKEN_BYTES: Final = 32
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """What a session's Redis entry holds: whose key, in which company."""
+
+    key_id: str
+    company_id: str
 
 
 def _redis_key(token: str) -> str:
@@ -59,7 +67,7 @@ async def close_session(redis: Redis, token: str) -> None:
         raise _unavailable(exc) from exc
 
 
-async def _read(redis: Redis, token: str) -> dict[str, Any] | None:
+async def _read(redis: Redis, token: str) -> SessionEntry | None:
     if not token or len(token) > 128:
         return None
     try:
@@ -69,10 +77,12 @@ async def _read(redis: Redis, token: str) -> dict[str, Any] | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return SessionEntry(key_id=str(data.get("key_id")), company_id=str(data.get("company_id")))
 
 
-def _valid(row: Any, now: datetime) -> bool:
+def _valid(row: KeyAccess | None, now: datetime) -> bool:
     if row is None or row.revoked_at is not None:
         return False
     if row.expires_at is not None and row.expires_at <= now:
@@ -87,18 +97,12 @@ async def session_principal(
     """The operator behind a session token, or None (unknown, expired, or its key no longer
     valid: then the session is deleted). Binds `session` to the company, like `authenticate`."""
     redis: Redis = request.app.state.redis
-    data = await _read(redis, token)
-    if data is None:
+    entry = await _read(redis, token)
+    if entry is None:
         return None
-    key_id, company_id = str(data.get("key_id")), str(data.get("company_id"))
+    key_id, company_id = entry.key_id, entry.company_id
     bind_tenant(session, company_id)
-    row = (
-        await session.execute(
-            sa.select(ApiKey.scopes, ApiKey.revoked_at, ApiKey.expires_at).where(
-                ApiKey.id == key_id, ApiKey.company_id == company_id
-            )
-        )
-    ).first()
+    row = await key_access(session, key_id, company_id)
     if not _valid(row, utcnow()) or not await company_is_active(session, company_id):
         await close_session(redis, token)
         return None

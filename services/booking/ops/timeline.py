@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ MAX_ITEMS = 50
 SOURCE_CAP = MAX_FAILURES * MAX_ITEMS
 # Events that precede a booking (Retell's call_started) still belong to its timeline.
 LOOKBACK = timedelta(hours=1)
+FailureKind = Literal["sync_failed", "booking_error"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class TimelineItem:
 
 @dataclass
 class FailedBooking:
-    kind: str  # sync_failed | booking_error
+    kind: FailureKind
     id: str  # the appointment's id (sync_failed) or the failure record's id
     occurred_at: datetime
     error: str

@@ -174,14 +174,31 @@ async def load_calendars(
 
     `margin`: how far a slot's blocked range can reach beyond the range (the service's
     duration plus buffers). `ignore`: appointment ids to leave out (the one being moved).
-    One statement built once, run through Core on the session's connection (no ORM row
-    machinery: a busy branch has hundreds of rows), scoped per call.
     """
-    if not staff:
-        return []
+    low, high = local_range(first_date, days, timezone)
+    return await calendars_between(session, company_id, staff, low - margin, high + margin, ignore)
+
+
+def local_range(first_date: date, days: int, timezone: str) -> tuple[datetime, datetime]:
+    """The UTC bounds of the local days `first_date`.. `first_date + days - 1`."""
     range_start, _ = local_day_bounds(first_date, timezone)
     _, range_end = local_day_bounds(first_date + timedelta(days=max(days, 1) - 1), timezone)
-    low, high = range_start - margin, range_end + margin
+    return range_start, range_end
+
+
+async def calendars_between(
+    session: AsyncSession,
+    company_id: str,
+    staff: Sequence[StaffRow],
+    low: datetime,
+    high: datetime,
+    ignore: Sequence[str] = (),
+) -> list[StaffCalendar]:
+    """The calendars of `staff` with the time off and live appointments between `low` and
+    `high`. One statement built once, run through Core on the session's connection (no ORM row
+    machinery: a busy branch has hundreds of rows), scoped per call."""
+    if not staff:
+        return []
     params = {
         "staff_ids": [s.id for s in staff],
         "low": low,

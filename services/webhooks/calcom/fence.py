@@ -10,7 +10,7 @@ customer gets a callback, because nobody else would tell them their time was tak
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,9 +25,21 @@ from shared.jobs.outbox import stage_notification
 from shared.models import Appointment, Customer, Service, Staff
 
 
+class Move(TypedDict):
+    """The columns a move through the fence sets: the new time, its blocked range, the host."""
+
+    starts_at: datetime
+    ends_at: datetime
+    blocked_from: datetime
+    blocked_until: datetime
+    staff_id: str
+    branch_id: str
+    service_id: str
+
+
 async def fence_move(
     session: AsyncSession, row: Appointment, snap: BookingSnapshot, now: datetime
-) -> dict[str, Any] | Outcome:
+) -> Move | Outcome:
     """The new time (and host) through the fence; an Outcome when it cannot be taken."""
     assert snap.start is not None and snap.end is not None
     if snap.end <= snap.start:
@@ -48,15 +60,15 @@ async def fence_move(
         return ignored(f"booking {snap.uid} is already appointment {refused.id}")
     if refused is not None:
         return refused
-    return {
-        "starts_at": snap.start,
-        "ends_at": snap.end,
-        "blocked_from": blocked_from,
-        "blocked_until": blocked_until,
-        "staff_id": staff.id,
-        "branch_id": staff.branch_id,
-        "service_id": service.id,
-    }
+    return Move(
+        starts_at=snap.start,
+        ends_at=snap.end,
+        blocked_from=blocked_from,
+        blocked_until=blocked_until,
+        staff_id=staff.id,
+        branch_id=staff.branch_id,
+        service_id=service.id,
+    )
 
 
 async def refuse_retake(session: AsyncSession, row: Appointment) -> Outcome | None:

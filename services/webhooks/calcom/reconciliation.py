@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -32,10 +31,11 @@ from services.webhooks.calcom.mirror import apply_booking
 from services.webhooks.calcom.snapshot import BookingSnapshot
 from shared.config import Settings, get_settings
 from shared.db.engine import Database
+from shared.db.errors import database_unavailable
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
-from shared.errors import database_unavailable
 from shared.integrations.calcom import CalcomClient, CalcomError, CircuitOpen, describe, slots_cache
+from shared.jobs.context import JobContext
 from shared.jobs.outbox import dispatch_staged
 from shared.models import Company
 from shared.web.problems import describe_database_error
@@ -103,7 +103,7 @@ async def companies_due(db: Database) -> list[str]:
         return list(rows.scalars())
 
 
-async def reconcile_calcom(ctx: dict[str, Any]) -> dict[str, int]:
+async def reconcile_calcom(ctx: JobContext) -> dict[str, int]:
     """The cron: every due company in turn, within the job's time budget."""
     settings = ctx.get("settings")
     settings = settings if isinstance(settings, Settings) else get_settings()

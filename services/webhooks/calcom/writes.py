@@ -9,31 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhooks.ingest.handling import TransientFailure
+from shared.appointments import writes
 from shared.appointments.events import stage_appointment_notice
-from shared.db.types import utcnow
 from shared.models import Appointment
 
 
 async def compare_and_set(
     session: AsyncSession, row: Appointment, *, bump: bool = True, **values: Any
 ) -> None:
-    """Compare-and-set on the version, as the booking path does: a concurrent local change
-    makes this a TransientFailure, and the retry re-reads."""
-    if bump:
-        values["version"] = row.version + 1
-    result = await session.execute(
-        sa.update(Appointment)
-        .where(Appointment.id == row.id, Appointment.version == row.version)
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
+    """Compare-and-set on the version (`shared.appointments.writes`): a concurrent local
+    change makes this a TransientFailure, and the retry re-reads."""
+    if not await writes.compare_and_set(session, row, values, bump=bump):
         raise TransientFailure(f"appointment {row.id} changed concurrently; retry")
-    await session.refresh(row)
 
 
 def notify(session: AsyncSession, row: Appointment, event_type: str, **extra: Any) -> None:

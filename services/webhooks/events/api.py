@@ -22,6 +22,7 @@ from shared.web.auth import authenticate, bearer, enforce_key_limit
 from shared.web.deps import Session
 
 
+# OpenAPI `responses` entries: FastAPI's own dict shape.
 def _problem(description: str) -> dict[str, Any]:
     return {"description": f"{description} (problem+json)"}
 
@@ -79,7 +80,7 @@ async def list_events(
     source: Literal["calcom", "retell"] | None = None,
     limit: Annotated[int, Query(ge=1, le=replay.MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> EventList:
     """Stored events, newest first (keyset pagination: pass `next_cursor` as `cursor`).
 
     A platform key without X-Company-ID lists the events no company claims.
@@ -87,13 +88,13 @@ async def list_events(
     page = await replay.list_events(
         session, scope, status=status, source=source, limit=limit, cursor=cursor
     )
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return EventList(items=page.items, next_cursor=page.next_cursor)
 
 
 @events.get("/{event_id}", response_model=EventDetail, responses=_OPERATOR_ANSWERS)
 async def get_event(
     session: Session, scope: EventScope, event_id: Annotated[str, Path(max_length=36)]
-) -> dict[str, Any]:
+) -> EventDetail:
     """One event with its payload."""
     return await replay.get_event(session, scope, event_id)
 
@@ -109,9 +110,9 @@ async def replay_event(
     session: Session,
     scope: EventScope,
     event_id: Annotated[str, Path(max_length=36)],
-) -> dict[str, Any]:
+) -> Accepted:
     """Process a processed, ignored or failed event again (pending, error cleared, enqueued
     after the commit)."""
     await replay.mark_for_replay(session, scope, event_id)
     replay.replay_after_commit(session, request.app.state.arq, event_id)
-    return {"status": "accepted", "event_id": event_id}
+    return Accepted(status="accepted", event_id=event_id)

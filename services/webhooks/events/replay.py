@@ -24,11 +24,13 @@ import sqlalchemy as sa
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.webhooks.events.schemas import EventDetail, EventItem
 from services.webhooks.ingest.service import enqueue
 from shared.db.engine import Database, after_commit
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.local_time import local_iso
 from shared.models import WebhookEvent
 
 REPLAYABLE = ("processed", "ignored", "failed")
@@ -55,7 +57,7 @@ UNATTRIBUTED = Scope(None)
 
 
 def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
+    return local_iso(value, UTC) if value is not None else None
 
 
 _ITEM_COLUMNS = (
@@ -71,18 +73,18 @@ _ITEM_COLUMNS = (
 )
 
 
-def _item(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "source": row.source,
-        "event_type": row.event_type,
-        "status": row.status,
-        "attempts": row.attempts,
-        "error_message": row.error_message,
-        "created_at": iso(row.created_at),
-        "processed_at": iso(row.processed_at),
-        "correlation_id": row.correlation_id,
-    }
+def _item(row: Any) -> EventItem:
+    return EventItem(
+        id=row.id,
+        source=row.source,
+        event_type=row.event_type,
+        status=row.status,
+        attempts=row.attempts,
+        error_message=row.error_message,
+        created_at=iso(row.created_at),
+        processed_at=iso(row.processed_at),
+        correlation_id=row.correlation_id,
+    )
 
 
 # --- listing (newest first, keyset pagination) --------------------------------------------------
@@ -109,7 +111,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 @dataclass(frozen=True)
 class EventPage:
-    items: list[dict[str, Any]]
+    items: list[EventItem]
     next_cursor: str | None
 
 
@@ -145,7 +147,7 @@ async def list_events(
     return EventPage(items=[_item(row) for row in rows], next_cursor=next_cursor)
 
 
-async def get_event(session: AsyncSession, scope: Scope, event_id: str) -> dict[str, Any]:
+async def get_event(session: AsyncSession, scope: Scope, event_id: str) -> EventDetail:
     """One event with its payload (404 outside the scope)."""
     row = (
         await session.execute(
@@ -156,7 +158,7 @@ async def get_event(session: AsyncSession, scope: Scope, event_id: str) -> dict[
     ).first()
     if row is None:
         raise NotFound("No such webhook event.")
-    return {**_item(row), "company_id": row.company_id, "payload": row.payload}
+    return EventDetail(**dict(_item(row)), company_id=row.company_id, payload=row.payload)
 
 
 # --- replay ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ class EventItem(BaseModel):
 
 class EventDetail(EventItem):
     company_id: str | None = Field(description="NULL for a Retell event no company claims")
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # the sender's JSON as stored: its shape is the vendor's
 
 
 class EventList(BaseModel):

@@ -11,11 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import State
 
 from services.webhooks.ingest import metrics as event_metrics
 from services.webhooks.ingest import service as ingest
 from services.webhooks.ingest.schemas import Accepted, Repeated
 
+# OpenAPI fragments (`openapi_extra`, `responses`): FastAPI's own dict shapes.
 _RAW_JSON_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -41,11 +43,11 @@ ingestion = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 def _answer(receipt: ingest.Receipt) -> JSONResponse:
-    return JSONResponse(receipt.body(), status_code=receipt.http_status)
+    return JSONResponse(receipt.answer().model_dump(), status_code=receipt.http_status)
 
 
 async def calcom_answer(
-    state: Any, company_id: str, raw: bytes, signature: str | None
+    state: State, company_id: str, raw: bytes, signature: str | None
 ) -> JSONResponse:
     """Ingest one Cal.com delivery and answer it (also the lean route's, lean_routes.py)."""
     with event_metrics.refusals_counted("calcom"):
@@ -56,7 +58,7 @@ async def calcom_answer(
     return _answer(receipt)
 
 
-async def retell_answer(state: Any, raw: bytes, signature: str | None) -> JSONResponse:
+async def retell_answer(state: State, raw: bytes, signature: str | None) -> JSONResponse:
     """Ingest one Retell call event and answer it (also the lean route's, lean_routes.py)."""
     with event_metrics.refusals_counted("retell"):
         receipt = await ingest.ingest_retell(

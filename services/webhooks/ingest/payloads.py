@@ -32,10 +32,11 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from shared.errors import BadRequest
 from shared.integrations.retell.auth import well_formed
+from shared.local_time import local_iso
 
 MAX_DEPTH = 32  # Cal.com and Retell bodies nest 5-6 levels; deeper is not theirs
 MAX_UID = 100  # appointments.calcom_booking_uid
@@ -79,7 +80,8 @@ def _finite_float(text: str) -> float:
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or InvalidPayload."""
+    """The body as a JSON object, or InvalidPayload (a dict: its shape is the sender's, and the
+    checks below read it field by field)."""
     try:
         text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -94,14 +96,21 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
+class FieldError(TypedDict):
+    """One entry of the problem's `errors` list."""
+
+    field: str
+    message: str
+
+
 class _Errors:
     """Collects every schema violation, so one answer names them all."""
 
     def __init__(self) -> None:
-        self.items: list[dict[str, str]] = []
+        self.items: list[FieldError] = []
 
     def add(self, field: str, message: str) -> None:
-        self.items.append({"field": field, "message": message})
+        self.items.append(FieldError(field=field, message=message))
 
     def raise_if_any(self, source: str) -> None:
         if self.items:
@@ -151,7 +160,7 @@ def _instant(body: dict[str, Any], key: str, path: str, errors: _Errors, require
         errors.add(path, "must be an ISO 8601 instant with an offset")
         return ""
     try:
-        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return local_iso(parsed, UTC).replace("+00:00", "Z")
     except OverflowError:  # year 1 with a positive offset
         errors.add(path, "is out of range")
         return ""

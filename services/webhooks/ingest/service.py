@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from services.webhooks.ingest.handling import PROCESS_JOB, job_id
 from services.webhooks.ingest.payloads import parse_object, validate_calcom, validate_retell
+from services.webhooks.ingest.schemas import Accepted, Repeated
 from shared.db.engine import WRITE, Database
 from shared.db.scoped import execute, scoped
 from shared.db.tenancy import PER_CALL, SYSTEM
@@ -58,12 +59,13 @@ class Receipt:
     def http_status(self) -> int:
         return 202 if self.created else 200
 
-    def body(self) -> dict[str, str]:
+    def answer(self) -> Accepted | Repeated:
         if self.created:
-            answer = "accepted"
-        else:
-            answer = "in_progress" if self.status in IN_PROGRESS else "already_processed"
-        return {"status": answer, "event_id": self.event_id}
+            return Accepted(status="accepted", event_id=self.event_id)
+        repeat: Literal["in_progress", "already_processed"] = (
+            "in_progress" if self.status in IN_PROGRESS else "already_processed"
+        )
+        return Repeated(status=repeat, event_id=self.event_id)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
@@ -80,7 +80,7 @@ class CallSnapshot:
     duration_ms: int | None = None
     disconnection_reason: str | None = None
     transcript: str | None = None
-    analysis: dict[str, Any] | None = None
+    analysis: dict[str, Any] | None = None  # Retell's call_analysis JSON, stored as sent
     customer_name: str | None = None  # the greeting's dynamic variable, for a callback
 
     @property
@@ -175,7 +175,23 @@ def snapshot(event: str, call: object) -> CallSnapshot | None:
     )
 
 
-def merge(stored: Mapping[str, Any], incoming: CallSnapshot) -> dict[str, Any]:
+class CallChanges(TypedDict, total=False):
+    """The `calls` columns a merge changes, with their new values (absent: unchanged)."""
+
+    status: str
+    agent_id: str
+    from_number: str
+    to_number: str
+    direction: str
+    started_at: datetime
+    ended_at: datetime
+    duration_ms: int
+    disconnection_reason: str
+    transcript: str
+    analysis: dict[str, Any]
+
+
+def merge(stored: Mapping[str, Any], incoming: CallSnapshot) -> CallChanges:
     """The column changes `incoming` makes to the stored call.
 
     A missing value never erases a known one; a snapshot older than the stored state (lower
@@ -184,14 +200,14 @@ def merge(stored: Mapping[str, Any], incoming: CallSnapshot) -> dict[str, Any]:
     stored_rank = STATUS_RANK.get(stored.get("status") or "", 0)
     incoming_rank = STATUS_RANK[incoming.status]
     newer = incoming_rank >= stored_rank
-    changes: dict[str, Any] = {}
+    changes: dict[str, object] = {}  # keyed by MERGED_FIELDS, the CallChanges keys
     for name in MERGED_FIELDS:
         new, old = getattr(incoming, name), stored.get(name)
         if new is not None and new != old and (old is None or newer):
             changes[name] = new
     if incoming_rank > stored_rank:
         changes["status"] = incoming.status
-    return changes
+    return cast(CallChanges, changes)
 
 
 def callback_enabled(company_settings: Mapping[str, Any] | None) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from shared.db.engine import Database
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
+from shared.integrations.calcom.models import JsonObject
 from shared.models.integration import ApiCallLog
 from shared.observability.logging import correlation_id_var
 
@@ -62,13 +63,14 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _bounded(body: dict[str, Any] | None) -> dict[str, Any] | None:
+def _bounded(body: JsonObject | None) -> JsonObject | None:
     if body is None:
         return None
     redacted = redact(body)
     size = len(json.dumps(redacted, default=str))
     if size <= MAX_STORED_CHARS:
         return redacted  # type: ignore[no-any-return]
+    # Stored in place of a body too large to keep: what it was, not what it said.
     return {"truncated": True, "chars": size, "status": body.get("status")}
 
 
@@ -86,8 +88,8 @@ class CallLog:
         endpoint: str,
         status: int | None,
         duration_ms: int,
-        request: dict[str, Any] | None,
-        response: dict[str, Any] | None,
+        request: JsonObject | None,
+        response: JsonObject | None,
         error: str | None,
         correlation_id: str | None = None,
     ) -> None:

@@ -1,50 +1,40 @@
 """Cal.com API v2 client: one company's bookings and free slots.
 
-Every request carries the `cal-api-version` the OpenAPI document names for its path (without
-it Cal.com silently answers in an older shape), goes through the company's circuit breaker,
-is logged in `api_call_logs` with personal data redacted and counted in Prometheus. Failures
-are sorted into `CalcomTransient` (retry later) and `CalcomRejected` (never retry); the client
-itself never retries: the jobs decide, with `shared.integrations.calcom.retry.backoff_delay`.
+Every request (through `shared.integrations.calcom.transport`) carries the `cal-api-version`
+the OpenAPI document names for its path (without it Cal.com silently answers in an older
+shape), goes through the company's circuit breaker, is logged in `api_call_logs` with personal
+data redacted and counted in Prometheus. Failures are sorted into `CalcomTransient` (retry
+later) and `CalcomRejected` (never retry); the client itself never retries: the jobs decide,
+with `shared.integrations.calcom.retry.backoff_delay`.
 
-A company's base URL is tenant input: `for_company` re-checks it (`shared.security.outbound`) and
-wants an `outbound_client`, whose connections refuse private addresses (a refusal is the
+A company's base URL is tenant input: `for_company` re-checks it (`shared.security.outbound`)
+and wants an `outbound_client`, whose connections refuse private addresses (a refusal is the
 permanent `CalcomAddressRefused`). Error messages name the status or the kind of failure,
 never what the remote side wrote (see `shared.integrations.calcom.errors`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
-from prometheus_client import Counter, Histogram
 
 from shared.errors import OutboundUrlRefused
 from shared.integrations.calcom.call_log import CallLog
-from shared.integrations.calcom.errors import (
-    CalcomAddressRefused,
-    CalcomError,
-    CalcomRejected,
-    CalcomTransient,
-    CircuitOpen,
-    answered,
-)
+from shared.integrations.calcom.errors import CalcomAddressRefused, CalcomError, CalcomRejected
 from shared.integrations.calcom.models import (
     CalcomBooking,
-    error_message,
+    JsonObject,
     iso_z,
-    json_object,
     one_booking,
     parse_instant,
     success_data,
 )
-from shared.integrations.calcom.retry import retry_after_from_headers
+from shared.integrations.calcom.transport import CalcomTransport
 from shared.redis.circuit_breaker import CircuitBreaker
-from shared.security.outbound import OutboundAddressRefused, check_outbound_url, is_guarded
+from shared.security.outbound import check_outbound_url, is_guarded
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -57,45 +47,9 @@ BOOKINGS_API_VERSION = "2024-08-13"
 SLOTS_API_VERSION = "2024-09-04"
 FIND_WINDOW = timedelta(days=1)
 
-REQUESTS = Counter(
-    "calcom_requests_total",
-    "Cal.com API calls by templated endpoint and status (HTTP code, timeout, "
-    "transport_error, refused (outbound guard), cancelled, circuit_open).",
-    ["endpoint", "status"],
-)
-DURATION = Histogram(
-    "calcom_request_duration_seconds",
-    "Cal.com API call latency by templated endpoint.",
-    ["endpoint"],
-    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.5, 5.0, 10.0),
-)
 
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, CalcomTransient)
-
-
-class CalcomClient:
-    """One company's Cal.com account (its API key and base URL)."""
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        company_id: str,
-        http: httpx.AsyncClient,
-        breaker: CircuitBreaker | None = None,
-        call_log: CallLog | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.company_id = company_id
-        self.http = http
-        self.breaker = breaker
-        self.call_log = call_log
-        self.timeout_s = timeout_s
+class CalcomClient(CalcomTransport):
+    """One company's Cal.com bookings and free slots (the transport: `CalcomTransport`)."""
 
     @classmethod
     def for_company(
@@ -146,14 +100,14 @@ class CalcomClient:
         length_minutes: int | None = None,
     ) -> CalcomBooking:
         """POST /v2/bookings; `metadata` carries our `appointment_id` (see find_by_appointment)."""
-        attendee: dict[str, Any] = {
+        attendee: JsonObject = {
             "name": attendee_name,
             "email": attendee_email,
             "timeZone": attendee_time_zone,
         }
         if attendee_phone:
             attendee["phoneNumber"] = attendee_phone
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "start": iso_z(start),
             "eventTypeId": event_type_id,
             "attendee": attendee,
@@ -172,7 +126,7 @@ class CalcomClient:
         and the booking as it stands is returned instead.
         """
         endpoint = "/v2/bookings/{uid}/cancel"
-        body: dict[str, Any] = {"cancellationReason": reason} if reason else {}
+        body: JsonObject = {"cancellationReason": reason} if reason else {}
         try:
             answer = await self._call(
                 "POST", endpoint, f"/v2/bookings/{uid}/cancel", BOOKINGS_API_VERSION, json=body
@@ -192,7 +146,7 @@ class CalcomClient:
     ) -> CalcomBooking:
         """POST /v2/bookings/{uid}/reschedule; returns the NEW booking (it has a new uid)."""
         endpoint = "/v2/bookings/{uid}/reschedule"
-        body: dict[str, Any] = {"start": iso_z(start)}
+        body: JsonObject = {"start": iso_z(start)}
         if reason:
             body["reschedulingReason"] = reason
         answer = await self._call(
@@ -341,124 +295,3 @@ class CalcomClient:
                 raw = slot.get("start") if isinstance(slot, dict) else slot
                 slots.append(parse_instant(raw, "slot start"))
         return sorted(slots)
-
-    # -- transport ------------------------------------------------------------------------
-
-    async def _call(
-        self,
-        method: str,
-        endpoint: str,
-        path: str,
-        api_version: str,
-        *,
-        params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-        timeout_s: float | None = None,
-    ) -> dict[str, Any] | None:
-        """One HTTP call through the breaker; returns the JSON body of a 2xx answer."""
-        if self.breaker is None:
-            return await self._send(method, endpoint, path, api_version, params, json, timeout_s)
-        try:
-            async with self.breaker.guard(is_failure=_is_transient):
-                return await self._send(
-                    method, endpoint, path, api_version, params, json, timeout_s
-                )
-        except CircuitOpen:
-            REQUESTS.labels(endpoint, "circuit_open").inc()
-            raise
-
-    async def _send(
-        self,
-        method: str,
-        endpoint: str,
-        path: str,
-        api_version: str,
-        params: dict[str, str] | None,
-        json: dict[str, Any] | None,
-        timeout_s: float | None,
-    ) -> dict[str, Any] | None:
-        headers = {
-            "cal-api-version": api_version,
-            "Authorization": f"Bearer {self.api_key}",
-        }
-        status: int | None = None
-        body: dict[str, Any] | None = None
-        error: str | None = None
-        label = "transport_error"
-        started = time.perf_counter()
-        try:
-            response = await self.http.request(
-                method,
-                self.base_url + path,
-                headers=headers,
-                params=params,
-                json=json,
-                timeout=timeout_s if timeout_s is not None else self.timeout_s,
-            )
-            status = response.status_code
-            label = str(status)
-            body = json_object(response)
-            _raise_for_status(response, body, endpoint)
-            return body
-        except httpx.TimeoutException as exc:
-            label = "timeout"
-            error = f"timeout: {type(exc).__name__}"
-            raise CalcomTransient(f"{method} {endpoint} timed out") from exc
-        except httpx.HTTPError as exc:
-            error = _transport_reason(exc)
-            raise CalcomTransient(f"{method} {endpoint}: {error}") from exc
-        except OutboundAddressRefused as exc:
-            label, error = "refused", exc.reason
-            raise CalcomAddressRefused(exc.reason) from None
-        except CalcomError as exc:
-            error = exc.message
-            raise
-        except asyncio.CancelledError:
-            label, error = "cancelled", "cancelled (job timeout or shutdown)"
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            REQUESTS.labels(endpoint, label).inc()
-            DURATION.labels(endpoint).observe(elapsed)
-            if self.call_log is not None:
-                await self.call_log.record(
-                    company_id=self.company_id,
-                    method=method,
-                    endpoint=path,
-                    status=status,
-                    duration_ms=round(elapsed * 1000),
-                    request=json,
-                    response=body,
-                    error=error,
-                )
-
-
-def _transport_reason(exc: httpx.HTTPError) -> str:
-    """The kind of transport failure, without the exception's text (it names addresses)."""
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused"
-        if "name resolution" in text:
-            return "name resolution failed"
-        return "connection failed"
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
-        return "connection broken"
-    return "transport error"
-
-
-def _raise_for_status(response: httpx.Response, body: dict[str, Any] | None, endpoint: str) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    message = answered(status)
-    if status == 429:
-        raise CalcomTransient(
-            message, status=status, retry_after_s=retry_after_from_headers(response.headers)
-        )
-    if status >= 500:
-        raise CalcomTransient(message, status=status)
-    if status >= 400:
-        remote = error_message(body, "")
-        raise CalcomRejected(message, status=status, body=body, remote_detail=remote)
-    raise CalcomError(f"unexpected HTTP {status} from {endpoint}", status=status)

@@ -14,6 +14,10 @@ import httpx
 from shared.fields import utc_instant
 from shared.integrations.calcom.errors import CalcomError
 
+# A JSON object as Cal.com sends or takes it (request and answer bodies): its shape is the
+# vendor's, read defensively here and stored as sent in the call log.
+JsonObject = dict[str, Any]
+
 
 def parse_instant(value: Any, field: str) -> datetime:
     """An ISO 8601 instant as UTC-aware datetime; Cal.com writes `Z`, naive is refused."""
@@ -64,7 +68,7 @@ class CalcomBooking:
         return self.metadata.get("appointment_id")
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> CalcomBooking:
+    def from_api(cls, data: JsonObject) -> CalcomBooking:
         """Read one booking; a malformed one raises CalcomError, never KeyError/TypeError."""
         if not isinstance(data, dict):
             raise CalcomError("booking is not a JSON object")
@@ -85,7 +89,7 @@ class CalcomBooking:
             if isinstance(h, dict) and isinstance(h.get("email"), str)
         )
         attendees = data.get("attendees")
-        first: dict[str, Any] = {}
+        first: JsonObject = {}
         if isinstance(attendees, list) and attendees and isinstance(attendees[0], dict):
             first = attendees[0]
         raw_meta = data.get("metadata")
@@ -123,7 +127,7 @@ def iso_z(instant: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def error_message(body: dict[str, Any] | None, fallback: str) -> str:
+def error_message(body: JsonObject | None, fallback: str) -> str:
     """Cal.com's `{"status":"error","error":{"message":...}}`, or NestJS's `{"message":...}`."""
     if isinstance(body, dict):
         error = body.get("error")
@@ -136,7 +140,7 @@ def error_message(body: dict[str, Any] | None, fallback: str) -> str:
     return fallback
 
 
-def json_object(response: httpx.Response) -> dict[str, Any] | None:
+def json_object(response: httpx.Response) -> JsonObject | None:
     try:
         body = response.json()
     except ValueError:
@@ -144,7 +148,7 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def success_data(body: dict[str, Any] | None, endpoint: str) -> Any:
+def success_data(body: JsonObject | None, endpoint: str) -> Any:
     if body is None or body.get("status") != "success" or "data" not in body:
         raise CalcomError(f"unexpected answer shape from {endpoint}")
     return body["data"]

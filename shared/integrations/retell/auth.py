@@ -33,6 +33,9 @@ MAX_BODY = 1024 * 1024
 
 @dataclass(frozen=True)
 class RetellCaller:
+    """The verified request: its tenant and branch, and Retell's signed JSON as sent (dicts:
+    their shape is the vendor's, read by each function's loose inputs)."""
+
     company_id: str | None
     branch_id: str | None
     payload: dict[str, Any]

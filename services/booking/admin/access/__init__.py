@@ -1,0 +1,1 @@
+"""Access to a company: its API keys, the platform keys, its Cal.com link."""

@@ -1,0 +1,1 @@
+"""Customer data under data-protection law (DSGVO): export and erasure."""

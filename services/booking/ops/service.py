@@ -1,0 +1,122 @@
+"""The operator views as answers: failed bookings with their timelines, and today's overview,
+every instant in the company's local offset (shared by the API and the `/ops` page)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking.ops import overview as ops_overview
+from services.booking.ops import queries as ops_queries
+from services.booking.ops.overview import Overview
+from services.booking.ops.queries import FailedBooking, TimelineItem
+from services.booking.ops.schemas import (
+    BookingsToday,
+    BreakerOut,
+    FailedBookingOut,
+    FailedBookingsOut,
+    OverviewOut,
+    SyncBacklog,
+    TimelineItemOut,
+    WebhookBacklog,
+)
+from shared.local_time import local_iso
+
+
+def _local(value: datetime | None, tz: str) -> str | None:
+    return None if value is None else local_iso(value, tz)
+
+
+def _plain(value: Any, tz: str) -> Any:
+    if isinstance(value, datetime):
+        return local_iso(value, tz)
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return value
+
+
+def timeline_out(item: TimelineItem, tz: str) -> TimelineItemOut:
+    return TimelineItemOut(
+        at=local_iso(item.at, tz),
+        source=item.source,
+        summary=item.summary,
+        status=item.status,
+        details={k: _plain(v, tz) for k, v in item.details.items() if v is not None},
+    )
+
+
+def failure_out(failed: FailedBooking, tz: str) -> FailedBookingOut:
+    """One failure as the API answers it (instants in the company's local offset)."""
+    return FailedBookingOut(
+        kind=failed.kind,
+        id=failed.id,
+        correlation_id=failed.correlation_id,
+        call_id=failed.call_id,
+        error=failed.error,
+        error_code=failed.error_code,
+        appointment_id=failed.appointment_id,
+        source=failed.source,
+        http_status=failed.http_status,
+        service_id=failed.service_id,
+        staff_id=failed.staff_id,
+        start=_local(failed.start, tz),
+        occurred_at=local_iso(failed.occurred_at, tz),
+        timeline=[timeline_out(item, tz) for item in failed.timeline],
+        timeline_truncated=failed.timeline_truncated,
+    )
+
+
+def overview_out(view: Overview, now: datetime) -> OverviewOut:
+    tz = view.timezone
+    return OverviewOut(
+        timezone=tz,
+        generated_at=local_iso(now, tz),
+        bookings_today=BookingsToday(
+            booked=view.booked_today,
+            failed=view.failed_today,
+            success_rate=view.success_rate,
+            sync_failed=view.sync_failed_today,
+            day_start=local_iso(view.day_start, tz),
+        ),
+        sync_backlog=SyncBacklog(
+            appointments_pending=view.appointments_sync_pending,
+            outbox_pending=view.outbox_pending,
+            oldest_pending_age_s=view.outbox_oldest_age_s,
+        ),
+        webhook_backlog=WebhookBacklog(
+            pending=view.webhooks_pending,
+            failed=view.webhooks_failed,
+            oldest_pending_age_s=view.webhook_oldest_pending_age_s,
+        ),
+        breaker=BreakerOut(
+            name=view.breaker_name,
+            state=view.breaker_state,
+            calcom_configured=view.calcom_configured,
+        ),
+        overdue_callbacks=view.overdue_callbacks,
+        refused_unrecorded_today=view.refused_today,
+    )
+
+
+async def failed_bookings(
+    session: AsyncSession, company_id: str, hours: int, now: datetime
+) -> FailedBookingsOut:
+    """The company's failed bookings of the last `hours`, newest first, with timelines."""
+    since = now - timedelta(hours=hours)
+    tz = await ops_queries.company_timezone(session, company_id)
+    failures = await ops_queries.failed_bookings(session, company_id, since=since)
+    return FailedBookingsOut(
+        hours=hours, since=local_iso(since, tz), items=[failure_out(f, tz) for f in failures]
+    )
+
+
+async def overview(
+    session: AsyncSession, company_id: str, redis: Redis, now: datetime
+) -> OverviewOut:
+    """Today's overview of the company as of `now`."""
+    view = await ops_overview.overview(session, company_id, redis, now=now)
+    return overview_out(view, now)

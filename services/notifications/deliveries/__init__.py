@@ -1,0 +1,1 @@
+"""Notification deliveries: who hears of an event, exactly-once sending, the deliveries API."""

@@ -1,0 +1,1 @@
+"""Reminders: the cron that stages `booking_reminder_24h` / `_2h` once per start and channel."""

@@ -1,0 +1,116 @@
+"""The service table of `appointments run`: each child's argv, ports and environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping
+
+from shared.config import Settings
+
+HOST = "127.0.0.1"
+# The workers' drain under `run` (WORKER_DRAIN_TIMEOUT_S, 25 s in Kubernetes) ends before
+# STOP_TIMEOUT_S, so a stop lets a worker cancel and record what it has left, not a SIGKILL.
+RUN_DRAIN_TIMEOUT_S = 8.0
+# Longer than any client's idle-connection expiry (httpx: 5 s, load balancers: 60 s): with
+# uvicorn's default of 5 s a client reusing an idle connection races the server closing it
+# and reads a reset instead of an answer.
+KEEP_ALIVE_S = 75
+
+# (service, ASGI app factory); the policy service has no worker.
+SERVICES = (
+    ("booking", "services.booking.app:create"),
+    ("policy", "services.policy.app:create"),
+    ("webhooks", "services.webhooks.app:create"),
+    ("notifications", "services.notifications.app:create"),
+)
+WORKERS = ("booking", "webhooks", "notifications")
+
+
+def service_ports(settings: Settings) -> dict[str, int]:
+    return {
+        "booking": settings.booking_port,
+        "policy": settings.policy_port,
+        "webhooks": settings.webhooks_port,
+        "notifications": settings.notifications_port,
+    }
+
+
+def docs_urls(settings: Settings) -> dict[str, str]:
+    return {name: f"http://{HOST}:{port}/docs" for name, port in service_ports(settings).items()}
+
+
+def child_commands(settings: Settings) -> dict[str, list[str]]:
+    """The argv of every child, by name (`booking`, ..., `booking-worker`, ...)."""
+    ports = service_ports(settings)
+    commands = {name: _uvicorn(factory, ports[name]) for name, factory in SERVICES}
+    for name in WORKERS:
+        # Our worker entry point: outlives Redis/database outages, drains on SIGTERM (ADR 0018).
+        commands[f"{name}-worker"] = [
+            sys.executable,
+            "-m",
+            "shared.jobs.worker_main",
+            f"services.{name}.worker.WorkerSettings",
+        ]
+    return commands
+
+
+def _uvicorn(factory: str, port: int) -> list[str]:
+    argv = [sys.executable, "-m", "uvicorn", "--factory", factory]
+    argv += ["--host", HOST, "--port", str(port)]
+    # Below STOP_TIMEOUT_S, so open connections cannot turn a stop into a SIGKILL.
+    argv += ["--timeout-graceful-shutdown", "5"]
+    argv += ["--timeout-keep-alive", str(KEEP_ALIVE_S)]
+    return argv
+
+
+def worker_metrics_ports(settings: Settings) -> dict[str, int]:
+    """Each worker's metrics port, by child name: WORKER_METRICS_PORT + 1, + 2, + 3 (all 0
+    when it is 0), so the three workers on one machine do not compete for one port."""
+    base = settings.worker_metrics_port
+    return {
+        f"{name}-worker": base + offset if base and base + offset <= 65535 else 0
+        for offset, name in enumerate(WORKERS, start=1)
+    }
+
+
+def child_overrides(settings: Settings) -> dict[str, dict[str, str]]:
+    """Per-child additions to the shared environment: the workers' metrics ports, on the
+    loopback like the services."""
+    return {
+        name: {"WORKER_METRICS_PORT": str(port), "WORKER_METRICS_HOST": HOST}
+        for name, port in worker_metrics_ports(settings).items()
+    }
+
+
+def child_env(settings: Settings, redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = settings.database_url
+    env["REDIS_URL"] = redis_url
+    env["PYTHONUNBUFFERED"] = "1"
+    default_policy_url = Settings.model_fields["policy_service_url"].default
+    if "POLICY_SERVICE_URL" not in os.environ and settings.policy_service_url == default_policy_url:
+        # Follow a moved policy port (POLICY_PORT) unless the URL was configured explicitly.
+        env["POLICY_SERVICE_URL"] = f"http://{HOST}:{settings.policy_port}"
+    drain_s = min(settings.worker_drain_timeout_s, RUN_DRAIN_TIMEOUT_S)
+    env["WORKER_DRAIN_TIMEOUT_S"] = f"{drain_s:g}"
+    return env
+
+
+def busy_ports(ports: Mapping[str, int]) -> list[str]:
+    """Human-readable problems with the ports: taken by another process, or given twice."""
+    problems = []
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            problems.append(f"{name} and {seen[port]} both want port {port}")
+            continue
+        seen[port] = name
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((HOST, port))
+            except OSError as exc:
+                problems.append(f"{name}: port {port} is not free ({exc.strerror})")
+    return problems
