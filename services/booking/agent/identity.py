@@ -20,18 +20,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Final
 
-import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.agent import speech
+from services.booking.agent import queries, speech
 from services.booking.agent.inputs import Refusal, invalid, parse_date, parse_time, text_arg
 from services.booking.agent.matching import same_name
 from services.booking.appointments.policy_client import PolicyClient
 from shared.errors import ServiceUnavailable
 from shared.local_time import to_local
-from shared.models import LIVE_STATUSES, Appointment, Branch, Customer, Service, Staff
+from shared.models import LIVE_STATUSES, Appointment
 from shared.phones import e164
 from shared.security.references import normalize_reference
 from shared.web.rate_limit import RateLimiter
@@ -136,15 +135,6 @@ class AgentCall:
 Row = tuple[Appointment, str]  # the appointment and its branch's time zone
 
 
-def _appointments() -> sa.Select[Appointment, str, str]:
-    return (
-        sa.select(Appointment, Branch.timezone, Customer.name)
-        .join(Customer, Customer.id == Appointment.customer_id)
-        .join(Branch, Branch.id == Appointment.branch_id)
-        .order_by(Appointment.starts_at)
-    )
-
-
 async def by_reference(session: AsyncSession, call: AgentCall) -> Row:
     """No caller ID: the one appointment named by `reference` + `customer_name`, any status;
     else a `not_found` Refusal (also once the tries are spent)."""
@@ -158,10 +148,7 @@ async def by_reference(session: AsyncSession, call: AgentCall) -> Row:
     ticket = await call.tries.begin(call.company_id, call.call_id, reference)
     if ticket is None:
         raise Refusal("not_found", speech.tries_exhausted(), reason="too_many_attempts")
-    row = None
-    if reference is not None:
-        statement = _appointments().where(Appointment.reference == reference)
-        row = (await session.execute(statement)).first()
+    row = None if reference is None else await queries.appointment_by_reference(session, reference)
     if row is None or not same_name(name, row[2]):
         raise Refusal("not_found", speech.not_identified())
     await call.tries.succeeded(ticket)
@@ -182,18 +169,21 @@ async def own_appointment(session: AsyncSession, call: AgentCall) -> Row:
         if appointment.status not in LIVE_STATUSES:
             raise Refusal("not_found", speech.not_identified())
         return appointment, tz
-    query = _appointments().where(
-        Customer.phone == call.caller, Appointment.status.in_(LIVE_STATUSES)
-    )
+    caller = call.caller
     raw_reference = text_arg(call.args, "reference", 100)
     appointment_id = text_arg(call.args, "appointment_id", 64)
+    found: queries.AppointmentRow | None
     if raw_reference is not None:
         reference = normalize_reference(raw_reference)
         found = None
         if reference is not None:
-            found = (await session.execute(query.where(Appointment.reference == reference))).first()
+            rows = await queries.callers_live_appointments(session, caller, reference=reference)
+            found = rows[0] if rows else None
     elif appointment_id is not None:
-        found = (await session.execute(query.where(Appointment.id == appointment_id))).first()
+        rows = await queries.callers_live_appointments(
+            session, caller, appointment_id=appointment_id
+        )
+        found = rows[0] if rows else None
     else:
         raw_date = text_arg(call.args, "date", 20)
         if raw_date is None:
@@ -201,7 +191,7 @@ async def own_appointment(session: AsyncSession, call: AgentCall) -> Row:
         day = parse_date(raw_date)
         raw_time = text_arg(call.args, "time", 20)
         wanted = parse_time(raw_time) if raw_time else None
-        candidates = (await session.execute(query)).all()
+        candidates = await queries.callers_live_appointments(session, caller)
         found = next((r for r in candidates if _on((r[0], r[1]), day, wanted)), None)
     if found is None:
         raise Refusal("not_found", speech.appointment_not_found())
@@ -219,21 +209,13 @@ class Listed:
 async def listed_appointments(session: AsyncSession, call: AgentCall) -> list[Listed]:
     """What `list_appointments` may show: the caller's upcoming appointments (a `reference`
     narrows them to one), or without a caller ID the one named by reference and name."""
-    query = (
-        _appointments()
-        .add_columns(Service.name, Staff.name)
-        .join(Service, Service.id == Appointment.service_id)
-        .join(Staff, Staff.id == Appointment.staff_id)
-        .where(Appointment.starts_at >= call.now)
-    )
     if call.caller is None:
         appointment, _tz = await by_reference(session, call)
-        query = query.where(Appointment.id == appointment.id)
+        rows = await queries.upcoming_appointments(session, call.now, appointment_id=appointment.id)
     else:
-        query = query.where(Customer.phone == call.caller)
         raw_reference = text_arg(call.args, "reference", 100)
-        if raw_reference is not None:
-            wanted = normalize_reference(raw_reference) or ""
-            query = query.where(Appointment.reference == wanted)
-    rows = (await session.execute(query.limit(20))).all()
-    return [Listed(a, tz, service, staff) for a, tz, _customer, service, staff in rows]
+        wanted = None if raw_reference is None else (normalize_reference(raw_reference) or "")
+        rows = await queries.upcoming_appointments(
+            session, call.now, caller=call.caller, reference=wanted
+        )
+    return [Listed(a, tz, service, staff) for a, tz, service, staff in rows]

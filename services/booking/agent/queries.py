@@ -1,4 +1,5 @@
-"""The agent's reads: the names a caller may say (one statement) and the inbound greeting."""
+"""The agent's reads: the names a caller may say (one statement), the inbound greeting, and
+the appointments a caller may act on."""
 
 from __future__ import annotations
 
@@ -97,3 +98,65 @@ async def caller_greeting(session: AsyncSession, phone: str, now: datetime) -> G
     if upcoming is None:
         return Greeting(customer.name)
     return Greeting(customer.name, upcoming[0], upcoming[1])
+
+
+AppointmentRow = tuple[Appointment, str, str]  # the appointment, its branch's zone, the customer
+
+
+def _appointments() -> sa.Select[Appointment, str, str]:
+    return (
+        sa.select(Appointment, Branch.timezone, Customer.name)
+        .join(Customer, Customer.id == Appointment.customer_id)
+        .join(Branch, Branch.id == Appointment.branch_id)
+        .order_by(Appointment.starts_at)
+    )
+
+
+async def appointment_by_reference(session: AsyncSession, reference: str) -> AppointmentRow | None:
+    """The appointment with this booking reference, any status."""
+    row = (await session.execute(_appointments().where(Appointment.reference == reference))).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def callers_live_appointments(
+    session: AsyncSession,
+    caller: str,
+    *,
+    reference: str | None = None,
+    appointment_id: str | None = None,
+) -> list[AppointmentRow]:
+    """The caller's live appointments in start order, narrowed to a reference or an id."""
+    query = _appointments().where(Customer.phone == caller, Appointment.status.in_(LIVE_STATUSES))
+    if reference is not None:
+        query = query.where(Appointment.reference == reference)
+    if appointment_id is not None:
+        query = query.where(Appointment.id == appointment_id)
+    return [(r[0], r[1], r[2]) for r in (await session.execute(query)).all()]
+
+
+async def upcoming_appointments(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    appointment_id: str | None = None,
+    caller: str | None = None,
+    reference: str | None = None,
+    limit: int = 20,
+) -> list[tuple[Appointment, str, str, str]]:
+    """(appointment, zone, service name, staff name) from `now` on: one appointment by id, or
+    the caller's (narrowed to a reference), at most `limit`."""
+    query = (
+        _appointments()
+        .add_columns(Service.name, Staff.name)
+        .join(Service, Service.id == Appointment.service_id)
+        .join(Staff, Staff.id == Appointment.staff_id)
+        .where(Appointment.starts_at >= now)
+    )
+    if appointment_id is not None:
+        query = query.where(Appointment.id == appointment_id)
+    if caller is not None:
+        query = query.where(Customer.phone == caller)
+    if reference is not None:
+        query = query.where(Appointment.reference == reference)
+    rows = (await session.execute(query.limit(limit))).all()
+    return [(a, tz, service, staff) for a, tz, _customer, service, staff in rows]
