@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-runtime
 export TEST_MYSQL_URL ?= mysql+asyncmy://root@127.0.0.1:3306/test
 
-.PHONY: install run test lint types migrate bench faults clean
+.PHONY: install runtime run info test lint types migrate bench faults clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +14,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# `make run` needs the runtime dependencies only (no test, lint or browser tools); a .venv that
+# already has the dev tools (make install) has them too.
+$(RUN_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
+
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: install ## migrate, seed the demo tenant, start all four services and their workers
+runtime: $(RUN_STAMP) ## create .venv with the runtime dependencies only
+
+run: runtime ## migrate, seed the demo tenant, start all four services and their workers
 	$(BIN)/appointments migrate
 	$(BIN)/appointments seed-demo
 	$(BIN)/appointments run
+
+info: runtime ## print the API key, the docs URLs, the ops page and the mail page again
+	$(BIN)/appointments info
 
 test: install ## the whole suite on SQLite and MariaDB, with a real Redis (2 xdist workers)
 	$(BIN)/pytest -q -p no:cacheprovider -n 2

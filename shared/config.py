@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: str = DEFAULT_SECRET
     log_level: str = "INFO"
+    # LOG_FORMAT "json" or "console" (one readable line per event); unset: LOG_JSON if set,
+    # else console in development and JSON everywhere else. Resolved into `log_json`.
+    log_format: Literal["json", "console"] | None = None
     log_json: bool = True
 
     booking_port: int = 8001
@@ -112,6 +115,10 @@ class Settings(BaseSettings):
             raise ValueError("SECRET_KEY must be set in production")
         if self.environment == "production" and self.allow_private_outbound_urls:
             raise ValueError("ALLOW_PRIVATE_OUTBOUND_URLS must not be set in production")
+        if self.log_format is not None:
+            self.log_json = self.log_format == "json"
+        elif "log_json" not in self.model_fields_set:
+            self.log_json = self.environment != "development"
         return self
 
 

@@ -44,7 +44,8 @@ def docs_urls(settings: Settings) -> dict[str, str]:
 def child_commands(settings: Settings) -> dict[str, list[str]]:
     """The argv of every child, by name (`booking`, ..., `booking-worker`, ...)."""
     ports = service_ports(settings)
-    commands = {name: _uvicorn(factory, ports[name]) for name, factory in SERVICES}
+    quiet = not settings.log_json
+    commands = {name: _uvicorn(factory, ports[name], quiet) for name, factory in SERVICES}
     for name in WORKERS:
         # Our worker entry point: outlives Redis/database outages, drains on SIGTERM (ADR 0018).
         commands[f"{name}-worker"] = [
@@ -56,12 +57,16 @@ def child_commands(settings: Settings) -> dict[str, list[str]]:
     return commands
 
 
-def _uvicorn(factory: str, port: int) -> list[str]:
+def _uvicorn(factory: str, port: int, quiet: bool) -> list[str]:
     argv = [sys.executable, "-m", "uvicorn", "--factory", factory]
     argv += ["--host", HOST, "--port", str(port)]
     # Below STOP_TIMEOUT_S, so open connections cannot turn a stop into a SIGKILL.
     argv += ["--timeout-graceful-shutdown", "5"]
     argv += ["--timeout-keep-alive", str(KEEP_ALIVE_S)]
+    if quiet:
+        # Console logs (development): no line per request, and none of uvicorn's start/stop
+        # lines (the supervisor announces readiness); errors stay.
+        argv += ["--no-access-log", "--log-level", "warning"]
     return argv
 
 

@@ -1,5 +1,5 @@
 """The `appointments` command: migrate, seed-demo, create-api-key, list-api-keys,
-revoke-api-key, rotate-secrets, run, webhooks replay.
+revoke-api-key, rotate-secrets, run, info, retell-call, webhooks replay.
 
 Every command reads its settings from the environment (DATABASE_URL, REDIS_URL, the *_PORT
 variables), like the services do.
@@ -27,8 +27,10 @@ from shared.errors import AppError, NotFound
 from shared.models import Company
 from shared.security.api_keys import SCOPES, issue_key
 from tools.children import docs_urls
+from tools.cli_info import add_command as add_info_command
 from tools.cli_keys import add_commands as add_key_commands
 from tools.cli_keys import publish
+from tools.cli_retell import add_command as add_retell_command
 from tools.demo import DEMO_COMPANY_NAME, DEMO_KEY_NAME, DemoTenant, seed_demo
 from tools.key_store import SERVICE_KEY_FILE, service_key, state_dir
 from tools.runner import DEFAULT_REDIS_DIR, run
@@ -239,6 +241,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         redis_dir=args.redis_dir,
         prepare=lambda current: with_service_key(current, key_dir),
+        key_dir=key_dir,
     )
 
 
@@ -310,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--name", required=True, help="a label for the key, e.g. who uses it")
     key.set_defaults(handler=cmd_create_api_key)
     add_key_commands(commands)
+    add_retell_command(commands)
 
     run_parser = commands.add_parser(
         "run",
@@ -336,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the service key is kept (default: beside the SQLite database, else ./var)",
     )
     run_parser.set_defaults(handler=cmd_run)
+    add_info_command(commands)
 
     webhooks = commands.add_parser(
         "webhooks",

@@ -36,10 +36,11 @@ from tools.children import (
     child_commands,
     child_env,
     child_overrides,
-    docs_urls,
     service_ports,
     worker_metrics_ports,
 )
+from tools.cli_info import boxed, gather, info_lines
+from tools.key_store import state_dir
 from tools.supervision import (
     REDIS_CHILD,
     KeptRedis,
@@ -81,18 +82,20 @@ class StopSignal:
 
 
 class Readiness:
-    """Announces once that every service answers GET /health/ready with 200."""
+    """Announces once that every service answers GET /health/ready with 200 (or which do not
+    after READY_TIMEOUT_S); `check` is True on the tick it is done."""
 
     def __init__(self, ports: Mapping[str, int]) -> None:
         self.urls = {name: f"http://{HOST}:{port}/health/ready" for name, port in ports.items()}
         self.pending = set(self.urls)
+        self.not_ready: set[str] = set()
         self.started = time.monotonic()
         # No proxies: these are loopback calls, whatever HTTP_PROXY says.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def check(self) -> None:
+    def check(self) -> bool:
         if not self.pending:
-            return
+            return False
         for name in sorted(self.pending):
             try:
                 with self._opener.open(self.urls[name], timeout=0.5) as response:
@@ -102,9 +105,21 @@ class Readiness:
                 pass
         if not self.pending:
             say(f"all services ready after {time.monotonic() - self.started:.1f} s")
-        elif time.monotonic() - self.started > READY_TIMEOUT_S:
+            return True
+        if time.monotonic() - self.started > READY_TIMEOUT_S:
             say(f"still not ready after {READY_TIMEOUT_S:g} s: {', '.join(sorted(self.pending))}")
-            self.pending.clear()
+            self.not_ready, self.pending = self.pending, set()
+            return True
+        return False
+
+    def states(self) -> dict[str, str]:
+        return {name: "not ready" if name in self.not_ready else "ready" for name in self.urls}
+
+
+def print_box(settings: Settings, key_dir: Path, readiness: Readiness) -> None:
+    """The key, the docs, the ops and mail pages in a box: the last thing a newcomer reads."""
+    info = gather(settings, key_dir, states=readiness.states())
+    print(boxed([*info_lines(info), "press Ctrl-C to stop"]), flush=True)
 
 
 def run(
@@ -112,12 +127,14 @@ def run(
     redis_dir: Path = DEFAULT_REDIS_DIR,
     prepare: Callable[[Settings], Settings] | None = None,
     environ: Mapping[str, str] | None = None,
+    key_dir: Path | None = None,
 ) -> int:
     """Run everything in the foreground until a stop signal (0) or until a child crashed too
     often (EXIT_GAVE_UP); 1 when the embedded Redis does not answer at the start.
 
     `prepare` runs once the ports are known to be free, before anything starts. `environ`
-    (default os.environ) holds the RUNNER_* test knobs.
+    (default os.environ) holds the RUNNER_* test knobs. `key_dir` (default: the state dir)
+    holds the demo key shown in the box printed once every service is ready.
     """
     problems = busy_ports(service_ports(settings))
     if problems:
@@ -162,16 +179,12 @@ def run(
             supervisor.env = child_env(settings, redis_url)
             metrics = serve_metrics(supervisor.registry, settings.supervisor_metrics_port)
             supervisor.start()
-            for name, url in docs_urls(settings).items():
-                say(f"{name:<14} {url}")
             for name, port in worker_metrics_ports(settings).items():
                 if port:
                     say(f"{name:<21} http://{HOST}:{port}/metrics")
             if metrics is not None:
                 port = settings.supervisor_metrics_port
                 say(f"{'supervisor':<21} http://{HOST}:{port}/metrics (child restarts)")
-            say("press Ctrl-C to stop")
-
             readiness = Readiness(service_ports(settings))
             while stop.received is None:
                 gave_up = supervisor.tick()
@@ -180,7 +193,8 @@ def run(
                 if gave_up is not None:
                     say(f"gave up on {gave_up}: stopping everything (exit code {EXIT_GAVE_UP})")
                     return EXIT_GAVE_UP
-                readiness.check()
+                if readiness.check():
+                    print_box(settings, key_dir or state_dir(settings), readiness)
                 time.sleep(POLL_INTERVAL_S)
             say(f"{stop.received.name} received: stopping")
             return EXIT_STOPPED

@@ -13,6 +13,7 @@ from services.booking.appointments.api import router as api_router
 from services.booking.appointments.policy_client import PolicyClient
 from services.booking.calcom.availability import CalcomAccess, using
 from services.booking.callbacks.api import router as callbacks_router
+from services.booking.customers.api import router as customers_router
 from services.booking.ops.api import router as ops_router
 from services.booking.ops.page import router as ops_page_router
 from shared.config import Settings
@@ -76,6 +77,7 @@ def create(settings: Settings | None = None) -> FastAPI:
             retell_router,
             api_router,
             callbacks_router,
+            customers_router,
             admin_router,
             customer_data_router,
             ops_router,

@@ -1,4 +1,5 @@
-"""JSON structured logs carrying the correlation id, with phone numbers and emails masked."""
+"""Logs carrying the correlation id, with phone numbers and emails masked: JSON lines (the
+production default) or one readable console line per event (development)."""
 
 from __future__ import annotations
 
@@ -103,19 +104,66 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
+def _console_value(value: Any) -> str:
+    """A string as is, or JSON-quoted when it holds a space, quote or `=`; anything else as JSON."""
+    if not isinstance(value, str):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if value == "" or any(c.isspace() or c in '"=' for c in value):
+        return json.dumps(value, ensure_ascii=False)  # quoted, newlines escaped
+    return value
+
+
+# arq's "  0.05s → cron:sweep_outbox()" and "  0.18s ← cron:sweep_outbox ● 0".
+_ARQ_CRON_RUN = re.compile(r"\s*[\d.]+s [→←] cron:")
+# uvicorn's ANSI-coloured copy of its message; the correlation id is printed as `cid=`.
+_CONSOLE_SKIPPED = {"color_message", "correlation_id"}
+
+
+class QuietCron(logging.Filter):
+    """Drops arq's INFO lines about cron runs and its periodic health line: in a console they
+    are most of the lines and say nothing (failures are WARNING and stay)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("arq") or record.levelno >= logging.WARNING:
+            return True
+        message = record.getMessage()
+        return not _ARQ_CRON_RUN.match(message) and not message.startswith("recording health")
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per event: `HH:MM:SS.mmm LEVEL service message key=value ...`
+    (local time, masked like the JSON lines); a traceback follows on indented lines."""
+
+    def __init__(self, service: str = "appointments") -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
-        cid = correlation_id_var.get() or "-"
-        base = f"{record.levelname:<7} {record.name} [{cid}] {mask(record.getMessage())}"
+        moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        message = mask(record.getMessage()).replace("\r", "").replace("\n", " | ")
+        parts = [f"{moment}.{int(record.msecs):03d}", f"{record.levelname:<7}", self.service]
+        parts.append(message)
+        cid = getattr(record, "correlation_id", None) or correlation_id_var.get()
+        if cid:
+            parts.append(f"cid={_console_value(cid)}")
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in _CONSOLE_SKIPPED:
+                parts.append(f"{key}={_console_value(mask_value(value))}")
+        line = " ".join(parts)
         if record.exc_info:
-            base += "\n" + mask(self.formatException(record.exc_info))
-        return base
+            trace = mask(self.formatException(record.exc_info))
+            line += "\n" + "\n".join(f"    {row}" for row in trace.splitlines())
+        return line
 
 
 def configure_logging(service: str, level: str = "INFO", json_logs: bool = True) -> None:
-    """Route every logger (uvicorn and arq included) through one masked formatter on stdout."""
+    """Route every logger (uvicorn and arq included) through one masked formatter on stdout:
+    JSON lines, else (`json_logs` False, see Settings.log_format) console lines without arq's
+    cron chatter."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service) if json_logs else TextFormatter())
+    handler.setFormatter(JsonFormatter(service) if json_logs else ConsoleFormatter(service))
+    if not json_logs:
+        handler.addFilter(QuietCron())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

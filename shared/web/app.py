@@ -19,6 +19,7 @@ from shared.web import lean
 from shared.web.auth_revocation import RevocationWatcher
 from shared.web.body_limit import BodyLimit
 from shared.web.correlation import CorrelationIdMiddleware
+from shared.web.docs import install_docs
 from shared.web.health import router as health_router
 from shared.web.problems import install_problem_handlers
 from shared.web.rate_limit import RateLimiter, limits_from_env
@@ -72,8 +73,9 @@ def create_app(
         description=description,
         version="1.0.0",
         lifespan=lifespan,
-        docs_url="/docs",
         openapi_url="/openapi.json",
+        docs_url=None,  # served by install_docs from packaged assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = service
@@ -88,6 +90,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, service=service)
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health_router)
+    install_docs(app)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)

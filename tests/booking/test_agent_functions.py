@@ -226,25 +226,32 @@ async def test_signature_is_checked_first(booking: httpx.AsyncClient, db: Databa
     assert await _count(db, salon, Appointment) == 0
 
 
-async def test_unknown_called_number_is_a_polite_refusal(services: Services, db: Database) -> None:
+async def test_unknown_called_number_is_404_whoever_signed(
+    services: Services, db: Database
+) -> None:
+    """A number no company has is `retell_number_unknown` (docs/adr/0022), with or without a
+    platform key that verifies the signature: it was a 401 "Invalid or stale Retell
+    signature" (no key to check) or a 200 refusal (platform key) before."""
     booking = services.clients["booking"]
     await _salon(db)
     body = {"call": {"call_id": "c2", "to_number": "+4989123456"}, "name": "x", "args": {}}
     raw, headers = signed(body, key="key_platform_account")
     url = "/v1/retell/functions/check_availability"
-    # No tenant owns the number and no platform key is configured: nobody can vouch for it.
-    assert (await booking.post(url, content=raw, headers=headers)).status_code == 401
+    unverifiable = await booking.post(url, content=raw, headers=headers)
     app_settings = services.apps["booking"].state.settings
     services.apps["booking"].state.settings = app_settings.model_copy(
         update={"retell_api_key": "key_platform_account"}
     )
     try:
-        response = await booking.post(url, content=raw, headers=headers)
+        platform_signed = await booking.post(url, content=raw, headers=headers)
     finally:
         services.apps["booking"].state.settings = app_settings
-    assert response.status_code == 200
-    assert response.json()["status"] == "invalid_request"
-    assert response.json()["message"]
+    for response in (unverifiable, platform_signed):
+        assert response.status_code == 404, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "retell_number_unknown"
+        assert response.json()["to_number"] == "+4989123456"
+        assert "+4989123456" in response.json()["detail"]
 
 
 async def test_inbound_call_greets_a_known_caller(booking: httpx.AsyncClient, db: Database) -> None:

@@ -123,7 +123,7 @@ async def test_a_platform_signature_is_not_steered_by_the_company_id_parameter(
         headers=headers,
     )
 
-    _assert_problem(response, 401, "unauthorized")
+    _assert_problem(response, 401, "retell_signature_invalid")
     assert "signed body" in response.json()["detail"]
     assert await _count(db, target, Appointment) == 0
     assert await _count(db, target, IdempotencyKey) == 0
@@ -165,4 +165,4 @@ async def test_args_only_call_signed_with_the_companys_own_key_uses_company_id(
     refused = await booking.post(
         url.format(other.tenant.company_id), content=other_key_raw, headers=other_headers
     )
-    _assert_problem(refused, 401, "unauthorized")
+    _assert_problem(refused, 401, "retell_signature_invalid")

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from tests.cli.conftest import Cli, appointments_executable
+from tools.key_store import read_key
 
 SERVICES = ("booking", "policy", "webhooks", "notifications")
 READY_WITHIN_S = 30
@@ -53,6 +54,19 @@ class Running:
     def descendants(self) -> list[psutil.Process]:
         children: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
         return children
+
+    def wait_box(self) -> list[str]:
+        """The lines of the box printed after "all services ready" (without its frame)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            _, ready, after = self.output().partition("all services ready after")
+            rows = after.splitlines()[1:]
+            frame = [i for i, row in enumerate(rows) if re.fullmatch(r"\+-+\+", row)]
+            if ready and len(frame) >= 2:
+                assert frame[0] == 0, "the box follows readiness:\n" + after[:3000]
+                return [row[2:-2].rstrip() for row in rows[1 : frame[1]]]
+            time.sleep(0.2)
+        raise AssertionError("no box after readiness:\n" + self.output()[-3000:])
 
     def wait_ready(self) -> float:
         """Seconds until all four /health/ready answer 200."""
@@ -127,14 +141,28 @@ def test_run_serves_all_four_and_stops_cleanly_on_sigint(
     cli: Cli, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     assert cli("migrate").returncode == 0
+    assert cli("seed-demo").returncode == 0
+    demo_key = read_key(next(tmp_path.glob("demo-key.*")))
     started = time.monotonic()
     with appointments_run(tmp_path, cli_env) as running:
         ready_after = running.wait_ready()
         redis = psutil.Process(running.redis_pid())
         watched = [psutil.Process(running.proc.pid), redis, *running.descendants()]
         assert len(watched) >= 2 + 7, [p.cmdline() for p in watched]
+        box = running.wait_box()
+        assert "API key (admin, company " in box[0] and box[0].endswith(f"): {demo_key}")
         for name, port in running.ports.items():
-            assert f"{name:<14} http://127.0.0.1:{port}/docs" in running.output()
+            base = f"http://127.0.0.1:{port}"
+            assert f"  {name:<14} {base}/docs  {base}/redoc" in box
+        booking = f"http://127.0.0.1:{running.ports['booking']}"
+        assert box[-3:] == [
+            f"ops page: {booking}/ops (sign in with the API key)",
+            "mail: not started",
+            "press Ctrl-C to stop",
+        ]
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            for path in ("/docs", "/redoc"):
+                assert client.get(booking + path).status_code == 200
 
         os.kill(running.proc.pid, signal.SIGINT)
         stop_started = time.monotonic()

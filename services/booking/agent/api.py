@@ -1,8 +1,12 @@
 """Retell endpoints: the agent's functions and the inbound-call webhook.
 
 Every request is verified (X-Retell-Signature over the raw body, 5-minute window) before
-anything else; a bad signature is a 401 and nothing is done. A well-formed function call always
-answers 200 with the outcome in `status`; a refusal rolls the transaction back.
+anything else; nothing is done on a refusal. A function call to a number no company has is a
+404 `retell_number_unknown`, a bad signature a 401 `retell_signature_invalid`, an unknown
+function name a 404 `unknown_function` (docs/adr/0022); each is logged once with its reason.
+A well-formed call of a known function answers 200 with the outcome in `status`; a refusal
+rolls the transaction back. `GET /v1/retell/functions` lists the functions in Retell's
+custom-function format (docs/retell-integration.md).
 
 The agent cannot speak a 503: when the database is unavailable anywhere in the request
 (the tenant lookup that precedes verification, the function, the commit) a function call is
@@ -23,6 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Scope
 
 from services.booking.agent import speech
+from services.booking.agent.definitions import FUNCTION_PATH, definitions, request_body
 from services.booking.agent.functions import FUNCTIONS, MUTATING, AgentCall, refusal_for
 from services.booking.agent.greeting import greeting
 from services.booking.agent.identity import tries_guard
@@ -30,7 +35,9 @@ from services.booking.agent.inputs import Refusal
 from services.booking.agent.schemas import (
     CallerVariables,
     DynamicVariables,
+    FunctionAnswer,
     InboundAnswer,
+    RetellFunctionsOut,
     Said,
 )
 from services.booking.appointments import idempotency
@@ -38,20 +45,22 @@ from services.booking.appointments.refusal_notices import QuotaNotices
 from services.booking.ops.failures import AgentBookingAttempt
 from shared.db.tenancy import bind_tenant
 from shared.db.types import utcnow
-from shared.errors import AgentAnswer, AppError, PayloadTooLarge, RateLimited
+from shared.errors import AgentAnswer, AppError, NotFound, PayloadTooLarge, RateLimited
 from shared.integrations.retell.auth import (
     MAX_BODY,
     RetellCaller,
+    RetellNumberUnknown,
+    SignatureRefused,
     authenticate,
     require_signed_name,
 )
 from shared.observability.logging import correlation_id_var
 from shared.phones import e164
+from shared.web.auth import ReaderPrincipal
 from shared.web.deps import Session
 from shared.web.rate_limit import RateLimiter, caller_bucket, enforce
 
 log = logging.getLogger(__name__)
-FUNCTION_PATH = "/v1/retell/functions/{name}"
 INBOUND_PATH = "/v1/retell/inbound"
 
 
@@ -79,6 +88,10 @@ class _AgentRoute(APIRoute):
             return None
         function = scope.get("path_params", {}).get("name")
         return JSONResponse(database_unavailable_answer(self.path, function))
+
+
+class UnknownFunction(NotFound):
+    status, code, title = 404, "unknown_function", "Unknown function"
 
 
 def _needs_callback() -> dict[str, Any]:
@@ -124,7 +137,47 @@ async def _rate_limit(request: Request, company_id: str, caller: str | None) -> 
         raise
 
 
-@router.post("/functions/{name}", summary="A Retell custom function call")
+_PROBLEM = {"application/problem+json": {"schema": {"type": "object"}}}
+_FUNCTION_DESCRIPTION = (
+    "Retell calls this URL with the function's arguments (each function's args model is one "
+    "form of the body; `GET /v1/retell/functions` gives the definitions to paste). Answers 200 "
+    "with the outcome in `status`: the function's answer, or a refusal the agent reads out."
+)
+_FUNCTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": FunctionAnswer, "description": "The function's answer or a refusal"},
+    400: {"content": _PROBLEM, "description": "`function_name_mismatch`"},
+    401: {"content": _PROBLEM, "description": "`retell_signature_invalid`"},
+    404: {"content": _PROBLEM, "description": "`unknown_function` or `retell_number_unknown`"},
+}
+
+
+@router.get(
+    "/functions",
+    summary="The agent's functions in Retell's custom-function format",
+    response_model=RetellFunctionsOut,
+)
+async def list_functions(request: Request, principal: ReaderPrincipal) -> RetellFunctionsOut:
+    """One definition per function (paste each into the Retell agent's tools); `url` is this
+    deployment's address as the request reached it (docs/retell-integration.md)."""
+    return RetellFunctionsOut(items=definitions(str(request.base_url)))
+
+
+def _refused(error: SignatureRefused | RetellNumberUnknown, name: str | None) -> None:
+    """One log line per refused Retell request: the reason, never a key or a digest."""
+    log.warning(
+        "Retell request refused: %s",
+        error.reason,
+        extra={"code": error.code, "reason": error.reason, "function": (name or "")[:100]},
+    )
+
+
+@router.post(
+    "/functions/{name}",
+    summary="A Retell custom function call",
+    description=_FUNCTION_DESCRIPTION,
+    responses=_FUNCTION_RESPONSES,
+    openapi_extra={"requestBody": request_body()},
+)
 async def function_call(
     request: Request,
     attempt: AgentBookingAttempt,  # first: it sees errors after the session rolled back
@@ -142,10 +195,26 @@ async def function_call(
     ] = None,
 ) -> JSONResponse:
     raw = await _raw_body(request)
-    verified = await _caller(request, session, raw, signature, company_hint=company_id)
+    try:
+        verified = await _caller(
+            request, session, raw, signature, company_hint=company_id, known_tenant=True
+        )
+    except (SignatureRefused, RetellNumberUnknown) as error:
+        _refused(error, name)
+        raise
     if verified.company_id is None:
         raise AgentAnswer(200, _needs_callback())
     require_signed_name(verified.payload, name)  # a signed body cannot be replayed elsewhere
+    function = FUNCTIONS.get(name)
+    if function is None:
+        shown = name[:100]
+        log.warning("Retell function unknown: %s", shown, extra={"function": shown})
+        raise UnknownFunction(
+            f"There is no agent function {shown!r}; the functions are: {', '.join(FUNCTIONS)}. "
+            "Check the tool's URL in the Retell agent (GET /v1/retell/functions lists them).",
+            function=shown,
+            known=list(FUNCTIONS),
+        )
     bind_tenant(session, verified.company_id)
     request.state.company_id = verified.company_id
     payload = verified.payload
@@ -158,9 +227,6 @@ async def function_call(
         correlation_id_var.set(call_id)
     if name == "book_appointment":
         attempt.arm(call_id=call_id)
-    function = FUNCTIONS.get(name)
-    if function is None:
-        raise AgentAnswer(200, _needs_callback())
     call = AgentCall(
         company_id=verified.company_id,
         branch_id=verified.branch_id,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.booking.appointments import service
+from services.booking.appointments.cursor import MAX_LIMIT
 from services.booking.appointments.refusal_notices import QuotaNotices
 from services.booking.appointments.schemas import (
     AppointmentCreate,
@@ -21,13 +22,14 @@ from services.booking.appointments.schemas import (
 )
 from services.booking.ops.failures import ApiBookingAttempt
 from shared.fields import Day, Instant, Phone
-from shared.web.auth import ServicePrincipal
+from shared.web.auth import ReaderPrincipal, ServicePrincipal
 from shared.web.deps import Session
 
 router = APIRouter(prefix="/v1", tags=["appointments"])
 AppointmentStatus = Literal[
     "confirmed", "cancelled", "rescheduled", "completed", "no_show", "pending"
 ]
+CURSOR = "`next_cursor` of the previous page (opaque); omit for the first page"
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
@@ -69,29 +71,54 @@ async def create_appointment(
 ) -> JSONResponse:
     """Book an appointment. Same Idempotency-Key + same body -> the same answer again."""
     attempt.arm(service_id=body.service_id, staff_id=body.staff_id, start=body.start)
-    created = await service.create(session, body, idempotency_key)
+    created = await service.create(
+        session, body, idempotency_key, full_phone=principal.has("admin")
+    )
     return JSONResponse(created.appointment.model_dump(), status_code=created.status)
 
 
-@router.get("/appointments/{appointment_id}", response_model=AppointmentOut)
+@router.get(
+    "/appointments/{appointment_id}",
+    response_model=AppointmentOut,
+    responses={404: {"description": "No such appointment (in this company)"}},
+)
 async def get_appointment(
-    principal: ServicePrincipal, session: Session, appointment_id: str
+    principal: ReaderPrincipal, session: Session, appointment_id: str
 ) -> AppointmentOut:
-    return await service.read(session, appointment_id)
+    """One appointment with its customer, service and staff names (scope `service` or
+    `operator`; the phone number is masked unless the key has the admin scope); instants in
+    the branch's local offset."""
+    return await service.read(session, appointment_id, full_phone=principal.has("admin"))
 
 
-@router.get("/appointments", response_model=AppointmentList)
+@router.get(
+    "/appointments",
+    response_model=AppointmentList,
+    responses={422: {"description": "Invalid filter, limit or cursor; `field` names it"}},
+)
 async def list_appointments(
-    principal: ServicePrincipal,
+    principal: ReaderPrincipal,
     session: Session,
     phone: Annotated[Phone | None, Query()] = None,
     from_: Annotated[Instant | None, Query(alias="from")] = None,
     to: Annotated[Instant | None, Query()] = None,
     status: Annotated[AppointmentStatus | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description=CURSOR)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 200,
 ) -> AppointmentList:
-    """Appointments by customer phone and/or time range, earliest first."""
-    items = await service.listed(session, phone=phone, start_from=from_, start_to=to, status=status)
-    return AppointmentList(items=items)
+    """Appointments by customer phone and/or time range, earliest first (scope `service` or
+    `operator`; keyset pages: pass `next_cursor` as `cursor`); instants in the branch's local
+    offset, phone numbers masked unless the key has the admin scope."""
+    return await service.listed(
+        session,
+        phone=phone,
+        start_from=from_,
+        start_to=to,
+        status=status,
+        cursor=cursor,
+        limit=limit,
+        full_phone=principal.has("admin"),
+    )
 
 
 @router.post(
@@ -135,5 +162,10 @@ async def reschedule_appointment(
 ) -> RescheduleOut:
     """Move to `start` in one atomic step (the old time is freed only if the new one holds)."""
     return await service.reschedule(
-        session, request.app.state.policy, appointment_id, body.start, accept_fee=body.accept_fee
+        session,
+        request.app.state.policy,
+        appointment_id,
+        body.start,
+        accept_fee=body.accept_fee,
+        full_phone=principal.has("admin"),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from services.booking.appointments.masking import phone_for
 from services.booking.scheduling.availability import Slot
 from shared.fields import Email, Id, Instant, Name, Phone
 from shared.local_time import local_iso
@@ -87,6 +89,32 @@ class AvailabilityOut(BaseModel):
     slots: list[SlotOut]
 
 
+LOCAL = "In the branch's local offset (ISO 8601 with offset, e.g. 2026-03-02T10:00:00+01:00)"
+
+
+class CustomerRef(BaseModel):
+    name: str
+    phone: str | None = Field(
+        description="E.164 for keys with the admin scope, masked for others (+49170*****67)"
+    )
+
+
+class NamedRef(BaseModel):
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Names:
+    """What an appointment's answer shows beside its ids: the customer's name and phone
+    number (E.164), the service's and the staff member's names."""
+
+    customer_name: str
+    customer_phone: str | None
+    service_name: str
+    staff_name: str
+
+
 class AppointmentOut(BaseModel):
     id: str
     reference: str = Field(
@@ -98,8 +126,11 @@ class AppointmentOut(BaseModel):
     service_id: str
     staff_id: str
     customer_id: str
-    start: str
-    end: str
+    customer: CustomerRef
+    service: NamedRef
+    staff: NamedRef
+    start: str = Field(description=LOCAL)
+    end: str = Field(description=LOCAL)
     status: Literal["confirmed", "cancelled", "rescheduled", "completed", "no_show", "pending"]
     sync_status: Literal["local_only", "pending", "synced", "failed"]
     calcom_booking_uid: str | None
@@ -107,11 +138,14 @@ class AppointmentOut(BaseModel):
     price: str
     currency: str
     notes: str | None
-    created_at: str
+    created_at: str = Field(description=LOCAL)
 
     @classmethod
-    def of(cls, appointment: Appointment, timezone: str) -> AppointmentOut:
-        """Instants in the branch's local offset, money as a two-place string."""
+    def of(
+        cls, appointment: Appointment, timezone: str, names: Names, *, full_phone: bool
+    ) -> AppointmentOut:
+        """Instants in the branch's local offset, money as a two-place string, the phone
+        number masked unless `full_phone`."""
         return cls(
             id=appointment.id,
             reference=appointment.reference,
@@ -120,6 +154,12 @@ class AppointmentOut(BaseModel):
             service_id=appointment.service_id,
             staff_id=appointment.staff_id,
             customer_id=appointment.customer_id,
+            customer=CustomerRef(
+                name=names.customer_name,
+                phone=phone_for(names.customer_phone, full=full_phone),
+            ),
+            service=NamedRef(id=appointment.service_id, name=names.service_name),
+            staff=NamedRef(id=appointment.staff_id, name=names.staff_name),
             start=local_iso(appointment.starts_at, timezone),
             end=local_iso(appointment.ends_at, timezone),
             status=appointment.status,
@@ -137,8 +177,12 @@ class RescheduleOut(AppointmentOut):
     fee: str = Field(description="Fee of the move (decimal string)")
 
 
+NEXT_CURSOR = "Pass as `cursor` for the next page; null on the last page"
+
+
 class AppointmentList(BaseModel):
     items: list[AppointmentOut]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class CancelOut(BaseModel):

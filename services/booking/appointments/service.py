@@ -11,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking.appointments import changes, idempotency, queries
 from services.booking.appointments.booking import BookingRequest, book
 from services.booking.appointments.context import load_offer
+from services.booking.appointments.cursor import MAX_LIMIT, decode_cursor, encode_cursor
 from services.booking.appointments.policy_client import PolicyClient
 from services.booking.appointments.schemas import (
     AppointmentCreate,
+    AppointmentList,
     AppointmentOut,
     CancelOut,
+    Names,
     RescheduleOut,
     SlotOut,
 )
@@ -63,9 +66,14 @@ class Created:
 
 
 async def create(
-    session: AsyncSession, body: AppointmentCreate, idempotency_key: str | None
+    session: AsyncSession,
+    body: AppointmentCreate,
+    idempotency_key: str | None,
+    *,
+    full_phone: bool = False,
 ) -> Created:
-    """Book `body`; the same Idempotency-Key with the same body replays the first answer."""
+    """Book `body`; the same Idempotency-Key with the same body replays the first answer (the
+    phone number as the first caller's scope saw it)."""
     fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
     if idempotency_key:
         earlier = await idempotency.claim(session, idempotency_key, fingerprint)
@@ -83,9 +91,16 @@ async def create(
         source="api",
     )
     result = await book(session, req)
+    ctx = result.context
+    names = Names(
+        customer_name=ctx.customer_name or body.customer.name,
+        customer_phone=body.customer.phone,
+        service_name=ctx.service.name,
+        staff_name=ctx.staff.name,
+    )
     answer = Created(
         201 if result.created else 200,
-        AppointmentOut.of(result.appointment, result.context.timezone),
+        AppointmentOut.of(result.appointment, ctx.timezone, names, full_phone=full_phone),
     )
     if idempotency_key:
         await idempotency.complete(
@@ -94,9 +109,11 @@ async def create(
     return answer
 
 
-async def read(session: AsyncSession, appointment_id: str) -> AppointmentOut:
-    appointment, timezone = await queries.appointment_with_zone(session, appointment_id)
-    return AppointmentOut.of(appointment, timezone)
+async def read(
+    session: AsyncSession, appointment_id: str, *, full_phone: bool = False
+) -> AppointmentOut:
+    found = await queries.appointment_with_names(session, appointment_id)
+    return AppointmentOut.of(found.appointment, found.timezone, found.names, full_phone=full_phone)
 
 
 async def listed(
@@ -106,12 +123,32 @@ async def listed(
     start_from: datetime | None = None,
     start_to: datetime | None = None,
     status: str | None = None,
+    cursor: str | None = None,
     limit: int = 200,
-) -> list[AppointmentOut]:
-    rows = await queries.appointments_with_zones(
-        session, phone=phone, start_from=start_from, start_to=start_to, status=status, limit=limit
+    full_phone: bool = False,
+) -> AppointmentList:
+    """One page of the matching appointments, earliest first; `next_cursor` continues it."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    limit = max(1, min(limit, MAX_LIMIT))
+    rows = await queries.appointments_with_names(
+        session,
+        phone=phone,
+        start_from=start_from,
+        start_to=start_to,
+        statuses=() if status is None else (status,),
+        after=after,
+        limit=limit + 1,
     )
-    return [AppointmentOut.of(appointment, tz) for appointment, tz in rows]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1].appointment if more else None
+    return AppointmentList(
+        items=[
+            AppointmentOut.of(row.appointment, row.timezone, row.names, full_phone=full_phone)
+            for row in rows
+        ],
+        next_cursor=None if last is None else encode_cursor(last.starts_at, last.id),
+    )
 
 
 async def cancel(
@@ -142,11 +179,14 @@ async def reschedule(
     start: datetime,
     *,
     accept_fee: bool,
+    full_phone: bool = False,
 ) -> RescheduleOut:
     """Move to `start` in one atomic step (the old time is freed only if the new one holds)."""
-    appointment, timezone = await queries.appointment_with_zone(session, appointment_id)
+    found = await queries.appointment_with_names(session, appointment_id)
     result = await changes.reschedule(
-        session, policy, appointment, start, actor="api", accept_fee=accept_fee
+        session, policy, found.appointment, start, actor="api", accept_fee=accept_fee
     )
-    moved = AppointmentOut.of(result.appointment, timezone)
+    moved = AppointmentOut.of(
+        result.appointment, found.timezone, found.names, full_phone=full_phone
+    )
     return RescheduleOut(**moved.model_dump(), fee=f"{result.decision.fee:.2f}")

@@ -47,7 +47,7 @@ async def create_callback(
     return await callbacks.create(session, principal.company_id, body)
 
 
-@router.get("", response_model=CallbackList)
+@router.get("", response_model=CallbackList, responses={422: _ERRORS[422]})
 async def list_callbacks(
     principal: CallbackPrincipal,
     session: Session,
@@ -55,10 +55,20 @@ async def list_callbacks(
     overdue: Annotated[bool, Query(description="Only pending/assigned past due_at")] = False,
     branch_id: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> CallbackList:
-    """Callback requests, oldest due first."""
+    """Callback requests, oldest due first (keyset pages: pass `next_cursor` as `cursor`);
+    instants in the branch's local offset."""
     return await callbacks.listing(
-        session, status=status, overdue=overdue, branch_id=branch_id, now=utcnow(), limit=limit
+        session,
+        status=status,
+        overdue=overdue,
+        branch_id=branch_id,
+        now=utcnow(),
+        limit=limit,
+        cursor=cursor,
     )
 
 

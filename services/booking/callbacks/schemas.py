@@ -17,6 +17,7 @@ EscalationReason = Annotated[
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 CallId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+LOCAL = "In the branch's local offset (UTC for a callback without branch), ISO 8601"
 
 
 class Input(BaseModel):
@@ -63,16 +64,19 @@ class CallbackOut(BaseModel):
     preferred_time: str | None
     priority: Priority
     status: CallbackStatus
-    due_at: str
+    due_at: str = Field(description=LOCAL)
     overdue: bool
-    assigned_at: str | None
-    contacted_at: str | None
-    resolved_at: str | None
+    assigned_at: str | None = Field(description=LOCAL)
+    contacted_at: str | None = Field(description=LOCAL)
+    resolved_at: str | None = Field(description=LOCAL)
     contact_notes: str | None
     resolution_notes: str | None
     escalations: int = Field(description="How many times this callback was escalated")
-    created_at: str
+    created_at: str = Field(description=LOCAL)
 
 
 class CallbackList(BaseModel):
     items: list[CallbackOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )

@@ -21,6 +21,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking.appointments.cursor import decode_cursor, encode_cursor
 from services.booking.callbacks.schemas import CallbackCreate, CallbackList, CallbackOut
 from services.booking.callbacks.states import (
     MAX_ESCALATION_REASON,
@@ -277,8 +278,10 @@ def list_query(
     branch_id: str | None = None,
     now: datetime | None = None,
     limit: int = 200,
+    after: tuple[datetime, str] | None = None,
 ) -> sa.Select[Any]:
-    """The list of `list_views`, oldest due first, without sorting every matching row.
+    """The list of `list_views`, oldest due first (after the position `after`, a (due_at, id)
+    pair, when given), without sorting every matching row.
 
     Not yet scoped: run it through the ORM session, or `scoped` (shared.db.scoped) on a
     Core connection.
@@ -300,6 +303,13 @@ def list_query(
             part = part.where(CallbackRequest.due_at < (now or utcnow()))
         if branch_id is not None:
             part = part.where(CallbackRequest.branch_id == branch_id)
+        if after is not None:
+            part = part.where(
+                sa.or_(
+                    CallbackRequest.due_at > after[0],
+                    sa.and_(CallbackRequest.due_at == after[0], CallbackRequest.id > after[1]),
+                )
+            )
         ordered = part.order_by(CallbackRequest.due_at, CallbackRequest.id).limit(limit).subquery()
         # A derived table each: SQLite allows no LIMIT on a UNION member itself.
         parts.append(sa.select(ordered.c.id, ordered.c.due_at))
@@ -321,17 +331,14 @@ async def list_views(
     branch_id: str | None = None,
     now: datetime | None = None,
     limit: int = 200,
+    after: tuple[datetime, str] | None = None,
 ) -> list[CallbackView]:
     """Callbacks oldest due first; `overdue` keeps pending/assigned ones past their due time.
 
     The rows are read as plain column tuples (attribute access like the model's), not ORM
     objects: a page is 200 rows, and building entities was most of its cost."""
     query = list_query(
-        status=status,
-        overdue=overdue,
-        branch_id=branch_id,
-        now=now,
-        limit=limit,
+        status=status, overdue=overdue, branch_id=branch_id, now=now, limit=limit, after=after
     )
     # Core on the session's connection, scoped to its company: no ORM result machinery.
     rows = (await execute(session, scoped(query, session_scope(session)))).all()
@@ -369,9 +376,24 @@ async def listing(
     branch_id: str | None,
     now: datetime,
     limit: int,
+    cursor: str | None = None,
 ) -> CallbackList:
-    """Callbacks oldest due first, as the API lists them."""
+    """One page of callbacks, oldest due first, as the API lists them; `next_cursor`
+    continues it."""
+    after = decode_cursor(cursor) if cursor is not None else None
     views = await list_views(
-        session, status=status, overdue=overdue, branch_id=branch_id, now=now, limit=limit
+        session,
+        status=status,
+        overdue=overdue,
+        branch_id=branch_id,
+        now=now,
+        limit=limit + 1,
+        after=after,
     )
-    return CallbackList(items=[callback_out(view, now) for view in views])
+    more = len(views) > limit
+    views = views[:limit]
+    last = views[-1].callback if more else None
+    return CallbackList(
+        items=[callback_out(view, now) for view in views],
+        next_cursor=None if last is None else encode_cursor(last.due_at, last.id),
+    )

@@ -10,6 +10,11 @@ id: both unique across companies) or, for "args only" function calls whose body 
 from the `company_id` query parameter, but only when that company's OWN Retell key verified
 the signature: a platform-key signature is never steered to a company by the query string.
 A wrapped body's `name` must equal the function in the path (`require_signed_name`).
+
+Every refusal carries a `reason` (for the log line; never a secret). With `known_tenant=True`
+(the agent's functions) a call naming a number, agent id or company_id that no active company
+has is `RetellNumberUnknown` (404; a malformed signature header stays a 401) and a bad signature
+`RetellSignatureInvalid` (401); other callers keep the plain `Unauthorized`.
 """
 
 from __future__ import annotations
@@ -23,12 +28,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM
-from shared.errors import FunctionNameMismatch, Unauthorized
+from shared.errors import FunctionNameMismatch, NotFound, Unauthorized
 from shared.integrations.retell import signature as retell
 from shared.models import Company, PhoneNumber
 from shared.phones import e164
 
 MAX_BODY = 1024 * 1024
+
+
+class SignatureRefused(Unauthorized):
+    """The request is not signed by a key that may act for its tenant; `reason` says why."""
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class RetellSignatureInvalid(SignatureRefused):
+    status, code, title = 401, "retell_signature_invalid", "Retell signature invalid"
+
+
+class RetellNumberUnknown(NotFound):
+    """No active company has the called number (or agent id) of a signed call."""
+
+    status, code, title = 404, "retell_number_unknown", "Called number unknown"
+    reason = "number_unknown"
 
 
 @dataclass(frozen=True)
@@ -122,10 +146,15 @@ async def authenticate(
     platform_key: str | None,
     company_hint: str | None = None,
     call_key: str = "call",
+    known_tenant: bool = False,
 ) -> RetellCaller:
-    """Verify the request and identify the tenant; 401 (and nothing else done) when invalid."""
+    """Verify the request and identify the tenant; 401 (and nothing else done) when invalid.
+
+    `known_tenant`: refuse a call no company claims (404) instead of answering it as nobody's,
+    and refuse bad signatures with `RetellSignatureInvalid`."""
+    refused = RetellSignatureInvalid if known_tenant else SignatureRefused
     if not signature:
-        raise Unauthorized("Missing X-Retell-Signature.")
+        raise refused("Missing X-Retell-Signature.", "missing_signature")
     parsed = parse_json_object(raw)
     payload = parsed or {}
     call = payload.get(call_key) if isinstance(payload.get(call_key), dict) else {}
@@ -137,30 +166,64 @@ async def authenticate(
     if routed is None and company_hint:
         hinted, _ = await _route(session, None, None, company_hint)
     candidate = routed or hinted
+    named = to_number or agent_id or company_hint
+    if known_tenant and candidate is None and named and retell.parse(signature) is not None:
+        raise _unknown(to_number, agent_id, company_hint)
     own_key = candidate.retell_api_key if candidate else None
     if own_key and retell.verify(raw, own_key, signature):
         company = candidate
     elif platform_key and retell.verify(raw, platform_key, signature):
         if hinted is not None:
-            raise Unauthorized(
+            raise refused(
                 "A platform-key signature must name its tenant in the signed body "
                 "(call.to_number or call.agent_id); company_id only selects a company whose "
-                "own Retell key signs the call."
+                "own Retell key signs the call.",
+                "platform_key_with_company_id",
             )
         company = routed
     elif parsed is None and candidate is None:
-        raise Unauthorized(
+        raise refused(
             "The body is not a well-formed JSON object naming the call, so its signature "
-            "cannot be checked."
+            "cannot be checked.",
+            "body_not_json",
         )
     else:
-        raise Unauthorized("Invalid or stale Retell signature.")
+        raise refused(
+            "Invalid or stale Retell signature.", _why_not(signature, bool(own_key or platform_key))
+        )
     return RetellCaller(
         company_id=company.id if company else None,
         branch_id=branch_id,
         payload=payload,
         call=call,
     )
+
+
+def _unknown(to_number: str | None, agent_id: str | None, hint: str | None) -> RetellNumberUnknown:
+    named = " and ".join(
+        part
+        for part in (
+            f"called number {to_number}" if to_number else "",
+            f"agent id {agent_id}" if agent_id else "",
+            f"company_id {hint}" if hint else "",
+        )
+        if part
+    )
+    return RetellNumberUnknown(
+        f"No active company has the {named}: register the number under "
+        "/v1/admin/phone-numbers (with the Retell agent id) first.",
+        to_number=to_number,
+    )
+
+
+def _why_not(signature: str, any_key: bool) -> str:
+    """Why a signature did not verify, without the key or the digest."""
+    found = retell.parse(signature)
+    if found is None:
+        return "malformed_signature"
+    if not retell.fresh(found[0]):
+        return "stale_timestamp"
+    return "digest_mismatch" if any_key else "no_retell_key_configured"
 
 
 def require_signed_name(payload: dict[str, Any], path_name: str) -> None:

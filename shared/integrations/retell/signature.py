@@ -34,17 +34,26 @@ def sign(raw_body: bytes, api_key: str, timestamp_ms: int) -> str:
     return f"v={ts},d={_digest(raw_body, api_key, ts)}"
 
 
+def parse(header: str) -> tuple[int, str] | None:
+    """The header's timestamp (ms) and digest, or None when it is not Retell's shape."""
+    match = _PATTERN.fullmatch(header)
+    return None if match is None else (int(match.group(1)), match.group(2))
+
+
+def fresh(timestamp_ms: int, *, current_ms: int | None = None) -> bool:
+    """Whether a signature's timestamp lies within the 5-minute window."""
+    current = now_ms() if current_ms is None else current_ms
+    return abs(current - timestamp_ms) <= TOLERANCE_MS
+
+
 def verify(
     raw_body: bytes, api_key: str, header: str | None, *, current_ms: int | None = None
 ) -> bool:
     """True when `header` signs `raw_body` with `api_key` within the 5-minute window."""
     if not header or not api_key:
         return False
-    match = _PATTERN.fullmatch(header)
-    if match is None:
+    found = parse(header)
+    if found is None or not fresh(found[0], current_ms=current_ms):
         return False
-    ts, digest = match.group(1), match.group(2)
-    current = now_ms() if current_ms is None else current_ms
-    if abs(current - int(ts)) > TOLERANCE_MS:
-        return False
-    return hmac.compare_digest(_digest(raw_body, api_key, ts), digest)
+    ts, digest = found
+    return hmac.compare_digest(_digest(raw_body, api_key, str(ts)), digest)
