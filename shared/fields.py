@@ -110,6 +110,26 @@ def _hhmm(value: time) -> str:
     return value.strftime("%H:%M")
 
 
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAYS = {n: i for i, n in enumerate(WEEKDAY_NAMES)} | {
+    n[:3]: i for i, n in enumerate(WEEKDAY_NAMES)
+}
+
+
+def _weekday(value: object) -> object:
+    """An English weekday name ("monday" or "mon", any case) as 0-6; other values pass on to
+    the 0-6 integer check."""
+    if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+        number = _WEEKDAYS.get(value.strip().lower())
+        if number is None:
+            accepted = ", ".join(WEEKDAY_NAMES)
+            raise ValueError(
+                f"must be 0-6 (0 = Monday) or a weekday name: {accepted} (or mon..sun)"
+            )
+        return number
+    return value
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat()
 
@@ -145,6 +165,8 @@ PositiveMinutes = Annotated[int, Field(ge=1, le=MAX_MINUTES)]
 TimeOfDay = Annotated[time, AfterValidator(_time_of_day)]
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_instant)]
 Day = Annotated[date, AfterValidator(check_day)]
+# 0 = Monday .. 6 = Sunday; English names ("monday", "mon", any case) are accepted too.
+Weekday = Annotated[int, BeforeValidator(_weekday), Field(ge=0, le=6)]
 
 # Output types: JSON shapes of the contract ---------------------------------------------
 

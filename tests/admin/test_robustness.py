@@ -127,7 +127,7 @@ async def test_odd_ids_are_404(booking: httpx.AsyncClient, org: Org, item_id: st
 async def test_bad_query_parameter_is_422(booking: httpx.AsyncClient, org: Org) -> None:
     response = await booking.get(f"{ADMIN}/staff?active=maybe", headers=org.headers)
     assert_problem(response, 422, "validation_error", "active")
-    response = await booking.get(f"{ADMIN}/working-hours?weekday=monday", headers=org.headers)
+    response = await booking.get(f"{ADMIN}/working-hours?weekday=moonday", headers=org.headers)
     assert_problem(response, 422, "validation_error", "weekday")
 
 

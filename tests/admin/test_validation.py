@@ -89,6 +89,8 @@ CREATE_CASES: list[tuple[str, Body, str]] = [
     ("working-hours", hours(end_time="08:00"), "end_time"),
     ("working-hours", hours(weekday=7), "weekday"),
     ("working-hours", hours(weekday=-1), "weekday"),
+    ("working-hours", hours(weekday="funday"), "weekday"),
+    ("working-hours", hours(weekday="mo"), "weekday"),
     ("working-hours", hours(start_time="25:00"), "start_time"),
     ("working-hours", hours(start_time="09:00:30"), "start_time"),
     ("working-hours", hours(start_time="09:00+02:00"), "start_time"),
@@ -146,6 +148,7 @@ PATCH_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("working-hours", {"end_time": "08:00"}, "end_time"),
     ("working-hours", {"start_time": "12:30"}, "end_time"),
     ("working-hours", {"weekday": 9}, "weekday"),
+    ("working-hours", {"weekday": "someday"}, "weekday"),
     ("working-hours", {"staff_id": "nope"}, "staff_id"),
     ("time-off", {"ends_at": "2030-07-01T07:00:00+02:00"}, "ends_at"),
     ("time-off", {"starts_at": "2030-07-01T13:00:00+02:00"}, "ends_at"),
@@ -200,6 +203,48 @@ async def test_several_intervals_per_weekday_but_no_overlap(
         (1, "09:00", "12:30"),
     ]
     assert {touching["id"], other_day["id"]} <= {i["id"] for i in listed}
+
+
+async def test_weekday_names_are_stored_as_numbers(booking: httpx.AsyncClient, org: Org) -> None:
+    staff_id = org.staff["id"]
+    made = [
+        await create(
+            booking,
+            org.tenant,
+            "working-hours",
+            {"staff_id": staff_id, "weekday": name, "start_time": "09:00", "end_time": "12:00"},
+        )
+        for name in ("Tuesday", "WED", "sun")
+    ]
+    assert [item["weekday"] for item in made] == [1, 2, 6]
+    url = f"{ADMIN}/working-hours/{made[0]['id']}"
+    moved = await booking.patch(url, headers=org.headers, json={"weekday": "friday"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["weekday"] == 4
+    listed = await items(booking, org.tenant, "working-hours", staff_id=staff_id, weekday="fri")
+    assert [item["id"] for item in listed] == [made[0]["id"]]
+    assert [
+        i["weekday"] for i in await items(booking, org.tenant, "working-hours", weekday="6")
+    ] == [6]
+    before = await items(booking, org.tenant, "working-hours")
+    bad = await booking.post(
+        f"{ADMIN}/working-hours",
+        headers=org.headers,
+        json={
+            "staff_id": staff_id,
+            "weekday": "Funday",
+            "start_time": "09:00",
+            "end_time": "10:00",
+        },
+    )
+    assert_problem(bad, 422, "validation_error", "weekday")
+    message = next(e["message"] for e in bad.json()["errors"] if e["field"] == "weekday")
+    assert "monday, tuesday, wednesday, thursday, friday, saturday, sunday" in message
+    assert await items(booking, org.tenant, "working-hours") == before
+    listing = await booking.get(
+        f"{ADMIN}/working-hours", headers=org.headers, params={"weekday": "someday"}
+    )
+    assert_problem(listing, 422, "validation_error", "weekday")
 
 
 DUPLICATES: list[tuple[str, Body, str]] = [

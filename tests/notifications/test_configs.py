@@ -65,7 +65,8 @@ async def test_the_13_event_types_with_labels_and_default_channels(
 ) -> None:
     response = await notifications.get(EVENTS, headers=salon.headers)
     assert response.status_code == 200
-    events = {event["event_type"]: event for event in response.json()["events"]}
+    events = {event["event_type"]: event for event in response.json()["items"]}
+    assert response.json()["next_cursor"] is None
     assert sorted(events) == sorted(EVENT_TYPES)
     assert len(events) == 13
     assert events["booking_confirmed"]["label_de"] == "Termin bestätigt"
@@ -244,7 +245,7 @@ async def test_invalid_configs_are_refused_naming_the_key_and_change_nothing(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["field"] == field
     listed = await notifications.get(CONFIGS, headers=salon.headers)
-    assert listed.json()["configs"] == []
+    assert listed.json()["items"] == []
 
 
 async def test_unknown_entity_is_404(notifications: httpx.AsyncClient, salon: Salon) -> None:

@@ -142,7 +142,7 @@ async def test_a_booking_sends_one_german_confirmation_email_and_one_sms(
         headers=salon.headers,
     )
     assert listed.status_code == 200
-    shown = {d["channel"]: d for d in listed.json()["deliveries"]}
+    shown = {d["channel"]: d for d in listed.json()["items"]}
     assert shown["email"]["recipient"] == email[0] + "***@example.com"
     assert shown["sms"]["recipient"] == "+49170*****67"
     assert shown["sms"]["provider_message_id"] == sms.id
@@ -153,7 +153,7 @@ async def test_a_booking_sends_one_german_confirmation_email_and_one_sms(
         params={"appointment_id": appointment["id"]},
         headers=other.headers,
     )
-    assert hidden.json()["deliveries"] == []
+    assert hidden.json()["items"] == []
     async with db.transaction(SYSTEM, write=False) as session:
         row = await session.get(OutboxEvent, confirmation.id)
         assert row is not None and row.status == "done"
@@ -264,7 +264,7 @@ async def test_a_permanent_failure_is_recorded_and_listed(
         params={"appointment_id": appointment["id"], "status": "failed"},
         headers=salon.headers,
     )
-    [row] = failed.json()["deliveries"]
+    [row] = failed.json()["items"]
     assert row["channel"] == "email"
     assert row["attempts"] == 1
     assert "550" in row["error"]
@@ -380,7 +380,7 @@ async def test_a_callback_request_tells_the_branch(
         params={"callback_id": callback["id"]},
         headers=salon.headers,
     )
-    [row] = listed.json()["deliveries"]
+    [row] = listed.json()["items"]
     assert (row["recipient_kind"], row["status"], row["recipient"]) == (
         "branch",
         "sent",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from services.booking.admin import crud
 from services.booking.admin.access import api_keys, calcom, platform_keys
@@ -24,6 +24,7 @@ from services.booking.admin.access.schemas import (
     PlatformKeyList,
     PlatformKeyOut,
 )
+from services.booking.admin.paging import MAX_LIMIT
 from services.booking.admin.resources import RESOURCES
 from services.booking.admin.schemas import Filters, Input
 from shared.web.auth import AdminPrincipal, PlatformAdmin
@@ -43,9 +44,17 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=_PROBLEMS)
 
 
 def _list_model(out: type[BaseModel]) -> type[BaseModel]:
-    """`{"items": [out, ...]}` as a named model (so OpenAPI shows one schema per resource)."""
+    """`{"items": [out, ...], "next_cursor"}` as a named model (one schema per resource)."""
     generic_list: Any = list  # subscripted with a runtime class, which mypy cannot follow
-    return create_model(out.__name__.removesuffix("Out") + "List", items=(generic_list[out], ...))
+    next_cursor: Any = (
+        str | None,
+        Field(description="Pass as `cursor` for the next page; null on the last page"),
+    )
+    return create_model(
+        out.__name__.removesuffix("Out") + "List",
+        items=(generic_list[out], ...),
+        next_cursor=next_cursor,
+    )
 
 
 def crud_router(resource: crud.Resource) -> APIRouter:
@@ -58,9 +67,16 @@ def crud_router(resource: crud.Resource) -> APIRouter:
     name = resource.path.strip("/").replace("-", "_")
     items = _list_model(resource.out)
 
-    async def list_items(session: Session, _: AdminPrincipal, filters: Filters) -> Any:
-        rows = await crud.list_rows(session, resource, filters)
-        return {"items": await crud.present(session, resource, rows)}
+    async def list_items(
+        session: Session,
+        _: AdminPrincipal,
+        filters: Filters,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 200,
+        cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    ) -> Any:
+        page = await crud.list_rows(session, resource, filters, limit=limit, cursor=cursor)
+        shown = await crud.present(session, resource, page.rows)
+        return {"items": shown, "next_cursor": page.next_cursor}
 
     async def create(session: Session, principal: AdminPrincipal, body: Input) -> Any:
         row = await crud.create(session, resource, body, platform=principal.platform)

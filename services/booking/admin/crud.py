@@ -18,6 +18,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking.admin.paging import (
+    MAX_LIMIT,
+    after,
+    decode_position,
+    encode_position,
+    sort_keys,
+)
 from services.booking.admin.schemas import Filters, Input, Output, partial
 from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM
@@ -84,11 +91,34 @@ async def get_or_404(
     return row
 
 
-async def list_rows(session: AsyncSession, resource: Resource, filters: Filters) -> Sequence[Any]:
+@dataclass(frozen=True)
+class Page:
+    """One page of a list and the cursor of the next one (None on the last page)."""
+
+    rows: Sequence[Any]
+    next_cursor: str | None
+
+
+async def list_rows(
+    session: AsyncSession,
+    resource: Resource,
+    filters: Filters,
+    *,
+    limit: int = MAX_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """A page of `limit` rows in the resource's order, after the position `cursor` names."""
     model = resource.model
     conditions = [getattr(model, k) == v for k, v in filters.model_dump(exclude_none=True).items()]
-    stmt = select(model).where(*conditions).order_by(*resource.order_by())
-    return (await session.execute(stmt)).scalars().all()
+    order = resource.order_by()
+    keys = sort_keys(order)
+    if cursor is not None:
+        conditions.append(after(keys, decode_position(cursor, keys)))
+    stmt = select(model).where(*conditions).order_by(*order).limit(limit + 1)
+    rows = (await session.execute(stmt)).scalars().all()
+    if len(rows) <= limit:
+        return Page(rows, None)
+    return Page(rows[:limit], encode_position(keys, rows[limit - 1]))
 
 
 async def present(session: AsyncSession, resource: Resource, rows: Sequence[Any]) -> list[Output]:

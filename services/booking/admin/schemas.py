@@ -40,6 +40,7 @@ from shared.fields import (
     TimeOfDay,
     TimeOut,
     Timezone,
+    Weekday,
 )
 
 DAY_MINUTES = 24 * 60
@@ -265,10 +266,11 @@ class StaffServiceFilters(Filters):
 
 
 class WorkingHoursCreate(Input):
-    """One interval of a weekday (0 = Monday) in branch-local time; gaps are breaks."""
+    """One interval of a weekday (0 = Monday, or a name: "monday"/"mon") in branch-local time;
+    gaps are breaks."""
 
     staff_id: Id
-    weekday: Annotated[int, Field(ge=0, le=6)]
+    weekday: Weekday
     start_time: TimeOfDay
     end_time: TimeOfDay
 
@@ -285,7 +287,7 @@ class WorkingHoursOut(Output):
 class WorkingHoursFilters(Filters):
     staff_id: str | None = None
     # Bounded like the column's values: an unbounded int overflows the database's INTEGER.
-    weekday: Annotated[int, Field(ge=0, le=6)] | None = None
+    weekday: Weekday | None = None
 
 
 class TimeOffCreate(Input):

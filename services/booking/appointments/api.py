@@ -43,8 +43,9 @@ async def get_availability(
     staff_id: Annotated[str | None, Query(max_length=36)] = None,
     days: Annotated[int, Query(ge=1, le=31)] = 1,
 ) -> AvailabilityOut:
-    """Free slots of a service from `date` on, for `days` days (local times with offset)."""
-    slots = await service.availability(
+    """Free slots of a service from `date` on, for `days` days (local times with offset); with
+    no slots, `reason` says why."""
+    return await service.availability(
         session,
         service_id=service_id,
         first_date=date_,
@@ -52,7 +53,6 @@ async def get_availability(
         branch_id=branch_id,
         staff_id=staff_id,
     )
-    return AvailabilityOut(slots=slots)
 
 
 @router.post(

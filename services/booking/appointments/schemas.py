@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from services.booking.appointments.masking import phone_for
 from services.booking.scheduling.availability import Slot
+from services.booking.scheduling.reasons import EmptyReason
 from shared.fields import Email, Id, Instant, Name, Phone
 from shared.local_time import local_iso
 from shared.models import Appointment
@@ -87,6 +88,18 @@ class NamedSlotOut(BaseModel):
 
 class AvailabilityOut(BaseModel):
     slots: list[SlotOut]
+    reason: EmptyReason | None = Field(
+        default=None,
+        description=(
+            "Why `slots` is empty (null when there are slots). no_staff_for_service: no active "
+            "staff member (or not the named one) offers the service in the branch; in_the_past: "
+            "the requested days lie before now + minimum notice; beyond_window: after the "
+            "booking window; closed: no working hours on those days (or all time off); "
+            "fully_booked: hours exist but every start is taken. When several apply, the first "
+            "in this order wins; across branches, the one nearest to having slots "
+            "(fully_booked, then closed, beyond_window, in_the_past, no_staff_for_service)."
+        ),
+    )
 
 
 LOCAL = "In the branch's local offset (ISO 8601 with offset, e.g. 2026-03-02T10:00:00+01:00)"

@@ -17,12 +17,14 @@ from services.booking.appointments.schemas import (
     AppointmentCreate,
     AppointmentList,
     AppointmentOut,
+    AvailabilityOut,
     CancelOut,
     Names,
     RescheduleOut,
     SlotOut,
 )
-from services.booking.appointments.slots import free_slots
+from services.booking.appointments.slots import explained_free_slots
+from services.booking.scheduling.reasons import EmptyReason, combined
 from services.booking.scheduling.rules import rules_for
 from shared.db.types import utcnow
 
@@ -36,13 +38,14 @@ async def availability(
     branch_id: str | None = None,
     staff_id: str | None = None,
     now: datetime | None = None,
-) -> list[SlotOut]:
-    """Free slots of a service in its branches, earliest first."""
+) -> AvailabilityOut:
+    """Free slots of a service in its branches, earliest first; none -> why (see `reason`)."""
     now = now or utcnow()
     offer = await load_offer(session, service_id=service_id, branch_id=branch_id)
     found: list[tuple[datetime, SlotOut]] = []
+    reasons: list[EmptyReason] = []
     for branch in offer.branches:
-        slots = await free_slots(
+        result = await explained_free_slots(
             session,
             service=offer.service,
             branch=branch,
@@ -52,9 +55,12 @@ async def availability(
             now=now,
             staff_id=staff_id,
         )
-        found.extend((slot.start, SlotOut.of(slot, branch.timezone)) for slot in slots)
+        found.extend((slot.start, SlotOut.of(slot, branch.timezone)) for slot in result.slots)
+        if result.reason is not None:
+            reasons.append(result.reason)
     found.sort(key=lambda item: item[0])
-    return [item[1] for item in found]
+    slots = [item[1] for item in found]
+    return AvailabilityOut(slots=slots, reason=None if slots else combined(reasons))
 
 
 @dataclass(frozen=True)

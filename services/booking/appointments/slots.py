@@ -5,6 +5,7 @@ and the any-staff choice (computed once from one calendar read)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,7 @@ from services.booking.scheduling.calendar_loader import (
     local_range,
     qualified_staff,
 )
+from services.booking.scheduling.reasons import EmptyReason, empty_reason
 from services.booking.scheduling.rules import BookingRules, rules_for
 from shared.appointments.fence import blocked_range as fence_range
 from shared.errors import InvalidInput, SlotTaken
@@ -116,6 +118,43 @@ async def free_slots(
     """Free slots of a service in one branch (all qualified staff, or one); with Cal.com, only
     the starts Cal.com also lists, unless it cannot say in time (`calcom_availability`).
     `ignore` frees appointments locally; `reschedule_uid` frees the moved booking in Cal.com."""
+    found = await explained_free_slots(
+        session,
+        service=service,
+        branch=branch,
+        rules=rules,
+        first_date=first_date,
+        days=days,
+        now=now,
+        staff_id=staff_id,
+        ignore=ignore,
+        reschedule_uid=reschedule_uid,
+    )
+    return found.slots
+
+
+@dataclass(frozen=True)
+class FoundSlots:
+    """Free slots, and why there are none when empty (None when there are slots)."""
+
+    slots: list[Slot]
+    reason: EmptyReason | None
+
+
+async def explained_free_slots(
+    session: AsyncSession,
+    *,
+    service: Service,
+    branch: Branch,
+    rules: BookingRules,
+    first_date: date,
+    days: int,
+    now: datetime,
+    staff_id: str | None = None,
+    ignore: Sequence[str] = (),
+    reschedule_uid: str | None = None,
+) -> FoundSlots:
+    """`free_slots` with the reason of an empty answer (from the calendars already read)."""
     staff = await qualified_staff(session, service, [branch.id], staff_id)
     spec = service_spec(service)
     calendars = await load_calendars(
@@ -128,21 +167,20 @@ async def free_slots(
         ignore,
         margin=_reach(spec),
     )
-    slots = find_slots(
-        AvailabilityQuery(
-            timezone=branch.timezone,
-            service=spec,
-            staff=calendars,
-            now=now,
-            first_date=first_date,
-            days=days,
-            staff_id=staff_id,
-            min_notice=rules.min_notice,
-            booking_window_days=rules.window_days,
-        )
+    query = AvailabilityQuery(
+        timezone=branch.timezone,
+        service=spec,
+        staff=calendars,
+        now=now,
+        first_date=first_date,
+        days=days,
+        staff_id=staff_id,
+        min_notice=rules.min_notice,
+        booking_window_days=rules.window_days,
     )
+    slots = find_slots(query)
     if not slots:
-        return slots
+        return FoundSlots(slots, empty_reason(query))
     allowed = await calcom_starts(
         session,
         service=service,
@@ -151,7 +189,8 @@ async def free_slots(
         days=days,
         reschedule_uid=reschedule_uid,
     )
-    return restrict(slots, allowed)
+    slots = restrict(slots, allowed)
+    return FoundSlots(slots, None if slots else "fully_booked")
 
 
 async def choose_staff(

@@ -19,11 +19,18 @@ Hours = Annotated[int, Query(ge=1, le=168, description="Look back this many hour
 
 @router.get("/failed-bookings", response_model=FailedBookingsOut)
 async def failed_bookings(
-    principal: OperatorPrincipal, session: Session, hours: Hours = 24
+    principal: OperatorPrincipal,
+    session: Session,
+    hours: Hours = 24,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FailedBookingsOut:
-    """Failed bookings of the last `hours`, newest first: Cal.com sync failures and booking
-    attempts that ended in an error, each with one time-ordered timeline."""
-    return await service.failed_bookings(session, principal.company_id, hours, utcnow())
+    """Failed bookings of the last `hours`, newest first, `limit` a page: Cal.com sync
+    failures and booking attempts that ended in an error, each with one time-ordered
+    timeline. Pass `next_cursor` as `cursor` for the next page."""
+    return await service.failed_bookings(
+        session, principal.company_id, hours, utcnow(), limit=limit, cursor=cursor
+    )
 
 
 @router.get("/overview", response_model=OverviewOut)

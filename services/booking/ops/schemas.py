@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TimelineItemOut(BaseModel):
@@ -39,6 +39,9 @@ class FailedBookingsOut(BaseModel):
     hours: int
     since: str
     items: list[FailedBookingOut]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class BookingsToday(BaseModel):

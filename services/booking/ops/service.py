@@ -3,7 +3,7 @@ every instant in the company's local offset (shared by the API and the `/ops` pa
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,7 @@ from services.booking.ops.schemas import (
     WebhookBacklog,
 )
 from shared.local_time import local_iso
+from shared.web.paging import decode_cursor, encode_cursor
 
 
 def _local(value: datetime | None, tz: str) -> str | None:
@@ -103,15 +104,37 @@ def overview_out(view: Overview, now: datetime) -> OverviewOut:
 
 
 async def failed_bookings(
-    session: AsyncSession, company_id: str, hours: int, now: datetime
+    session: AsyncSession,
+    company_id: str,
+    hours: int,
+    now: datetime,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> FailedBookingsOut:
-    """The company's failed bookings of the last `hours`, newest first, with timelines."""
+    """The company's failed bookings of the last `hours`, newest first, with timelines: a
+    page of `limit` after `cursor` (None: all of them, as the ops page shows them)."""
+    after = decode_cursor(cursor) if cursor is not None else None
     since = now - timedelta(hours=hours)
     tz = await ops_queries.company_timezone(session, company_id)
     failures = await ops_queries.failed_bookings(session, company_id, since=since)
+    if after is not None:  # newest first: the rows strictly older than the cursor's position
+        failures = [f for f in failures if (_utc(f.occurred_at), f.id) < after]
+    next_cursor = None
+    if limit is not None and len(failures) > limit:
+        failures = failures[:limit]
+        next_cursor = encode_cursor(failures[-1].occurred_at, failures[-1].id)
     return FailedBookingsOut(
-        hours=hours, since=local_iso(since, tz), items=[failure_out(f, tz) for f in failures]
+        hours=hours,
+        since=local_iso(since, tz),
+        items=[failure_out(f, tz) for f in failures],
+        next_cursor=next_cursor,
     )
+
+
+def _utc(instant: datetime) -> datetime:
+    """`instant` aware in UTC (SQLite hands back naive UTC)."""
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
 async def overview(

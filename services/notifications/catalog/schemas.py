@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class EventTypeOut(BaseModel):
@@ -14,4 +14,7 @@ class EventTypeOut(BaseModel):
 
 
 class EventTypesOut(BaseModel):
-    events: list[EventTypeOut]
+    items: list[EventTypeOut]
+    next_cursor: str | None = Field(
+        default=None, description="Always null: the catalogue is small and answered in one page"
+    )

@@ -11,7 +11,7 @@ from services.notifications.catalog.schemas import EventTypeOut, EventTypesOut
 async def list_event_types(session: AsyncSession) -> EventTypesOut:
     """The active event types with their German and English labels and default channels."""
     return EventTypesOut(
-        events=[
+        items=[
             EventTypeOut(
                 event_type=row.event_type,
                 label_de=row.event_label,

@@ -27,7 +27,10 @@ class ConfigOut(BaseModel):
 
 
 class ConfigListOut(BaseModel):
-    configs: list[ConfigOut]
+    items: list[ConfigOut]
+    next_cursor: str | None = Field(
+        default=None, description="Always null: a company's configs are few, one page"
+    )
 
 
 class EffectiveOut(BaseModel):

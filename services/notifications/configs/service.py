@@ -72,7 +72,7 @@ async def list_configs(
 ) -> ConfigListOut:
     """Every stored config of the company (optionally of one level or entity), not merged."""
     rows = await queries.list_configs(session, level=level, entity_id=entity_id)
-    return ConfigListOut(configs=[config_out(row) for row in rows])
+    return ConfigListOut(items=[config_out(row) for row in rows])
 
 
 async def put_config(

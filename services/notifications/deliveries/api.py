@@ -25,8 +25,10 @@ async def list_deliveries(
     channel: Annotated[Channel | None, Query()] = None,
     event_type: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DeliveriesOut:
-    """Deliveries of the company, newest first; filter by appointment, callback, status..."""
+    """Deliveries of the company, newest first, `limit` a page; filter by appointment,
+    callback, status... Pass `next_cursor` as `cursor` for the next page."""
     return await service.list_deliveries(
         session,
         appointment_id=appointment_id,
@@ -35,4 +37,5 @@ async def list_deliveries(
         channel=channel,
         event_type=event_type,
         limit=limit,
+        cursor=cursor,
     )

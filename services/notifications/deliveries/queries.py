@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,9 +21,16 @@ async def list_deliveries(
     channel: str | None,
     event_type: str | None,
     limit: int,
+    after: tuple[datetime, str] | None = None,
 ) -> list[NotificationDelivery]:
-    """The company's deliveries, newest first, each given filter applied."""
+    """The company's deliveries, newest first, each given filter applied; `after` is the
+    (created_at, id) of the last row of the previous page."""
     statement = sa.select(_D).order_by(_D.created_at.desc(), _D.id.desc()).limit(limit)
+    if after is not None:
+        at, row_id = after
+        statement = statement.where(
+            sa.or_(_D.created_at < at, sa.and_(_D.created_at == at, _D.id < row_id))
+        )
     for column, value in (
         (_D.appointment_id, appointment_id),
         (_D.callback_id, callback_id),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.models.notification import CHANNELS, DELIVERY_STATUSES
 
@@ -34,4 +34,7 @@ class DeliveryOut(BaseModel):
 
 
 class DeliveriesOut(BaseModel):
-    deliveries: list[DeliveryOut]
+    items: list[DeliveryOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifications.deliveries import queries
 from services.notifications.deliveries.schemas import Channel, DeliveriesOut, DeliveryOut, Status
 from shared.models import NotificationDelivery
+from shared.web.paging import decode_cursor, encode_cursor
 
 
 def delivery_out(row: NotificationDelivery) -> DeliveryOut:
@@ -38,8 +39,10 @@ async def list_deliveries(
     channel: Channel | None = None,
     event_type: str | None = None,
     limit: int = 100,
+    cursor: str | None = None,
 ) -> DeliveriesOut:
-    """Deliveries of the company, newest first; filter by appointment, callback, status..."""
+    """A page of the company's deliveries, newest first, each given filter applied."""
+    after = decode_cursor(cursor) if cursor is not None else None
     rows = await queries.list_deliveries(
         session,
         appointment_id=appointment_id,
@@ -47,6 +50,10 @@ async def list_deliveries(
         status=status,
         channel=channel,
         event_type=event_type,
-        limit=limit,
+        limit=limit + 1,
+        after=after,
     )
-    return DeliveriesOut(deliveries=[delivery_out(row) for row in rows])
+    page = rows[:limit]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return DeliveriesOut(items=[delivery_out(row) for row in page], next_cursor=next_cursor)

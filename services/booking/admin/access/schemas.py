@@ -61,6 +61,9 @@ class ApiKeyCreated(ApiKeyOut):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyOut]
+    next_cursor: str | None = Field(
+        default=None, description="Always null: every key in one page (a company has few)."
+    )
 
 
 # Platform keys -------------------------------------------------------------------------
@@ -83,6 +86,9 @@ class PlatformKeyOut(BaseModel):
 
 class PlatformKeyList(BaseModel):
     items: list[PlatformKeyOut]
+    next_cursor: str | None = Field(
+        default=None, description="Always null: every platform key in one page."
+    )
 
 
 # Cal.com integration -------------------------------------------------------------------
