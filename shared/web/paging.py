@@ -1,5 +1,5 @@
-"""Keyset cursors for lists outside booking (pure): the position after (instant, id), opaque
-to clients; anything else given as `cursor` is a 422 naming `cursor`."""
+"""Keyset cursors of the paged lists (pure): the position after (instant, id), opaque to
+clients; anything else given as `cursor` is a 422 naming `cursor`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import binascii
 from datetime import UTC, datetime
 
 from shared.errors import InvalidInput
+
+MAX_LIMIT = 500  # the largest page any list serves
 
 
 def encode_cursor(instant: datetime, row_id: str) -> str:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.booking.appointments import service
-from services.booking.appointments.cursor import MAX_LIMIT
 from services.booking.appointments.refusal_notices import QuotaNotices
 from services.booking.appointments.schemas import (
     AppointmentCreate,
@@ -24,6 +23,7 @@ from services.booking.ops.failures import ApiBookingAttempt
 from shared.fields import Day, Instant, Phone
 from shared.web.auth import ReaderPrincipal, ServicePrincipal
 from shared.web.deps import Session
+from shared.web.paging import MAX_LIMIT
 
 router = APIRouter(prefix="/v1", tags=["appointments"])
 AppointmentStatus = Literal[

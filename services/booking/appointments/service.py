@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.booking.appointments import changes, idempotency, queries
 from services.booking.appointments.booking import BookingRequest, book
 from services.booking.appointments.context import load_offer
-from services.booking.appointments.cursor import MAX_LIMIT, decode_cursor, encode_cursor
 from services.booking.appointments.policy_client import PolicyClient
 from services.booking.appointments.schemas import (
     AppointmentCreate,
@@ -27,6 +26,7 @@ from services.booking.appointments.slots import explained_free_slots
 from services.booking.scheduling.reasons import EmptyReason, combined
 from services.booking.scheduling.rules import rules_for
 from shared.db.types import utcnow
+from shared.web.paging import MAX_LIMIT, decode_cursor, encode_cursor
 
 
 async def availability(

@@ -21,7 +21,6 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking.appointments.cursor import decode_cursor, encode_cursor
 from services.booking.callbacks.schemas import CallbackCreate, CallbackList, CallbackOut
 from services.booking.callbacks.states import (
     MAX_ESCALATION_REASON,
@@ -41,6 +40,7 @@ from shared.errors import InvalidInput, NotFound
 from shared.local_time import local_iso
 from shared.models import Branch, CallbackEscalation, CallbackRequest, Staff
 from shared.models.callback import CALLBACK_STATUSES
+from shared.web.paging import decode_cursor, encode_cursor
 
 # Answers --------------------------------------------------------------------------------
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.booking.appointments.cursor import MAX_LIMIT
 from services.booking.customers import service
 from services.booking.customers.schemas import CustomerDetail, CustomerList
 from shared.fields import Phone
 from shared.web.auth import ReaderPrincipal
 from shared.web.deps import Session
+from shared.web.paging import MAX_LIMIT
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 

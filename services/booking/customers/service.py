@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.appointments import queries as appointments
-from services.booking.appointments.cursor import MAX_LIMIT, decode_cursor, encode_cursor
 from services.booking.appointments.masking import phone_for
 from services.booking.appointments.schemas import AppointmentOut
 from services.booking.customers import queries
@@ -17,6 +16,7 @@ from shared.db.types import utcnow
 from shared.errors import InvalidInput
 from shared.local_time import local_iso
 from shared.models.appointment import LIVE_STATUSES
+from shared.web.paging import MAX_LIMIT, decode_cursor, encode_cursor
 
 UPCOMING_LIMIT = 50
 
