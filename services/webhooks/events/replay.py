@@ -14,8 +14,6 @@ replays: it is the event's history, ARQ counts the tries of each job itself.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +27,10 @@ from services.webhooks.ingest.service import enqueue
 from shared.db.engine import Database, after_commit
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, NotFound
 from shared.local_time import local_iso
 from shared.models import WebhookEvent
+from shared.web.paging import decode_cursor, encode_cursor
 
 REPLAYABLE = ("processed", "ignored", "failed")
 MAX_LIMIT = 200
@@ -88,25 +87,6 @@ def _item(row: Any) -> EventItem:
 
 
 # --- listing (newest first, keyset pagination) --------------------------------------------------
-
-
-def encode_cursor(created_at: datetime, event_id: str) -> str:
-    """The position after (created_at, id), opaque to clients."""
-    raw = f"{created_at.astimezone(UTC).isoformat()}|{event_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """(created_at, id) from a cursor this module made, else 422 naming `cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, event_id = raw.split("|", 1)
-        created_at = datetime.fromisoformat(stamp)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("Not a cursor this API returned.", field="cursor") from None
-    if created_at.utcoffset() is None or not event_id or len(event_id) > 36:
-        raise InvalidInput("Not a cursor this API returned.", field="cursor")
-    return created_at, event_id
 
 
 @dataclass(frozen=True)
