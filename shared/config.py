@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     whatsapp_provider_url: str | None = None
     whatsapp_provider_token: str | None = None
     messaging_timeout_s: float = Field(default=5.0, gt=0)
+    # The development outbox `appointments run` starts (tools/dev_outbox.py) when no SMTP relay
+    # or gateway is configured: SMTP and its mail page on 127.0.0.1. `dev_outbox_url` (set by
+    # `run` for the services) is where the ops page reads the caught messages; None: not running.
+    dev_outbox_smtp_port: int = Field(default=1025, ge=1, le=65535)
+    dev_outbox_http_port: int = Field(default=8025, ge=1, le=65535)
+    dev_outbox_url: str | None = None
 
     # OpenTelemetry traces (shared/observability/tracing.py): "none" records nothing;
     # "otlp" posts batches to OTLP_ENDPOINT, the collector's traces URL

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from shared.config import Settings
 
@@ -26,6 +28,52 @@ SERVICES = (
     ("notifications", "services.notifications.app:create"),
 )
 WORKERS = ("booking", "webhooks", "notifications")
+MAIL_CHILD = "mail"  # the development outbox (tools/dev_outbox.py)
+# Set by the operator (environment or .env), any of these means real delivery is configured:
+# then `run` starts no mail catcher and leaves the messaging settings alone.
+OPERATOR_MESSAGING = ("smtp_host", "smtp_port", "sms_provider_url", "whatsapp_provider_url")
+
+
+@dataclass(frozen=True)
+class MailCatcher:
+    """The development outbox `run` starts: its SMTP port, its web port, the gateway token."""
+
+    smtp_port: int
+    http_port: int
+    token: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    def ports(self) -> dict[str, int]:
+        return {"mail (SMTP)": self.smtp_port, "mail (page)": self.http_port}
+
+
+def operator_messaging(settings: Settings) -> list[str]:
+    """The messaging settings the operator configured, by variable name (SMTP_HOST, ...)."""
+    return [name.upper() for name in OPERATOR_MESSAGING if name in settings.model_fields_set]
+
+
+def mail_not_started_because(settings: Settings) -> str | None:
+    """Why `run` starts no mail catcher with these settings; None: it starts one."""
+    configured = operator_messaging(settings)
+    if configured:
+        return f"{', '.join(configured)} configured: messages go to the real relay and gateways"
+    if settings.environment == "production":
+        return "production: configure SMTP_HOST, SMS_PROVIDER_URL and WHATSAPP_PROVIDER_URL"
+    return None
+
+
+def mail_catcher(settings: Settings, token: str | None = None) -> MailCatcher | None:
+    """The catcher `run` starts (a fresh random gateway token unless given), or None."""
+    if mail_not_started_because(settings) is not None:
+        return None
+    return MailCatcher(
+        settings.dev_outbox_smtp_port,
+        settings.dev_outbox_http_port,
+        secrets.token_urlsafe(24) if token is None else token,
+    )
 
 
 def service_ports(settings: Settings) -> dict[str, int]:
@@ -41,8 +89,9 @@ def docs_urls(settings: Settings) -> dict[str, str]:
     return {name: f"http://{HOST}:{port}/docs" for name, port in service_ports(settings).items()}
 
 
-def child_commands(settings: Settings) -> dict[str, list[str]]:
-    """The argv of every child, by name (`booking`, ..., `booking-worker`, ...)."""
+def child_commands(settings: Settings, catcher: MailCatcher | None = None) -> dict[str, list[str]]:
+    """The argv of every child, by name (`booking`, ..., `booking-worker`, ..., and `mail`
+    with a catcher)."""
     ports = service_ports(settings)
     quiet = not settings.log_json
     commands = {name: _uvicorn(factory, ports[name], quiet) for name, factory in SERVICES}
@@ -53,6 +102,16 @@ def child_commands(settings: Settings) -> dict[str, list[str]]:
             "-m",
             "shared.jobs.worker_main",
             f"services.{name}.worker.WorkerSettings",
+        ]
+    if catcher is not None:
+        commands[MAIL_CHILD] = [
+            sys.executable,
+            "-m",
+            "tools.dev_outbox",
+            "--smtp-port",
+            str(catcher.smtp_port),
+            "--http-port",
+            str(catcher.http_port),
         ]
     return commands
 
@@ -89,7 +148,11 @@ def child_overrides(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-def child_env(settings: Settings, redis_url: str) -> dict[str, str]:
+def child_env(
+    settings: Settings, redis_url: str, catcher: MailCatcher | None = None
+) -> dict[str, str]:
+    """The environment every child shares. With a catcher, e-mail, SMS and WhatsApp go to it
+    and the services learn where it is (DEV_OUTBOX_URL, for the ops page)."""
     env = dict(os.environ)
     env["DATABASE_URL"] = settings.database_url
     env["REDIS_URL"] = redis_url
@@ -100,6 +163,18 @@ def child_env(settings: Settings, redis_url: str) -> dict[str, str]:
         env["POLICY_SERVICE_URL"] = f"http://{HOST}:{settings.policy_port}"
     drain_s = min(settings.worker_drain_timeout_s, RUN_DRAIN_TIMEOUT_S)
     env["WORKER_DRAIN_TIMEOUT_S"] = f"{drain_s:g}"
+    if catcher is not None:
+        env.update(
+            SMTP_HOST=HOST,
+            SMTP_PORT=str(catcher.smtp_port),
+            SMTP_SECURITY="none",
+            SMS_PROVIDER_URL=f"{catcher.url}/gateway/sms",
+            SMS_PROVIDER_TOKEN=catcher.token,
+            WHATSAPP_PROVIDER_URL=f"{catcher.url}/gateway/whatsapp",
+            WHATSAPP_PROVIDER_TOKEN=catcher.token,
+            DEV_OUTBOX_URL=catcher.url,
+            DEV_OUTBOX_TOKEN=catcher.token,
+        )
     return env
 
 

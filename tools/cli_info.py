@@ -1,5 +1,6 @@
 """`appointments info`, and the box `appointments run` prints once every service is ready: the
-kept demo API key, each service's API docs, the ops page and the mail page.
+kept demo API key, each service's API docs, the ops page and the mail page (the development
+outbox, unless the operator configured real delivery).
 
 Reads only files and the configured ports, so it works while `run` runs (every service
 "ready") and when it does not ("not running").
@@ -15,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import Settings
-from tools.children import HOST, service_ports
+from tools.children import (
+    HOST,
+    MAIL_CHILD,
+    mail_catcher,
+    mail_not_started_because,
+    service_ports,
+)
 from tools.key_store import read_key, state_dir
 
 DEMO_KEY_GLOB = "demo-key.*"
@@ -50,7 +57,9 @@ class Info:
     keys: list[KeptKey]
     services: list[ServiceDocs]
     ops_url: str
-    mail_url: str | None = None
+    mail_url: str | None = None  # the mail page; None: no catcher (see mail_note)
+    mail_state: str = ""  # like ServiceDocs.state
+    mail_note: str = ""  # why there is no catcher
 
 
 def kept_demo_keys(directory: Path) -> list[KeptKey]:
@@ -71,12 +80,12 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def service_state(base_url: str, timeout_s: float = 0.5) -> str:
-    """How GET {base_url}/health/ready answers: "ready", "not ready (HTTP n)", "not running"."""
+def service_state(base_url: str, timeout_s: float = 0.5, path: str = "/health/ready") -> str:
+    """How GET {base_url}{path} answers: "ready", "not ready (HTTP n)", "not running"."""
     # No proxies: loopback calls, whatever HTTP_PROXY says.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"{base_url}/health/ready", timeout=timeout_s) as response:
+        with opener.open(f"{base_url}{path}", timeout=timeout_s) as response:
             status: int = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -92,7 +101,17 @@ def gather(settings: Settings, key_dir: Path, *, states: dict[str, str] | None =
         base_url = f"http://{HOST}:{port}"
         state = service_state(base_url) if states is None else states.get(name, "")
         services.append(ServiceDocs(name, base_url, state))
-    return Info(key_dir, kept_demo_keys(key_dir), services, f"{services[0].base_url}/ops")
+    ops_url = f"{services[0].base_url}/ops"
+    keys = kept_demo_keys(key_dir)
+    catcher = mail_catcher(settings, token="")
+    if catcher is None:
+        note = mail_not_started_because(settings) or ""
+        return Info(key_dir, keys, services, ops_url, mail_note=note)
+    if states is None:
+        mail_state = service_state(catcher.url, path="/health")
+    else:
+        mail_state = states.get(MAIL_CHILD, "")
+    return Info(key_dir, keys, services, ops_url, f"{catcher.url}/", mail_state)
 
 
 def info_lines(info: Info) -> list[str]:
@@ -112,7 +131,13 @@ def info_lines(info: Info) -> list[str]:
         state = f"  {service.state}" if service.state and service.state != "ready" else ""
         lines.append(f"  {service.name:<14} {service.docs}  {service.redoc}{state}")
     lines.append(f"ops page: {info.ops_url} (sign in with the API key)")
-    lines.append(f"mail: {info.mail_url}" if info.mail_url else MAIL_NOT_STARTED)
+    if info.mail_url:
+        state = f"  {info.mail_state}" if info.mail_state and info.mail_state != "ready" else ""
+        lines.append(f"mail: {info.mail_url}{state}")
+    else:
+        lines.append(
+            f"{MAIL_NOT_STARTED} ({info.mail_note})" if info.mail_note else MAIL_NOT_STARTED
+        )
     return lines
 
 

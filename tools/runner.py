@@ -1,17 +1,20 @@
-"""`appointments run`: the four services and three workers as child processes of one supervisor.
+"""`appointments run`: the four services, three workers and the development outbox (mail
+catcher and SMS/WhatsApp sink, tools/dev_outbox.py) as child processes of one supervisor.
 
 The supervisor starts an embedded Redis when REDIS_URL is unset, starts every child with the
-same DATABASE_URL and REDIS_URL, and then watches (ADR 0017). A child that exits on its own
-(any exit code, or a signal) is started again after a backoff: 1 s, doubling up to 30 s, back
-to 1 s once the child had run 60 s before it crashed. Each restart is logged and counted in
-`appointments_child_restarts_total{child}` on SUPERVISOR_METRICS_PORT (9104, loopback). An
-embedded Redis that dies is restarted alike, on its port (empty, as it never saves). Five
-restarts of one child within 60 s are tolerated; its sixth crash within 60 s gives up:
-everything is stopped, exit 3. SIGINT (Ctrl-C), SIGTERM or SIGHUP stop everything: a child
-waiting for its restart is not restarted, every live child gets SIGTERM and up to 10 s of grace,
-SIGKILL for stragglers, then the embedded Redis stops; exit 0. Children share the supervisor's
-process group, so a terminal's Ctrl-C or `kill -- -PGID` reaches them even if the supervisor
-itself is killed.
+same DATABASE_URL and REDIS_URL, and then watches (ADR 0017). Unless the operator configured
+SMTP_HOST, SMTP_PORT, SMS_PROVIDER_URL or WHATSAPP_PROVIDER_URL (or runs in production), the
+children's e-mail, SMS and WhatsApp go to the outbox, whose page the ready box names. A child
+that exits on its own (any exit code, or a signal) is started again after a backoff: 1 s,
+doubling up to 30 s, back to 1 s once the child had run 60 s before it crashed. Each restart is
+logged and counted in `appointments_child_restarts_total{child}` on SUPERVISOR_METRICS_PORT
+(9104, loopback). An embedded Redis that dies is restarted alike, on its port (empty, as it
+never saves). Five restarts of one child within 60 s are tolerated; its sixth crash within 60 s
+gives up: everything is stopped, exit 3. SIGINT (Ctrl-C), SIGTERM or SIGHUP stop everything: a
+child waiting for its restart is not restarted, every live child gets SIGTERM and up to 10 s of
+grace, SIGKILL for stragglers, then the embedded Redis stops; exit 0. Children share the
+supervisor's process group, so a terminal's Ctrl-C or `kill -- -PGID` reaches them even if the
+supervisor itself is killed.
 
 Test knobs (environment, undocumented for operators): RUNNER_BACKOFF_S, RUNNER_BACKOFF_MAX_S,
 RUNNER_CRASH_WINDOW_S and RUNNER_HEALTHY_AFTER_S override the 1 s / 30 s / 60 s / 60 s above.
@@ -32,10 +35,14 @@ from wsgiref.simple_server import WSGIServer
 from shared.config import Settings
 from tools.children import (
     HOST,
+    MAIL_CHILD,
+    MailCatcher,
     busy_ports,
     child_commands,
     child_env,
     child_overrides,
+    mail_catcher,
+    mail_not_started_because,
     service_ports,
     worker_metrics_ports,
 )
@@ -81,12 +88,23 @@ class StopSignal:
         self.received = signal.Signals(signum)
 
 
-class Readiness:
-    """Announces once that every service answers GET /health/ready with 200 (or which do not
-    after READY_TIMEOUT_S); `check` is True on the tick it is done."""
+def readiness_urls(settings: Settings, catcher: MailCatcher | None) -> dict[str, str]:
+    """What answers 200 once a child is ready: each service's /health/ready, the outbox's
+    /health."""
+    urls = {
+        name: f"http://{HOST}:{port}/health/ready" for name, port in service_ports(settings).items()
+    }
+    if catcher is not None:
+        urls[MAIL_CHILD] = f"{catcher.url}/health"
+    return urls
 
-    def __init__(self, ports: Mapping[str, int]) -> None:
-        self.urls = {name: f"http://{HOST}:{port}/health/ready" for name, port in ports.items()}
+
+class Readiness:
+    """Announces once that every service (and the outbox) answers its health URL with 200 (or
+    which do not after READY_TIMEOUT_S); `check` is True on the tick it is done."""
+
+    def __init__(self, urls: Mapping[str, str]) -> None:
+        self.urls = dict(urls)
         self.pending = set(self.urls)
         self.not_ready: set[str] = set()
         self.started = time.monotonic()
@@ -136,12 +154,19 @@ def run(
     (default os.environ) holds the RUNNER_* test knobs. `key_dir` (default: the state dir)
     holds the demo key shown in the box printed once every service is ready.
     """
-    problems = busy_ports(service_ports(settings))
+    catcher = mail_catcher(settings)
+    ports = service_ports(settings) | (catcher.ports() if catcher else {})
+    problems = busy_ports(ports)
     if problems:
         for problem in problems:
             say(f"cannot start: {problem}")
-        say("set BOOKING_PORT, POLICY_PORT, WEBHOOKS_PORT or NOTIFICATIONS_PORT to other ports")
+        say(
+            "set BOOKING_PORT, POLICY_PORT, WEBHOOKS_PORT, NOTIFICATIONS_PORT, "
+            "DEV_OUTBOX_SMTP_PORT or DEV_OUTBOX_HTTP_PORT to other ports"
+        )
         return EXIT_PORT_BUSY
+    if catcher is None:
+        say(f"mail catcher not started: {mail_not_started_because(settings)}")
     if prepare is not None:
         settings = prepare(settings)
 
@@ -150,7 +175,7 @@ def run(
     metrics: tuple[WSGIServer, Thread] | None = None
     with StopSignal() as stop:
         try:
-            commands = child_commands(settings)
+            commands = child_commands(settings, catcher)
             # The child env is built once the Redis URL is known; the supervisor's policy and
             # counter are needed first, for the embedded Redis.
             policy = restart_policy(os.environ if environ is None else environ)
@@ -176,7 +201,7 @@ def run(
             if stop.received:
                 return EXIT_STOPPED
 
-            supervisor.env = child_env(settings, redis_url)
+            supervisor.env = child_env(settings, redis_url, catcher)
             metrics = serve_metrics(supervisor.registry, settings.supervisor_metrics_port)
             supervisor.start()
             for name, port in worker_metrics_ports(settings).items():
@@ -185,7 +210,7 @@ def run(
             if metrics is not None:
                 port = settings.supervisor_metrics_port
                 say(f"{'supervisor':<21} http://{HOST}:{port}/metrics (child restarts)")
-            readiness = Readiness(service_ports(settings))
+            readiness = Readiness(readiness_urls(settings, catcher))
             while stop.received is None:
                 gave_up = supervisor.tick()
                 if gave_up is None and redis is not None and not redis.tick():

@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.booking.admin.api import router as admin_router
 from services.booking.admin.customers.api import router as customer_data_router
+from services.booking.admin.opening_hours.api import router as opening_hours_router
 from services.booking.agent.api import router as retell_router
 from services.booking.appointments.api import router as api_router
 from services.booking.appointments.policy_client import PolicyClient
@@ -80,6 +81,7 @@ def create(settings: Settings | None = None) -> FastAPI:
             customers_router,
             admin_router,
             customer_data_router,
+            opening_hours_router,
             ops_router,
             ops_page_router,
         ],

@@ -18,6 +18,7 @@ marker, and `install_tenant_guard` refuses to start when one does not (`uncovere
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Final
@@ -124,6 +125,10 @@ def _tenant_filter(state: ORMExecuteState) -> None:
     else:
         # Added to every statement: entities reached only through select_from() or a column
         # (count queries) are not in `all_mappers`, and the criteria is a no-op where unused.
+        # A covered table that reaches the FROM list only through an expression (a function of
+        # its columns in WHERE) is invisible to the criteria: named with select_from() at the
+        # top level, refused in a subquery (`anchor_covered_tables`).
+        state.statement = anchor_covered_tables(state.statement)
         state.statement = state.statement.options(
             with_loader_criteria(
                 TenantScoped,
@@ -132,6 +137,96 @@ def _tenant_filter(state: ORMExecuteState) -> None:
             )
         )
     state.update_execution_options(**{CHECKED_OPTION: True})
+
+
+def _base_table(from_: Any) -> Any:
+    """The table under an alias (or the from clause itself)."""
+    while isinstance(from_, sa.Alias | sa.sql.Subquery) and hasattr(from_, "element"):
+        if not isinstance(from_.element, sa.TableClause | sa.Alias):
+            break
+        from_ = from_.element
+    return from_
+
+
+def _names(froms: Iterable[Any]) -> set[str]:
+    return {
+        getattr(table, "name", "")
+        for source in froms
+        for table in find_tables(source, include_aliases=True, include_joins=True)
+    }
+
+
+def _unanchored(select: sa.Select[Any], enclosing: frozenset[str]) -> list[Any]:
+    """Covered tables in `select`'s FROM list that neither its columns nor its explicit FROM
+    (select_from, joins) name, nor an enclosing select it correlates to: they came in through
+    an expression the ORM criteria skips."""
+    named = _names((*select._from_obj, *select.columns_clause_froms)) | enclosing
+    covered = covered_table_names()
+    return [
+        from_
+        for from_ in select.get_final_froms()
+        if getattr(_base_table(from_), "name", None) in covered
+        and getattr(from_, "name", None) not in named
+    ]
+
+
+def _check_subqueries(element: Any, enclosing: frozenset[str]) -> None:
+    """Refuse a subquery that reaches a covered table only through an expression (a table of
+    an enclosing select correlates to it and is filtered there)."""
+    for child in element.get_children():
+        if isinstance(child, sa.Select):
+            if _unanchored(child, enclosing):
+                raise TenantNotSet(
+                    "a subquery reaches a tenant table only through an expression: name it "
+                    "with select_from() so that the tenant filter applies"
+                )
+            _check_subqueries(child, enclosing | _names(child.get_final_froms()))
+        else:
+            _check_subqueries(child, enclosing)
+
+
+@cache
+def _mapped_classes() -> dict[str, type[Any]]:
+    return {
+        mapper.local_table.name: mapper.class_
+        for mapper in Base.registry.mappers
+        if isinstance(mapper.local_table, sa.Table)
+    }
+
+
+# Statements are mostly built once (module constants on the hot paths): checked once each.
+_anchored: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def anchor_covered_tables(statement: Any) -> Any:
+    """`statement` with every covered table of its FROM list visible to the tenant criteria.
+
+    A top-level SELECT that reaches a covered table only through an expression gets that
+    table named with select_from() (the same FROM, now filtered); a subquery doing so is
+    refused: the filter could not see it, so the statement would read every company's rows.
+    """
+    if not isinstance(statement, sa.Select):
+        return statement
+    known = _anchored.get(statement)
+    if known is not None:
+        return known
+    missing = _unanchored(statement, frozenset())
+    anchored = statement
+    if missing:
+        classes = _mapped_classes()
+        entities = []
+        for from_ in missing:
+            cls = classes.get(getattr(from_, "name", ""))
+            if cls is None:  # an alias reached only through an expression
+                raise TenantNotSet(
+                    "a tenant table alias is reached only through an expression: name it "
+                    "with select_from() so that the tenant filter applies"
+                )
+            entities.append(cls)
+        anchored = statement.select_from(*entities)
+    _check_subqueries(anchored, frozenset(_names(anchored.get_final_froms())))
+    _anchored[statement] = anchored
+    return anchored
 
 
 def _require_tenant_param(parameters: Any, session_tenant: Any) -> None:

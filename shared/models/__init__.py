@@ -30,6 +30,7 @@ from shared.models.notification import (
     NotificationReminder,
     NotificationTemplate,
 )
+from shared.models.opening_hours import BranchClosedDay, BranchOpeningHours
 from shared.models.ops import BookingFailure
 from shared.models.policy import (
     AppointmentModification,
@@ -51,6 +52,8 @@ __all__ = [
     "Base",
     "BookingFailure",
     "Branch",
+    "BranchClosedDay",
+    "BranchOpeningHours",
     "Call",
     "CallbackEscalation",
     "CallbackRequest",

@@ -20,8 +20,9 @@ COMPANY = "c0ffee00-0000-4000-8000-000000000001"
 def test_info_prints_the_kept_key_and_urls_and_says_nothing_runs(
     cli: Cli, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    ports = free_ports(4)
-    for name, port in zip(("BOOKING", "POLICY", "WEBHOOKS", "NOTIFICATIONS"), ports, strict=True):
+    ports = free_ports(6)
+    names = ("BOOKING", "POLICY", "WEBHOOKS", "NOTIFICATIONS", "DEV_OUTBOX_SMTP", "DEV_OUTBOX_HTTP")
+    for name, port in zip(names, ports, strict=True):
         cli_env[f"{name}_PORT"] = str(port)
     write_key(tmp_path / f"demo-key.{COMPANY}", KEY)  # beside the SQLite file: the state dir
 
@@ -39,16 +40,28 @@ def test_info_prints_the_kept_key_and_urls_and_says_nothing_runs(
     assert body[2] == "API docs (Swagger UI, ReDoc):"
     for row, (name, port) in zip(
         body[3:7],
-        zip(("booking", "policy", "webhooks", "notifications"), ports, strict=True),
+        zip(("booking", "policy", "webhooks", "notifications"), ports[:4], strict=True),
         strict=True,
     ):
         base = f"http://127.0.0.1:{port}"
         assert row == f"  {name:<14} {base}/docs  {base}/redoc  not running"
     assert body[7:] == [
         f"ops page: {booking}/ops (sign in with the API key)",
-        "mail: not started",
+        f"mail: http://127.0.0.1:{ports[5]}/  not running",
         "not running: start everything with `make run` (or `appointments run`)",
     ]
+
+
+def test_info_says_why_no_mail_catcher_runs_when_smtp_is_configured(
+    cli: Cli, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    cli_env["SMTP_HOST"] = "smtp.example.com"
+    shown = cli("info")
+    assert shown.returncode == 0, shown.stderr
+    body = [line[2:-2].rstrip() for line in shown.stdout.splitlines()[1:-1]]
+    assert body[-2] == (
+        "mail: not started (SMTP_HOST configured: messages go to the real relay and gateways)"
+    )
 
 
 def test_info_without_a_kept_key_names_the_command_that_makes_one(cli: Cli, tmp_path: Path) -> None:
@@ -68,9 +81,14 @@ def test_newest_kept_key_first_and_states_from_the_runner(tmp_path: Path) -> Non
     os.utime(tmp_path / "demo-key.old", (1_000_000, 1_000_000))
     write_key(tmp_path / "demo-key.new", "ak_new")
     (tmp_path / "demo-key.empty").write_text("\n")
-    settings = Settings(environment="test", booking_port=9001, policy_port=9002)
-    info = gather(settings, tmp_path, states={"booking": "ready", "policy": "not ready"})
+    settings = Settings(
+        environment="test", booking_port=9001, policy_port=9002, dev_outbox_http_port=9025
+    )
+    info = gather(
+        settings, tmp_path, states={"booking": "ready", "policy": "not ready", "mail": "ready"}
+    )
     lines = info_lines(info)
+    assert lines[-1] == "mail: http://127.0.0.1:9025/"
     assert lines[:3] == [
         "API key (admin, company new): ak_new",
         "API key (admin, company old): ak_old",

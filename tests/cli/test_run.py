@@ -40,6 +40,7 @@ class Running:
     proc: subprocess.Popen[bytes]
     log: Path
     ports: dict[str, int]
+    mail_port: int = 0  # the development outbox's page
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -96,8 +97,11 @@ def appointments_run(
     """`appointments run` in its own process group; killed with its group if a test fails."""
     ports = ports or dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     env = {**cli_env, **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}}
-    # Not the default 9104, which another run on this machine may hold.
-    env.setdefault("SUPERVISOR_METRICS_PORT", str(free_ports(1)[0]))
+    # Not the default 9104, 1025 and 8025, which another run on this machine may hold.
+    metrics, smtp, page = free_ports(3)
+    env.setdefault("SUPERVISOR_METRICS_PORT", str(metrics))
+    env.setdefault("DEV_OUTBOX_SMTP_PORT", str(smtp))
+    env.setdefault("DEV_OUTBOX_HTTP_PORT", str(page))
     log = tmp_path / "run.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -108,7 +112,7 @@ def appointments_run(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    running = Running(proc, log, ports)
+    running = Running(proc, log, ports, int(env["DEV_OUTBOX_HTTP_PORT"]))
     try:
         yield running
     finally:
@@ -148,7 +152,7 @@ def test_run_serves_all_four_and_stops_cleanly_on_sigint(
         ready_after = running.wait_ready()
         redis = psutil.Process(running.redis_pid())
         watched = [psutil.Process(running.proc.pid), redis, *running.descendants()]
-        assert len(watched) >= 2 + 7, [p.cmdline() for p in watched]
+        assert len(watched) >= 2 + 8, [p.cmdline() for p in watched]
         box = running.wait_box()
         assert "API key (admin, company " in box[0] and box[0].endswith(f"): {demo_key}")
         for name, port in running.ports.items():
@@ -157,7 +161,7 @@ def test_run_serves_all_four_and_stops_cleanly_on_sigint(
         booking = f"http://127.0.0.1:{running.ports['booking']}"
         assert box[-3:] == [
             f"ops page: {booking}/ops (sign in with the API key)",
-            "mail: not started",
+            f"mail: http://127.0.0.1:{running.mail_port}/",
             "press Ctrl-C to stop",
         ]
         with httpx.Client(trust_env=False, timeout=5) as client:

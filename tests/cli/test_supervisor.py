@@ -57,7 +57,7 @@ STOP_WITHIN_S = 10.0
 STARTED = re.compile(r"\[appointments run\] started (\S+) \(pid (\d+)")
 REDIS_ANNOUNCED = re.compile(r"embedded Redis on (redis://\S+) \(pid (\d+)")
 RESTARTS = re.compile(r'^appointments_child_restarts_total\{child="([^"]+)"\} (\S+)$', re.M)
-CHILDREN = (*SERVICES, "booking-worker", "webhooks-worker", "notifications-worker")
+CHILDREN = (*SERVICES, "booking-worker", "webhooks-worker", "notifications-worker", "mail")
 LOAD_CLIENTS = 3
 PACE_S = 0.05  # each client sends a booking every 50 ms, answered or not
 LEAD_S = 0.3  # the load runs this long before the kill

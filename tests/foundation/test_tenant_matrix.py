@@ -37,6 +37,7 @@ from tests.support.factories import create_platform_key
 from tests.support.fuzz import NOT_JSON_APIS, problem_violation
 from tests.support.openapi_ops import BodyBuilder, Operation, is_id, operations
 from tests.support.tenant_seed import (
+    CLOSED_DAY,
     LEVELS,
     NOTIFICATION_CONFIG,
     NOTIFICATION_EVENT,
@@ -79,6 +80,7 @@ FIXED = {
     "event_type": NOTIFICATION_EVENT[0],
     "channel": NOTIFICATION_EVENT[1],
     "language": TEMPLATE[2],
+    "day": CLOSED_DAY,
 }
 # Platform resources belong to no company: a company key must get 403, and only a company key
 # is tried (a platform admin may manage them).

@@ -574,6 +574,11 @@ async def test_a_company_sees_only_its_own_failures(
         "success_rate": None,
         "sync_failed": 0,
         "day_start": view.json()["bookings_today"]["day_start"],
+        "attempts": 0,
+        "fully_succeeded": 0,
+        "not_in_calcom": 0,
+        "calcom_waiting": 0,
+        "confirmations_failed": 0,
     }
 
 
@@ -758,6 +763,12 @@ async def test_overview_figures(
         "success_rate": 0.8,
         "sync_failed": 1,
         "day_start": day_start.astimezone(BERLIN).isoformat(),
+        "attempts": 5,
+        # Cal.com is not configured: a waiting sync is no failure, the failed one is
+        "fully_succeeded": 3,
+        "not_in_calcom": 1,
+        "calcom_waiting": 0,
+        "confirmations_failed": 0,
     }
     backlog = view["sync_backlog"]
     assert (backlog["appointments_pending"], backlog["outbox_pending"]) == (1, 4)
@@ -769,6 +780,7 @@ async def test_overview_figures(
         "name": f"calcom:{company_id}",
         "state": "closed",
         "calcom_configured": False,
+        "calcom_state": "not_configured",
     }
     assert view["overdue_callbacks"] == 2
 

@@ -100,7 +100,11 @@ async def test_ops_page_in_headless_chromium(
     # "Today" is the company's local day: just after midnight there, a failure five minutes
     # old happened yesterday and is not in today's success rate.
     start, _ = local_day_bounds(utcnow(), "Europe/Berlin")
-    expected_rate = "33.3 %" if markup_at >= start else "50.0 %"
+    failed_today = 2 if markup_at >= start else 1
+    expected_headline = (
+        f"0 of {failed_today + 1} bookings fully succeeded: {failed_today} failed with an "
+        "error, 1 did not reach Cal.com"
+    )
 
     async with async_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -139,8 +143,12 @@ async def test_ops_page_in_headless_chromium(
             failure = page.locator("details.failure", has_text=correlation_id)
             assert "forced failure for the ops test" in await failure.inner_text()
             assert await page.locator("details.failure").count() == 3
-            # 1 booked, 2 failed today (or 1 failed, just after midnight)
-            assert await page.locator("#success-rate .big").inner_text() == expected_rate
+            # 1 booked (its Cal.com sync failed), 2 failed today (or 1, just after midnight)
+            assert await page.locator("#headline").inner_text() == expected_headline
+            assert await page.locator("#headline").get_attribute("data-state") == "bad"
+            assert await page.locator("#success-rate .big").inner_text() == (
+                f"0 / {failed_today + 1}"
+            )
             assert await page.locator("b.injected").count() == 0
             assert await page.title() != "x"
             assert '&lt;b class="injected"&gt;bold&lt;/b&gt;' in await page.content()

@@ -73,7 +73,7 @@ async def test_the_cookie_holds_an_opaque_token_and_opens_the_page(
     assert len(value) >= 40
     assert {"httponly", "samesite=strict", "path=/ops"} <= attributes
     assert "secure" not in attributes  # plain http
-    page = await clients["http"].get("/ops")
+    page = await clients["http"].get("/ops", headers={"Accept-Language": "en"})
     assert page.status_code == 200
     assert company_id in page.text
     assert "Sign out" in page.text

@@ -50,6 +50,7 @@ POLICY_CONFIGS: dict[str, dict[str, Any]] = {
 NOTIFICATION_EVENT = ("booking_confirmed", "email")
 NOTIFICATION_CONFIG = {"language": "en"}
 TEMPLATE = ("booking_confirmed", "email", "de")
+CLOSED_DAY = "2031-12-24"  # a closed day of the branch (path parameter `{day}`)
 ADMIN_COLLECTIONS = (
     "branches",
     "services",
@@ -160,6 +161,14 @@ async def seed_company(services: Services, db: Database) -> Seeded:
         ),
         201,
     )
+    branch_path = f"/v1/admin/branches/{salon.branch_id}"
+    week = [{"weekday": wd, "start": "09:00", "end": "18:00"} for wd in range(6)]
+    _ok(
+        await booking.put(f"{branch_path}/opening-hours", headers=headers, json={"hours": week}),
+        200,
+    )
+    closed = {"day": CLOSED_DAY, "name": "Heiligabend"}
+    _ok(await booking.post(f"{branch_path}/closed-days", headers=headers, json=closed), 201)
     for collection in ADMIN_COLLECTIONS:
         listed = _ok(await booking.get(f"/v1/admin/{collection}", headers=headers), 200)
         assert listed["items"], f"{collection}: nothing seeded"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.admin import schemas
 from services.booking.admin.crud import Resource, Unique
+from services.booking.admin.opening_hours.service import staff_hours_within_opening_hours
 from shared.db.scoped import scoped
 from shared.db.tenancy import SYSTEM
 from shared.db.types import utcnow
@@ -217,7 +218,7 @@ WORKING_HOURS = Resource(
         WorkingHours.id,
     ),
     references={"staff_id": Staff},
-    rules=(_working_hours_do_not_overlap,),
+    rules=(_working_hours_do_not_overlap, staff_hours_within_opening_hours),
 )
 TIME_OFF = Resource(
     path="/time-off",

@@ -12,6 +12,7 @@ Redis that restarts empty; the metric and the log lines remain then.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from redis.asyncio import Redis
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.callbacks.states import OVERDUE_STATUSES
+from services.booking.ops.integrations import CalcomState, calcom_state
 from shared.jobs.queue import BOOKING_QUEUE
 from shared.local_time import to_local, zone_of
 from shared.models import (
@@ -29,6 +32,7 @@ from shared.models import (
     BookingFailure,
     CallbackRequest,
     Company,
+    NotificationDelivery,
     OutboxEvent,
     WebhookEvent,
 )
@@ -38,6 +42,7 @@ from shared.redis.circuit_breaker import CircuitBreaker, State
 log = logging.getLogger(__name__)
 
 BOOKED_SOURCES = ("agent", "api")
+CONFIRMATION_EVENT = "booking_confirmed"
 REFUSED_BUCKET_S = 15 * 60  # every zone's offset is a multiple of 15 minutes
 REFUSED_KEEP_S = 8 * 24 * 3600
 REFUSED_REDIS_TIMEOUT_S = 0.5  # the refusal must not wait on a Redis that is down as well
@@ -61,6 +66,16 @@ class Overview:
     calcom_configured: bool
     overdue_callbacks: int
     refused_today: int | None = 0  # unrecorded refusals (database down); None: Redis unread
+    # Today's bookings that did not fully succeed, and why (docs/operations.md "The ops page").
+    booked_sync_failed: int = 0
+    booked_sync_waiting: int = 0
+    confirmations_failed: int = 0
+    fully_succeeded: int = 0
+    calcom_state: CalcomState = "not_configured"
+
+    @property
+    def attempts(self) -> int:
+        return self.booked_today + self.failed_today + (self.refused_today or 0)
 
     @property
     def success_rate(self) -> float | None:
@@ -160,15 +175,16 @@ async def overview(
     ).one()
     tz = company.timezone or "UTC"
     start, end = local_day_bounds(now, tz)
-    booked = await session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Appointment)
-        .where(
-            Appointment.created_at >= start,
-            Appointment.created_at < end,
-            Appointment.source.in_(BOOKED_SOURCES),
+    booked_rows = (
+        await session.execute(
+            sa.select(Appointment.id, Appointment.sync_status).where(
+                Appointment.created_at >= start,
+                Appointment.created_at < end,
+                Appointment.source.in_(BOOKED_SOURCES),
+            )
         )
-    )
+    ).all()
+    headline = await _headline(session, booked_rows, bool(company.calcom_api_key), start)
     # No index leads here (sync_status): a scan of the company's appointment rows.
     sync = (
         await session.execute(
@@ -215,7 +231,7 @@ async def overview(
     return Overview(
         timezone=tz,
         day_start=start,
-        booked_today=int(booked or 0),
+        booked_today=len(booked_rows),
         failed_today=int(failed or 0),
         sync_failed_today=int(sync[0]),
         appointments_sync_pending=int(sync[1]),
@@ -229,4 +245,42 @@ async def overview(
         calcom_configured=bool(company.calcom_api_key),
         overdue_callbacks=int(overdue or 0),
         refused_today=await refused_between(redis, company_id, start, end),
+        booked_sync_failed=headline.sync_failed,
+        booked_sync_waiting=headline.sync_waiting,
+        confirmations_failed=headline.confirmations_failed,
+        fully_succeeded=headline.fully_succeeded,
+        calcom_state=await calcom_state(session, bool(company.calcom_api_key), now),
     )
+
+
+@dataclass(frozen=True)
+class _Headline:
+    sync_failed: int
+    sync_waiting: int
+    confirmations_failed: int
+    fully_succeeded: int
+
+
+async def _headline(
+    session: AsyncSession, booked: Sequence[Row[str, str]], calcom: bool, start: datetime
+) -> _Headline:
+    """Of today's bookings: how many never reached Cal.com (its sync failed), still wait for
+    it, had a confirmation that could not be sent, and how many fully succeeded: booked,
+    in Cal.com (or Cal.com not configured) and no confirmation failed."""
+    unconfirmed: set[str] = set()
+    if booked:
+        failed_messages = await session.scalars(
+            sa.select(NotificationDelivery.appointment_id)
+            .where(
+                NotificationDelivery.event_type == CONFIRMATION_EVENT,
+                NotificationDelivery.status == "failed",
+                NotificationDelivery.created_at >= start,
+            )
+            .distinct()
+        )
+        ids = {row.id for row in booked}
+        unconfirmed = {a for a in failed_messages if a is not None and a in ids}
+    failed = {row.id for row in booked if row.sync_status == "failed"}
+    waiting = {row.id for row in booked if calcom and row.sync_status in ("pending", "local_only")}
+    fully = sum(1 for row in booked if row.id not in failed | waiting | unconfirmed)
+    return _Headline(len(failed), len(waiting), len(unconfirmed), fully)

@@ -1,4 +1,7 @@
-"""`/ops`: the failed-booking view as a small server-rendered page (no JavaScript).
+"""`/ops`: the owner's page, server-rendered (no JavaScript): today's honest headline,
+schedule per staff member, callbacks, failing integrations by cause and the failed bookings,
+in German or English (`?lang=de|en`, else Accept-Language, else German for a company in a
+European zone; every label from `i18n.LABELS`).
 
 Behind an operator key: `Authorization: Bearer <key>`, or for a browser a session opened by
 the login form: an HttpOnly, SameSite=Strict cookie scoped to /ops that holds an opaque token,
@@ -12,9 +15,10 @@ of the OpenAPI schema.
 
 from __future__ import annotations
 
+from datetime import UTC
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Query, Request
@@ -22,10 +26,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from services.booking.ops import chart_labels, i18n
+from services.booking.ops import messages as ops_messages
+from services.booking.ops import queries as ops_queries
 from services.booking.ops import service as ops_service
 from services.booking.ops import session as ops_session
 from shared.db.types import utcnow
 from shared.errors import AppError, Forbidden, PayloadTooLarge, RateLimited
+from shared.local_time import zone_of
 from shared.web.auth import Principal, authenticate
 from shared.web.deps import READ_ONLY, Session
 
@@ -45,12 +53,6 @@ SECURITY_HEADERS = {
 }
 
 
-def when(iso: str | None) -> str:
-    """An ISO instant as the page shows it: local date and time to the second (the page names
-    the time zone once)."""
-    return iso[:19].replace("T", " ") if iso else "\u2013"
-
-
 @cache
 def templates() -> Environment:
     env = Environment(
@@ -60,7 +62,6 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["when"] = when
     return env
 
 
@@ -94,8 +95,23 @@ async def _operator(request: Request, session: Session, key: str) -> Principal |
     return principal if principal.has("operator") else None
 
 
-def _login_page(status: int, error: str | None = None) -> HTMLResponse:
-    response = render("login.html", status, error=error)
+def _language(request: Request, lang: str | None, timezone: str | None = None) -> str:
+    return i18n.choose_language(lang, request.headers.get("accept-language"), timezone)
+
+
+def _login_page(
+    status: int, lang: str, error: str | None = None, requested: str | None = None
+) -> HTMLResponse:
+    fmt = i18n.Formatter(lang, UTC)
+    lang_param = requested if requested in i18n.LANGUAGES else None
+    response = render(
+        "login.html",
+        status,
+        t=fmt.t,
+        lang=lang,
+        error=error and fmt.t(error),
+        lang_param=lang_param,
+    )
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -113,11 +129,46 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+def headline(
+    fmt: i18n.Formatter,
+    *,
+    attempts: int,
+    fully: int,
+    sync_failed: int,
+    sync_waiting: int,
+    confirmations: int,
+    failed: int,
+    refused: int,
+) -> tuple[str, str]:
+    """The page's first line and its state: "ok" only when every attempt of today fully
+    succeeded (and there was one), "warn" from 90 %, else "bad"; "none" without attempts."""
+    if attempts == 0:
+        return "none", fmt.t("headline.none")
+    text = fmt.t("headline", ok=fully, total=attempts)
+    reasons = [
+        fmt.t(key, n=n)
+        for key, n in (
+            ("reason.failed", failed),
+            ("reason.refused", refused),
+            ("reason.sync_failed", sync_failed),
+            ("reason.sync_waiting", sync_waiting),
+            ("reason.confirmation", confirmations),
+        )
+        if n
+    ]
+    if reasons:
+        text += ": " + ", ".join(reasons)
+    if fully == attempts:
+        return "ok", text
+    return ("warn" if fully / attempts >= 0.9 else "bad"), text
+
+
 @router.get("/ops", response_class=HTMLResponse)
 async def ops_page(
     request: Request,
     session: Session,
     hours: Annotated[int, Query(ge=1, le=168)] = 24,
+    lang: Annotated[Literal["de", "en"] | None, Query(description="Page language")] = None,
 ) -> Response:
     key = _presented_key(request)
     token = None if key else request.cookies.get(COOKIE)
@@ -128,31 +179,60 @@ async def ops_page(
     else:
         principal = None
     if principal is None:
-        error = "The key is invalid or lacks the operator scope." if key else None
+        error = "login.invalid" if key else None
         if token:
-            error = "The session has ended: sign in again."
-        response = _login_page(401, error)
+            error = "login.ended"
+        response = _login_page(401, _language(request, lang), error, lang)
         if token:
             _forget_cookie(response)
         return response
     now = utcnow()
-    overview = await ops_service.overview(
-        session, principal.company_id, request.app.state.redis, now
+    view = await ops_service.owner_page(
+        session, principal.company_id, request.app.state.redis, now, hours
     )
-    failures = await ops_service.failed_bookings(session, principal.company_id, hours, now)
+    tz = view.overview.timezone
+    language = _language(request, lang, tz)
+    outbox_url = request.app.state.settings.dev_outbox_url
+    messages = await ops_messages.recent_messages(session, principal.company_id, outbox_url)
+    fmt = i18n.Formatter(language, zone_of(tz))
+    today = view.overview.bookings_today
+    state, text = headline(
+        fmt,
+        attempts=today.attempts,
+        fully=today.fully_succeeded,
+        sync_failed=today.not_in_calcom,
+        sync_waiting=today.calcom_waiting,
+        confirmations=today.confirmations_failed,
+        failed=today.failed,
+        refused=view.overview.refused_unrecorded_today or 0,
+    )
     return render(
         "ops.html",
-        overview=overview,
-        failures=failures,
+        page=view,
+        overview=view.overview,
+        failures=view.failures,
         hours=hours,
+        lang=language,
+        lang_param=lang,
+        fmt=fmt,
+        t=fmt.t,
+        headline_state=state,
+        headline_text=text,
         company_id=principal.company_id,
+        company_name=await ops_queries.company_name(session, principal.company_id),
         cookie_login=token is not None,
+        messages=messages,
+        outbox_url=outbox_url and outbox_url.rstrip("/") + "/",
+        **chart_labels.chart_context(view.trends, language),
     )
 
 
 @router.get("/ops/login", response_class=HTMLResponse)
-async def login_form() -> Response:
-    return _login_page(200)
+async def login_form(
+    request: Request,
+    lang: Annotated[Literal["de", "en"] | None, Query(description="Page language")] = None,
+) -> Response:
+    return _login_page(200, _language(request, lang), requested=lang)
 
 
 @router.post("/ops/login", response_class=HTMLResponse, openapi_extra=READ_ONLY)
@@ -164,11 +244,14 @@ async def login(request: Request, session: Session) -> Response:
         raise PayloadTooLarge("The login form is too large.")
     fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=5)
     key = (fields.get("api_key") or [""])[0].strip()
+    requested = (fields.get("lang") or [""])[0]
+    lang = requested if requested in i18n.LANGUAGES else None
     principal = await _operator(request, session, key) if key else None
     if principal is None:
-        return _login_page(401, "The key is invalid or lacks the operator scope.")
+        return _login_page(401, _language(request, lang), "login.invalid", lang)
     token = await ops_session.open_session(request.app.state.redis, principal, COOKIE_MAX_AGE_S)
-    response = RedirectResponse("/ops", status_code=303, headers={"Cache-Control": "no-store"})
+    target = f"/ops?lang={lang}" if lang else "/ops"
+    response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
     response.set_cookie(
         COOKIE,
         token,

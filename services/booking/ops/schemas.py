@@ -50,6 +50,15 @@ class BookingsToday(BaseModel):
     success_rate: float | None
     sync_failed: int
     day_start: str
+    attempts: int = Field(description="booked + failed + refused_unrecorded_today")
+    fully_succeeded: int = Field(
+        description="Booked today, in Cal.com (or Cal.com not configured), no failed confirmation"
+    )
+    not_in_calcom: int = Field(description="Booked today, Cal.com sync failed")
+    calcom_waiting: int = Field(description="Booked today, Cal.com configured, not synced yet")
+    confirmations_failed: int = Field(
+        description="Booked today, a booking_confirmed message could not be sent"
+    )
 
 
 class SyncBacklog(BaseModel):
@@ -68,6 +77,8 @@ class BreakerOut(BaseModel):
     name: str
     state: Literal["closed", "open", "half_open"]
     calcom_configured: bool
+    # "connected" only when configured and the last Cal.com call of the last 24 h succeeded.
+    calcom_state: Literal["connected", "failing", "not_configured"]
 
 
 class OverviewOut(BaseModel):

@@ -3,6 +3,7 @@ every instant in the company's local offset (shared by the API and the `/ops` pa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,10 +11,15 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking.ops import integrations as ops_integrations
 from services.booking.ops import overview as ops_overview
 from services.booking.ops import queries as ops_queries
+from services.booking.ops import schedule as ops_schedule
+from services.booking.ops import trends as ops_trends
+from services.booking.ops.causes import CauseGroup
 from services.booking.ops.overview import Overview
 from services.booking.ops.queries import FailedBooking, TimelineItem
+from services.booking.ops.schedule import BranchDay, Callbacks, Names
 from services.booking.ops.schemas import (
     BookingsToday,
     BreakerOut,
@@ -82,6 +88,11 @@ def overview_out(view: Overview, now: datetime) -> OverviewOut:
             success_rate=view.success_rate,
             sync_failed=view.sync_failed_today,
             day_start=local_iso(view.day_start, tz),
+            attempts=view.attempts,
+            fully_succeeded=view.fully_succeeded,
+            not_in_calcom=view.booked_sync_failed,
+            calcom_waiting=view.booked_sync_waiting,
+            confirmations_failed=view.confirmations_failed,
         ),
         sync_backlog=SyncBacklog(
             appointments_pending=view.appointments_sync_pending,
@@ -97,6 +108,7 @@ def overview_out(view: Overview, now: datetime) -> OverviewOut:
             name=view.breaker_name,
             state=view.breaker_state,
             calcom_configured=view.calcom_configured,
+            calcom_state=view.calcom_state,
         ),
         overdue_callbacks=view.overdue_callbacks,
         refused_unrecorded_today=view.refused_today,
@@ -143,3 +155,37 @@ async def overview(
     """Today's overview of the company as of `now`."""
     view = await ops_overview.overview(session, company_id, redis, now=now)
     return overview_out(view, now)
+
+
+@dataclass(frozen=True)
+class OwnerPage:
+    """Everything the `/ops` page shows, read in one transaction."""
+
+    overview: OverviewOut
+    failures: FailedBookingsOut
+    schedule: list[BranchDay]
+    callbacks: Callbacks
+    causes: list[CauseGroup]
+    names: Names
+    trends: ops_trends.Trends
+
+
+async def owner_page(
+    session: AsyncSession, company_id: str, redis: Redis, now: datetime, hours: int
+) -> OwnerPage:
+    """Today's overview, schedule and callbacks, the failing integrations of the last 24 h
+    and the failed bookings of the last `hours`, with the names behind their ids; the
+    figures per day of the last 30 days for the charts."""
+    view = await ops_overview.overview(session, company_id, redis, now=now)
+    start, end = ops_overview.local_day_bounds(now, view.timezone)
+    failures = await failed_bookings(session, company_id, hours, now)
+    appointment_ids = [f.appointment_id for f in failures.items if f.appointment_id]
+    return OwnerPage(
+        overview=overview_out(view, now),
+        failures=failures,
+        schedule=await ops_schedule.day_schedule(session, start, end),
+        callbacks=await ops_schedule.callbacks(session, now),
+        causes=await ops_integrations.failing_causes(session, now),
+        names=await ops_schedule.names(session, appointment_ids),
+        trends=await ops_trends.trends(session, company_id, now, view.timezone),
+    )

@@ -9,6 +9,8 @@ Semantics
 * Time. Working hours are branch-local wall-clock times. Every instant is an aware datetime;
   inputs may carry any offset, outputs are UTC. Durations, buffers, notice and window are
   elapsed time (a DST day lasts 23 or 25 hours).
+* Closed days. An interval does not apply on a local date in its ``closed_on`` (the branch's
+  closed days: the whole local day has no slots).
 * Candidate starts. For each searched local date and each working interval of its weekday the
   candidates are ``interval start + k * slot_step`` (k >= 0) in wall-clock time, converted with
   zoneinfo. A wall-clock time that does not exist (spring-forward gap) is never offered; one that
@@ -82,11 +84,13 @@ class ServiceSpec:
 
 @dataclass(frozen=True, slots=True)
 class WorkingInterval:
-    """Branch-local wall-clock hours on a weekday (0 = Monday); end 00:00 = end of the day."""
+    """Branch-local wall-clock hours on a weekday (0 = Monday); end 00:00 = end of the day.
+    ``closed_on``: local dates on which the interval does not apply (the branch is closed)."""
 
     weekday: int
     start: time
     end: time
+    closed_on: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
         if not 0 <= self.weekday <= 6:
@@ -318,7 +322,7 @@ def find_slots(query: AvailabilityQuery) -> list[Slot]:
         day = query.first_date + timedelta(days=offset)
         day_bounds = local_day_bounds(day, zone) if choose_by_load else None
         for index, (_member, busy) in enumerate(calendars):
-            intervals = by_weekday[index][day.weekday()]
+            intervals = [iv for iv in by_weekday[index][day.weekday()] if day not in iv.closed_on]
             if not intervals:
                 continue
             load = busy.booked(*day_bounds) if day_bounds else _ZERO

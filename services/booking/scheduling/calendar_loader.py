@@ -8,12 +8,14 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from services.booking.scheduling.availability import (
     ExistingAppointment,
@@ -28,6 +30,8 @@ from shared.db.tenancy import PER_CALL
 from shared.models import (
     LIVE_STATUSES,
     Appointment,
+    BranchClosedDay,
+    BranchOpeningHours,
     Service,
     Staff,
     StaffService,
@@ -44,31 +48,97 @@ class StaffRow:
     hours: tuple[WorkingInterval, ...] = ()
 
 
-def weekly_hours_column() -> sa.ScalarSelect[str]:
-    """A staff member's working hours as one text value (`weekday|start|end,...`), so that
-    they come with the staff row instead of costing a query of their own."""
+class _Yesterday(FunctionElement[date]):
+    """The day before the database's current date (covers any offset of the branch's zone)."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(_Yesterday)
+def _yesterday(_element: _Yesterday, _compiler: Any, **_kw: Any) -> str:
+    return "(CURRENT_DATE - INTERVAL 1 DAY)"
+
+
+@compiles(_Yesterday, "sqlite")
+def _yesterday_sqlite(_element: _Yesterday, _compiler: Any, **_kw: Any) -> str:
+    return "date('now', '-1 day')"
+
+
+def _intervals_text(model: Any, owner: Any) -> sa.ScalarSelect[Any]:
+    """`weekday|start|end,...` of the rows of `model` (staff or branch hours) of `owner`."""
     part = (
-        sa.cast(WorkingHours.weekday, sa.String)
+        sa.cast(model.weekday, sa.String)
         + sa.literal("|")
-        + sa.cast(WorkingHours.start_time, sa.String(16))
+        + sa.cast(model.start_time, sa.String(16))
         + sa.literal("|")
-        + sa.cast(WorkingHours.end_time, sa.String(16))
+        + sa.cast(model.end_time, sa.String(16))
     )
-    return (
-        sa.select(sa.func.group_concat(part))
-        .where(WorkingHours.staff_id == Staff.id)
+    return sa.select(sa.func.group_concat(part)).where(owner).scalar_subquery()
+
+
+def weekly_hours_column() -> sa.ColumnElement[str]:
+    """A staff member's working hours, the opening hours of their branch and its closed days
+    from yesterday on, as one text value (`hours;opening;closed`: `weekday|start|end,...`
+    twice, then `YYYY-MM-DD,...`), so that they come with the staff row instead of costing
+    queries of their own. `parse_weekly_hours` makes the effective hours of it."""
+    closed = (
+        sa.select(sa.func.group_concat(sa.cast(BranchClosedDay.day, sa.String(10))))
+        .where(BranchClosedDay.branch_id == Staff.branch_id, BranchClosedDay.day >= _Yesterday())
         .scalar_subquery()
     )
+    parts = [
+        _intervals_text(WorkingHours, WorkingHours.staff_id == Staff.id),
+        _intervals_text(BranchOpeningHours, BranchOpeningHours.branch_id == Staff.branch_id),
+        closed,
+    ]
+    texts = [sa.func.coalesce(part, sa.literal(""), type_=sa.String) for part in parts]
+    return texts[0] + sa.literal(";") + texts[1] + sa.literal(";") + texts[2]
+
+
+def _intervals(text: str) -> list[WorkingInterval]:
+    intervals = []
+    for item in filter(None, text.split(",")):
+        weekday, start, end = item.split("|")
+        intervals.append(WorkingInterval(int(weekday), parse_time(start), parse_time(end)))
+    return intervals
 
 
 def parse_weekly_hours(text: str | None) -> tuple[WorkingInterval, ...]:
+    """The effective weekly hours: the staff hours within the branch's opening hours (when it
+    has any), each carrying the branch's closed days."""
     if not text:
         return ()
-    intervals = []
-    for item in text.split(","):
-        weekday, start, end = item.split("|")
-        intervals.append(WorkingInterval(int(weekday), parse_time(start), parse_time(end)))
+    hours, _, rest = text.partition(";")
+    opening, _, closed_text = rest.partition(";")
+    intervals = _intervals(hours)
+    if opening:
+        intervals = within(intervals, _intervals(opening))
+    if closed_text:
+        closed = frozenset(date.fromisoformat(day) for day in closed_text.split(","))
+        intervals = [replace(iv, closed_on=closed) for iv in intervals]
     return tuple(sorted(intervals, key=lambda iv: (iv.weekday, iv.start)))
+
+
+def _minutes(value: time, end: bool = False) -> int:
+    return 24 * 60 if end and value == time(0) else value.hour * 60 + value.minute
+
+
+def within(
+    hours: Sequence[WorkingInterval], opening: Sequence[WorkingInterval]
+) -> list[WorkingInterval]:
+    """`hours` cut to the `opening` intervals of the same weekday (none that day: closed)."""
+    result = []
+    for iv in hours:
+        for open_iv in opening:
+            if open_iv.weekday != iv.weekday:
+                continue
+            lo = max(_minutes(iv.start), _minutes(open_iv.start))
+            hi = min(_minutes(iv.end, True), _minutes(open_iv.end, True))
+            if lo < hi:
+                end = time(0) if hi == 24 * 60 else time(hi // 60, hi % 60)
+                result.append(WorkingInterval(iv.weekday, time(lo // 60, lo % 60), end))
+    return result
 
 
 @functools.cache

@@ -1,0 +1,1 @@
+"""Branch opening hours, closed days and the public-holiday import (admin)."""

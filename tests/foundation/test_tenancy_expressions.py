@@ -1,0 +1,63 @@
+"""A tenant table reached only through an expression is filtered too (or refused).
+
+The ORM criteria sees the entities of a statement's columns and explicit FROM; a table that
+enters the FROM list only through a function of its columns in WHERE was invisible to it and
+a company-bound session counted every company's rows. Found by the ops trends (issue 16).
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import func, select
+
+from shared.db.engine import Database
+from shared.errors import TenantNotSet
+from shared.models import Branch
+from tests.foundation.test_tenancy import _two_tenants_with_branches
+
+OWN_ONLY = {
+    "function in WHERE": lambda: select(func.count()).where(
+        func.coalesce(Branch.city, Branch.name) == "Main"
+    ),
+    "column in WHERE": lambda: select(func.count()).where(Branch.name == "Main"),
+    "aggregate of a column": lambda: select(func.count(Branch.id)),
+    "CASE over a column": lambda: select(func.sum(sa.case((Branch.name == "Main", 1), else_=0))),
+    "correlated subquery with a function": lambda: (
+        select(func.count())
+        .select_from(Branch)
+        .where(
+            Branch.id.in_(
+                select(func.max(Branch.id)).where(func.length(Branch.name) > 0).scalar_subquery()
+            )
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(OWN_ONLY))
+async def test_a_count_through_an_expression_sees_only_the_own_company(
+    db: Database, case: str
+) -> None:
+    a, _b, _branch_a, _branch_b = await _two_tenants_with_branches(db)
+    async with db.transaction(a, write=False) as session:
+        assert (await session.execute(OWN_ONLY[case]())).scalar_one() == 1
+
+
+async def test_a_subquery_reaching_a_tenant_table_only_through_a_function_is_refused(
+    db: Database,
+) -> None:
+    a, _b, _branch_a, _branch_b = await _two_tenants_with_branches(db)
+    leaking = select(select(func.count()).where(func.length(Branch.name) > 0).scalar_subquery())
+    with pytest.raises(TenantNotSet, match="select_from"):
+        async with db.transaction(a, write=False) as session:
+            await session.execute(leaking)
+    # Named with select_from(), the same subquery is filtered and counts the own branch only.
+    fixed = select(
+        select(func.count())
+        .select_from(Branch)
+        .where(func.length(Branch.name) > 0)
+        .scalar_subquery()
+    )
+    async with db.transaction(a, write=False) as session:
+        assert (await session.execute(fixed)).scalar_one() == 1
