@@ -4,8 +4,11 @@ Exit code 0 when the bench ran, whatever the figures (it is a report); 1 when a 
 measured run failed; 2 when the bench itself broke (setup, servers).
 
 BENCH_ONLY=policy (or a comma-separated list of sections: availability, booking, statements,
-agent, evaluate, effective, webhooks, callbacks, notifications; "policy" means evaluate and
-effective) runs only those sections.
+agent, wrk, evaluate, effective, webhooks, callbacks, notifications, scaling; "policy" means
+evaluate and effective) runs only those sections. `soak` (BENCH_SOAK_SECONDS, default 600)
+runs only when named. The resident memory of every service process closes the table.
+BENCH_WRK_SECONDS (default 10) is the length of each wrk run; BENCH_SCALING_SIZES (default
+2000,20000,200000) and BENCH_SCALING_BOOKING_AT (default 100000) size the scaling section.
 BENCH_POLICY_WORKERS=N (default 2) also measures the policy figures against N policy
 processes (replicas behind a balancer); 1 skips that second measurement.
 BENCH_WEBHOOK_RATE (default 50/s), BENCH_WEBHOOK_SECONDS (default 20) and
@@ -32,7 +35,7 @@ from shared.config import Settings
 from shared.db.engine import Database
 from tests.bench import callbacks as callback_bench
 from tests.bench import notifications as notification_bench
-from tests.bench import scenarios, webhooks
+from tests.bench import scaling, scenarios, soak, webhooks, wrk_load
 from tests.bench.dataset import (
     EFFECTIVE_COMPANIES,
     BenchTenant,
@@ -41,6 +44,7 @@ from tests.bench.dataset import (
     create_bench_tenant,
     create_policy_companies,
 )
+from tests.bench.memory import MemoryLog
 from tests.bench.report import Figure, table
 from tests.bench.scenarios import Bench, Counts
 from tests.bench.statements import BASELINE_STATEMENTS, StatementCase, count_statements
@@ -54,12 +58,15 @@ SECTIONS = (
     "booking",
     "statements",
     "agent",
+    "wrk",
     "evaluate",
     "effective",
     "webhooks",
     "callbacks",
     "notifications",
+    "scaling",
 )
+ONLY_WHEN_NAMED = ("soak",)  # not part of the default run
 ALIASES = {"policy": ("evaluate", "effective"), "all": SECTIONS}
 # High enough that the limiter never refuses the load; it still runs on every request.
 RATE_LIMITS = {
@@ -78,10 +85,10 @@ def selected_sections(raw: str | None) -> frozenset[str]:
             continue
         if name in ALIASES:
             chosen.update(ALIASES[name])
-        elif name in SECTIONS:
+        elif name in SECTIONS or name in ONLY_WHEN_NAMED:
             chosen.add(name)
         else:
-            names = ", ".join((*SECTIONS, *ALIASES))
+            names = ", ".join((*SECTIONS, *ONLY_WHEN_NAMED, *ALIASES))
             raise ValueError(f"BENCH_ONLY: unknown section {name!r} (choose from {names})")
     return frozenset(chosen)
 
@@ -171,7 +178,7 @@ async def _policy_sections(bench: Bench, sections: frozenset[str]) -> list[Figur
 
 
 async def _webhook_section(
-    bench: Bench, url: str, env: dict[str, str], counts: Counts
+    bench: Bench, url: str, env: dict[str, str], counts: Counts, memory: MemoryLog
 ) -> list[Figure]:
     """Figures 7 and 8: acknowledgement against one process, then against
     BENCH_WEBHOOK_REPLICAS (default 2; 1 skips it) processes of ours and of the baseline;
@@ -197,6 +204,7 @@ async def _webhook_section(
             seconds = float(os.environ.get("BENCH_WEBHOOK_SECONDS", "20"))
             print(f"\n8. Webhook acknowledgement -> applied ({rate:.0f}/s, worker running)")
             figures += await webhooks.applied_figure(bench, db, tenant, env, rate, seconds)
+            memory.record("webhooks", server.procs)
         if replicas > 1:
             async with (
                 ServerGroup("services.webhooks.app:create", replicas, env) as server,
@@ -207,6 +215,7 @@ async def _webhook_section(
                 figures += await webhooks.ack_figures(
                     bench, tenant, n, server.urls, baseline.urls, date.today() + timedelta(days=400)
                 )
+                memory.record(f"webhooks ({replicas} procs)", server.procs)
         return figures
     finally:
         await db.dispose()
@@ -218,6 +227,7 @@ async def _measure(
     companies: tuple[CompanyPolicy, ...],
     counts: Counts,
     sections: frozenset[str],
+    memory: MemoryLog,
 ) -> tuple[list[Figure], Bench]:
     env = {
         "DATABASE_URL": url,
@@ -228,7 +238,7 @@ async def _measure(
         **RATE_LIMITS,
     }
     figures: list[Figure] = []
-    needs_booking = bool(sections & {"availability", "booking", "agent"})
+    needs_booking = bool(sections & {"availability", "booking", "agent", "wrk", "soak"})
     async with ServerGroup("services.policy.app:create", 1, env) as policy:
         env["POLICY_SERVICE_URL"] = policy.urls[0]
         async with AsyncExitStack() as stack:
@@ -266,9 +276,18 @@ async def _measure(
             if "agent" in sections:
                 print("\n4. Agent function book_appointment (signed, one call at a time)")
                 figures += await scenarios.agent(bench)
+            if "wrk" in sections:
+                print("\n4w. wrk (external load generator) beside the Python generator")
+                figures += await wrk_load.section(bench)
             figures += await _policy_sections(bench, sections)
             if "webhooks" in sections:
-                figures += await _webhook_section(bench, url, env, counts)
+                figures += await _webhook_section(bench, url, env, counts, memory)
+            if "soak" in sections:
+                print("\nS. Soak: steady bookings, availability and webhooks")
+                figures += await soak.section(bench, url, env, memory)
+            memory.record("booking", booking.procs if booking else [])
+            memory.record("baseline", baseline.procs)
+        memory.record("policy", policy.procs)
     workers = int(os.environ.get("BENCH_POLICY_WORKERS", "2"))
     if workers > 1 and sections & {"evaluate", "effective"}:
         # As deployed: replicas (k8s) of the policy service, each one uvicorn process, with the
@@ -283,7 +302,9 @@ async def _measure(
             _register(replicated, policy, baseline)
             figures += await _policy_sections(replicated, sections)
             bench.warmup_errors = replicated.warmup_errors
-    # Last: seeding 100,000 callbacks leaves InnoDB flushing for minutes, which the load
+            memory.record(f"policy ({workers} procs)", policy.procs)
+            memory.record(f"baseline ({workers} procs)", baseline.procs)
+    # Late: seeding 100,000 callbacks leaves InnoDB flushing for minutes, which the load
     # sections above (ours and their baselines alike) would pay for.
     if "callbacks" in sections:
         print("\n9. Callbacks: overdue list and escalation scan, 100,000 rows (in-process)")
@@ -291,6 +312,18 @@ async def _measure(
     if "notifications" in sections:
         print("\n10. Notifications: effective config of 50 branches, warm (in-process)")
         figures += await notification_bench.effective_figures(url, REDIS_URL)
+    # Very last: the 200,000 appointments it seeds leave InnoDB flushing, as the callbacks do.
+    if "scaling" in sections:
+        print("\n11. Scaling: one branch of 50 staff grown to 200,000 appointments")
+        figures += await scaling.section(
+            url,
+            env,
+            _settings(url, tenant),
+            (counts.availability, counts.booking_c20),
+            bench.shared,
+            bench.runs,
+            memory,
+        )
     return figures, bench
 
 
@@ -325,7 +358,9 @@ async def main() -> int:
         finally:
             await db.dispose()
         print(f"bench: tenant ready in {time.monotonic() - setup_started:.1f} s")
-        figures, bench = await _measure(url, tenant, companies, counts, sections)
+        memory = MemoryLog()
+        figures, bench = await _measure(url, tenant, companies, counts, sections, memory)
+        figures += memory.figures()
     except Exception:
         traceback.print_exc()
         print("bench: broke before finishing", file=sys.stderr)

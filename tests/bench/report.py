@@ -12,8 +12,8 @@ class Figure:
     name: str
     ours: float
     baseline: float | None
-    target: float
-    unit: str  # "ms", "/s", "stmts", "%"
+    target: float | None  # None: a figure shown for comparison, without a target
+    unit: str  # "ms", "/s", "stmts", "%", "MB", "x"
     higher_is_better: bool = False
     # What the baseline run cost this machine (see scenarios.machine_note): why a target the
     # baseline misses cannot be shown here.
@@ -21,6 +21,8 @@ class Figure:
 
     @property
     def passed(self) -> bool:
+        if self.target is None:
+            return True
         if math.isnan(self.ours):
             return False
         return self.ours >= self.target if self.higher_is_better else self.ours <= self.target
@@ -28,7 +30,7 @@ class Figure:
     @property
     def baseline_passes(self) -> bool | None:
         """Does the bare endpoint itself meet the target (None: no baseline)?"""
-        if self.baseline is None or math.isnan(self.baseline):
+        if self.baseline is None or math.isnan(self.baseline) or self.target is None:
             return None
         if self.higher_is_better:
             return self.baseline >= self.target
@@ -53,6 +55,10 @@ def _value(value: float | None, unit: str) -> str:
         return f"{value:.0f}/s"
     if unit == "%":
         return f"{value:.1f} %"
+    if unit == "MB":
+        return f"{value:.1f} MB"
+    if unit == "x":
+        return f"{value:.2f}x"
     return f"{value:.1f} ms"
 
 
@@ -64,8 +70,10 @@ def table(figures: Sequence[Figure]) -> str:
             _value(f.ours, f.unit),
             _value(f.baseline, f.unit),
             f.ratio,
-            ("≥ " if f.higher_is_better else "≤ ") + _value(f.target, f.unit),
-            "PASS" if f.passed else "MISS",
+            "-"
+            if f.target is None
+            else ("≥ " if f.higher_is_better else "≤ ") + _value(f.target, f.unit),
+            "info" if f.target is None else "PASS" if f.passed else "MISS",
         )
         for f in figures
     ]
