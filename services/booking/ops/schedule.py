@@ -183,8 +183,8 @@ async def callbacks(session: AsyncSession, now: datetime) -> Callbacks:
 
 async def names(session: AsyncSession, appointment_ids: list[str]) -> Names:
     """Service and staff names of the company, and the references of `appointment_ids`."""
-    services = dict((await session.execute(sa.select(Service.id, Service.name))).tuples().all())
-    staff = dict((await session.execute(sa.select(Staff.id, Staff.name))).tuples().all())
+    services = dict((await session.execute(sa.select(Service.id, Service.name))).all())
+    staff = dict((await session.execute(sa.select(Staff.id, Staff.name))).all())
     references: dict[str, str] = {}
     if appointment_ids:
         rows = await session.execute(
