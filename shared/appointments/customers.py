@@ -9,6 +9,7 @@ caller, the REST API, a Cal.com import) keeps what is stored. The admin API edit
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.types import new_id, utcnow
 from shared.models import Customer
+
+_COLUMNS = ("id", "company_id", "name", "phone", "email", "language", "created_at", "updated_at")
+
+
+def _values() -> dict[str, Any]:
+    return {column: sa.bindparam(column) for column in _COLUMNS}
+
+
+@functools.cache
+def _sqlite_upsert(update_existing: bool) -> Any:
+    """The upsert built once (building and keying it per booking cost more than running it)."""
+    stmt = sqlite.insert(Customer).values(_values())
+    changes: dict[str, Any] = {"name": stmt.excluded.name} if update_existing else {}
+    return stmt.on_conflict_do_update(
+        index_elements=["company_id", "phone"],
+        set_={**changes, "updated_at": stmt.excluded.updated_at},
+    )
+
+
+@functools.cache
+def _mysql_upsert(update_existing: bool) -> Any:
+    stmt = mysql.insert(Customer).values(_values())
+    on_duplicate: dict[str, Any] = {"name": stmt.inserted.name} if update_existing else {}
+    return stmt.on_duplicate_key_update(**on_duplicate, updated_at=stmt.inserted.updated_at)
 
 
 async def upsert_customer(
@@ -55,17 +80,9 @@ async def upsert_customer(
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         # The write transaction holds SQLite's lock since BEGIN IMMEDIATE: no race possible.
-        stmt = sqlite.insert(Customer).values(row)
-        changes: dict[str, Any] = {"name": name} if update_existing else {}
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["company_id", "phone"], set_={**changes, "updated_at": now}
-        )
-        await session.execute(stmt)
+        await session.execute(_sqlite_upsert(update_existing), row)
         return customer_id
-    mstmt = mysql.insert(Customer).values(row)
-    on_duplicate: dict[str, Any] = {"name": mstmt.inserted.name} if update_existing else {}
-    mstmt = mstmt.on_duplicate_key_update(**on_duplicate, updated_at=now)
-    result = await session.execute(mstmt)
+    result = await session.execute(_mysql_upsert(update_existing), row)
     if getattr(result, "rowcount", 1) == 1:  # 1 = inserted, 2 = updated an existing row
         return customer_id
     existing = await session.scalar(sa.select(Customer.id).where(Customer.phone == phone))

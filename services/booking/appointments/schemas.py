@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
@@ -11,7 +13,7 @@ from services.booking.appointments.masking import phone_for
 from services.booking.scheduling.availability import Slot
 from services.booking.scheduling.reasons import EmptyReason
 from shared.fields import Email, Id, Instant, Name, Phone
-from shared.local_time import local_iso
+from shared.local_time import local_iso, zone_of
 from shared.models import Appointment
 
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
@@ -68,6 +70,24 @@ class SlotOut(BaseModel):
             end=local_iso(slot.end, timezone),
             staff_id=slot.staff_id,
         )
+
+    @classmethod
+    def many(cls, slots: Sequence[Slot], timezone: str) -> list[SlotOut]:
+        """`of` for every slot, each instant formatted once (a slot's end is often another's
+        start); built without validation: the fields are strings we formatted ourselves."""
+        zone = zone_of(timezone)
+        iso: dict[datetime, str] = {}
+
+        def local(instant: datetime) -> str:
+            text = iso.get(instant)
+            if text is None:
+                text = iso[instant] = instant.astimezone(zone).isoformat()
+            return text
+
+        construct = cls.model_construct
+        return [
+            construct(start=local(s.start), end=local(s.end), staff_id=s.staff_id) for s in slots
+        ]
 
 
 class NamedSlotOut(BaseModel):

@@ -55,7 +55,13 @@ async def availability(
             now=now,
             staff_id=staff_id,
         )
-        found.extend((slot.start, SlotOut.of(slot, branch.timezone)) for slot in result.slots)
+        found.extend(
+            zip(
+                (s.start for s in result.slots),
+                SlotOut.many(result.slots, branch.timezone),
+                strict=True,
+            )
+        )
         if result.reason is not None:
             reasons.append(result.reason)
     found.sort(key=lambda item: item[0])

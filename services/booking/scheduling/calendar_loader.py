@@ -9,7 +9,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -189,6 +189,12 @@ def parse_time(value: object) -> time:
     return time.fromisoformat(str(value).split(".")[0])
 
 
+def _naive(column: Any, name: str) -> Any:
+    """A stored instant as the driver reads it (naive UTC), without the `UTCDateTime` result
+    processor: the loader makes it aware itself, hundreds of rows per request."""
+    return sa.type_coerce(column, sa.DateTime()).label(name)
+
+
 @functools.cache
 def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
     """Time off and live appointments of some staff around a range, in one round trip:
@@ -200,10 +206,10 @@ def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
     absences = sa.select(
         sa.literal("off").label("kind"),
         TimeOff.staff_id,
-        TimeOff.starts_at,
-        TimeOff.ends_at,
-        TimeOff.starts_at.label("blocked_from"),
-        TimeOff.ends_at.label("blocked_until"),
+        _naive(TimeOff.starts_at, "starts_at"),
+        _naive(TimeOff.ends_at, "ends_at"),
+        _naive(TimeOff.starts_at, "blocked_from"),
+        _naive(TimeOff.ends_at, "blocked_until"),
     ).where(
         TimeOff.staff_id.in_(staff_ids),
         TimeOff.starts_at < high,
@@ -212,10 +218,10 @@ def _calendar_statement(ignoring: bool) -> sa.CompoundSelect[Any]:
     appointments = sa.select(
         sa.literal("appt").label("kind"),
         Appointment.staff_id,
-        Appointment.starts_at,
-        Appointment.ends_at,
-        Appointment.blocked_from,
-        Appointment.blocked_until,
+        _naive(Appointment.starts_at, "starts_at"),
+        _naive(Appointment.ends_at, "ends_at"),
+        _naive(Appointment.blocked_from, "blocked_from"),
+        _naive(Appointment.blocked_until, "blocked_until"),
     ).where(
         Appointment.staff_id.in_(staff_ids),
         Appointment.status.in_(LIVE_STATUSES),
@@ -256,6 +262,11 @@ def local_range(first_date: date, days: int, timezone: str) -> tuple[datetime, d
     return range_start, range_end
 
 
+def _aware(value: datetime) -> datetime:
+    """A naive UTC instant of the loader's rows as an aware one (the shared UTC tzinfo)."""
+    return value.replace(tzinfo=UTC)
+
+
 async def calendars_between(
     session: AsyncSession,
     company_id: str,
@@ -282,9 +293,11 @@ async def calendars_between(
     booked: dict[str, list[ExistingAppointment]] = defaultdict(list)
     for kind, staff_id, starts_at, ends_at, blocked_from, blocked_until in rows:
         if kind == "off":
-            off[staff_id].append(TimeOffPeriod(starts_at, ends_at))
+            off[staff_id].append(TimeOffPeriod(_aware(starts_at), _aware(ends_at)))
         else:
             booked[staff_id].append(
-                ExistingAppointment(starts_at, ends_at, blocked_from, blocked_until)
+                ExistingAppointment(
+                    _aware(starts_at), _aware(ends_at), _aware(blocked_from), _aware(blocked_until)
+                )
             )
     return [StaffCalendar(s.id, s.name, s.hours, off[s.id], booked[s.id]) for s in staff]
