@@ -35,7 +35,7 @@ info: runtime ## print the API key, the docs URLs, the ops page and the mail pag
 	$(BIN)/appointments info
 
 test: install ## the whole suite on SQLite and MariaDB, with a real Redis (2 xdist workers)
-	$(BIN)/pytest -q -p no:cacheprovider -n 2
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15
 
 lint: install
 	$(BIN)/ruff check shared services tools tests alembic
