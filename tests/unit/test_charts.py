@@ -1,19 +1,19 @@
 """The ops page's SVG charts (services/booking/ops/charts.py, chart_labels.py and the partial
 templates/ops/_charts.html): valid XML, accessible names, round ticks, one bar per value,
-escaping, empty data, German labels."""
+escaping, empty data, German labels (the formats of i18n.Formatter)."""
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.booking.ops.chart_labels import amount, chart_context, charts_for, day_label, money
+from services.booking.ops.chart_labels import chart_context, charts_for
 from services.booking.ops.charts import (
     Series,
     bar_chart,
@@ -22,9 +22,11 @@ from services.booking.ops.charts import (
     nice_ticks,
     plain,
 )
+from services.booking.ops.i18n import Formatter
 from services.booking.ops.trends import DayTrend, Trends
 
 SVG = "{http://www.w3.org/2000/svg}"
+DE, EN = Formatter("de", UTC), Formatter("en", UTC)
 TEMPLATES = Path(__file__).resolve().parents[2] / "services" / "booking" / "templates"
 DAYS = [f"d{n}" for n in range(1, 8)]
 
@@ -205,7 +207,7 @@ def sample_trends() -> Trends:
 
 
 def test_german_charts() -> None:
-    charts = charts_for(sample_trends(), "de-DE")
+    charts = charts_for(sample_trends(), DE)
     assert [c.title for c in charts] == [
         "Buchungen und Stornierungen",
         "Vom Agenten angenommene Anrufe und R\u00fcckrufw\u00fcnsche",
@@ -230,12 +232,12 @@ def test_german_charts() -> None:
 
 
 def test_english_formats() -> None:
-    assert day_label(date(2026, 11, 3), "en") == "Nov 3"
-    assert day_label(date(2026, 11, 3), "de") == "3.11."
-    assert money(Decimal("1234.5"), "EUR", "en") == "1,234.50 EUR"
-    assert money(Decimal("1234.5"), "EUR", "de_AT") == "1.234,50 EUR"
-    assert amount(Decimal("0"), None) == "0.00"
-    charts = charts_for(sample_trends(), None)
+    assert EN.day(date(2026, 11, 3)) == "Nov 3"
+    assert DE.day(date(2026, 11, 3)) == "3.11."
+    assert EN.money(Decimal("1234.5"), "EUR") == "1,234.50 EUR"
+    assert DE.money(Decimal("1234.5"), "EUR") == "1.234,50 EUR"
+    assert EN.amount(Decimal("0")) == "0.00"
+    charts = charts_for(sample_trends(), EN)
     assert charts[0].title == "Bookings and cancellations"
     assert texts(parse(charts[0].svg), "x-label")[-1] == "Nov 5"
 
@@ -250,7 +252,8 @@ def render_partial(language: str) -> str:
         lstrip_blocks=True,
     )
     template = env.get_template("ops/_charts.html")
-    return template.render(**chart_context(sample_trends(), language))
+    fmt = Formatter(language, UTC)
+    return template.render(t=fmt.t, fmt=fmt, **chart_context(sample_trends(), fmt))
 
 
 def test_partial_renders_four_charts_with_tables() -> None:

@@ -164,16 +164,36 @@ async def refused_between(
     )
 
 
-async def overview(
-    session: AsyncSession, company_id: str, redis: Redis, *, now: datetime
-) -> Overview:
-    """Today's success rate, sync and webhook backlogs, breaker state, overdue callbacks."""
+@dataclass(frozen=True)
+class CompanyFacts:
+    """What the ops views need of the company's row, read once per request."""
+
+    name: str
+    timezone: str
+    calcom_configured: bool
+
+
+async def company_facts(session: AsyncSession, company_id: str) -> CompanyFacts:
+    """The company's name, zone ("UTC" when unset) and whether a Cal.com key is stored."""
     company = (
         await session.execute(
-            sa.select(Company.timezone, Company.calcom_api_key).where(Company.id == company_id)
+            sa.select(Company.name, Company.timezone, Company.calcom_api_key).where(
+                Company.id == company_id
+            )
         )
     ).one()
-    tz = company.timezone or "UTC"
+    return CompanyFacts(
+        name=str(company.name or ""),
+        timezone=str(company.timezone or "UTC"),
+        calcom_configured=bool(company.calcom_api_key),
+    )
+
+
+async def overview(
+    session: AsyncSession, company_id: str, redis: Redis, company: CompanyFacts, *, now: datetime
+) -> Overview:
+    """Today's success rate, sync and webhook backlogs, breaker state, overdue callbacks."""
+    tz = company.timezone
     start, end = local_day_bounds(now, tz)
     booked_rows = (
         await session.execute(
@@ -184,7 +204,7 @@ async def overview(
             )
         )
     ).all()
-    headline = await _headline(session, booked_rows, bool(company.calcom_api_key), start)
+    headline = await _headline(session, booked_rows, company.calcom_configured, start)
     # No index leads here (sync_status): a scan of the company's appointment rows.
     sync = (
         await session.execute(
@@ -242,14 +262,14 @@ async def overview(
         webhook_oldest_pending_age_s=_age_s(now, webhooks[2]),
         breaker_name=breaker.name,
         breaker_state=await breaker.state(),  # read only: no transition, no probe taken
-        calcom_configured=bool(company.calcom_api_key),
+        calcom_configured=company.calcom_configured,
         overdue_callbacks=int(overdue or 0),
         refused_today=await refused_between(redis, company_id, start, end),
         booked_sync_failed=headline.sync_failed,
         booked_sync_waiting=headline.sync_waiting,
         confirmations_failed=headline.confirmations_failed,
         fully_succeeded=headline.fully_succeeded,
-        calcom_state=await calcom_state(session, bool(company.calcom_api_key), now),
+        calcom_state=await calcom_state(session, company.calcom_configured, now),
     )
 
 

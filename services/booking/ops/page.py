@@ -28,7 +28,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.booking.ops import chart_labels, i18n
 from services.booking.ops import messages as ops_messages
-from services.booking.ops import queries as ops_queries
 from services.booking.ops import service as ops_service
 from services.booking.ops import session as ops_session
 from shared.db.types import utcnow
@@ -219,11 +218,11 @@ async def ops_page(
         headline_state=state,
         headline_text=text,
         company_id=principal.company_id,
-        company_name=await ops_queries.company_name(session, principal.company_id),
+        company_name=view.company_name,
         cookie_login=token is not None,
         messages=messages,
         outbox_url=outbox_url and outbox_url.rstrip("/") + "/",
-        **chart_labels.chart_context(view.trends, language),
+        **chart_labels.chart_context(view.trends, fmt),
     )
 
 

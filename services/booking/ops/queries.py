@@ -27,7 +27,6 @@ __all__ = [
     "FailedBooking",
     "KeyAccess",
     "TimelineItem",
-    "company_name",
     "company_timezone",
     "failed_bookings",
     "key_access",
@@ -58,11 +57,6 @@ async def key_access(session: AsyncSession, key_id: str, company_id: str) -> Key
 async def company_timezone(session: AsyncSession, company_id: str) -> str:
     tz = await session.scalar(sa.select(Company.timezone).where(Company.id == company_id))
     return str(tz or "UTC")
-
-
-async def company_name(session: AsyncSession, company_id: str) -> str:
-    name = await session.scalar(sa.select(Company.name).where(Company.id == company_id))
-    return str(name or "")
 
 
 async def failed_bookings(

@@ -123,12 +123,15 @@ async def failed_bookings(
     *,
     limit: int | None = None,
     cursor: str | None = None,
+    tz: str | None = None,
 ) -> FailedBookingsOut:
     """The company's failed bookings of the last `hours`, newest first, with timelines: a
-    page of `limit` after `cursor` (None: all of them, as the ops page shows them)."""
+    page of `limit` after `cursor` (None: all of them, as the ops page shows them), instants
+    in `tz` (None: the company's zone, read here)."""
     after = decode_cursor(cursor) if cursor is not None else None
     since = now - timedelta(hours=hours)
-    tz = await ops_queries.company_timezone(session, company_id)
+    if tz is None:
+        tz = await ops_queries.company_timezone(session, company_id)
     failures = await ops_queries.failed_bookings(session, company_id, since=since)
     if after is not None:  # newest first: the rows strictly older than the cursor's position
         failures = [f for f in failures if (_utc(f.occurred_at), f.id) < after]
@@ -153,7 +156,8 @@ async def overview(
     session: AsyncSession, company_id: str, redis: Redis, now: datetime
 ) -> OverviewOut:
     """Today's overview of the company as of `now`."""
-    view = await ops_overview.overview(session, company_id, redis, now=now)
+    company = await ops_overview.company_facts(session, company_id)
+    view = await ops_overview.overview(session, company_id, redis, company, now=now)
     return overview_out(view, now)
 
 
@@ -161,6 +165,7 @@ async def overview(
 class OwnerPage:
     """Everything the `/ops` page shows, read in one transaction."""
 
+    company_name: str
     overview: OverviewOut
     failures: FailedBookingsOut
     schedule: list[BranchDay]
@@ -175,17 +180,19 @@ async def owner_page(
 ) -> OwnerPage:
     """Today's overview, schedule and callbacks, the failing integrations of the last 24 h
     and the failed bookings of the last `hours`, with the names behind their ids; the
-    figures per day of the last 30 days for the charts."""
-    view = await ops_overview.overview(session, company_id, redis, now=now)
-    start, end = ops_overview.local_day_bounds(now, view.timezone)
-    failures = await failed_bookings(session, company_id, hours, now)
+    figures per day of the last 30 days for the charts. The company's row is read once."""
+    company = await ops_overview.company_facts(session, company_id)
+    view = await ops_overview.overview(session, company_id, redis, company, now=now)
+    start, end = ops_overview.local_day_bounds(now, company.timezone)
+    failures = await failed_bookings(session, company_id, hours, now, tz=company.timezone)
     appointment_ids = [f.appointment_id for f in failures.items if f.appointment_id]
     return OwnerPage(
+        company_name=company.name,
         overview=overview_out(view, now),
         failures=failures,
         schedule=await ops_schedule.day_schedule(session, start, end),
         callbacks=await ops_schedule.callbacks(session, now),
         causes=await ops_integrations.failing_causes(session, now),
         names=await ops_schedule.names(session, appointment_ids),
-        trends=await ops_trends.trends(session, company_id, now, view.timezone),
+        trends=await ops_trends.trends(session, company_id, now, company.timezone),
     )
