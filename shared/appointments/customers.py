@@ -10,7 +10,7 @@ caller, the REST API, a Cal.com import) keeps what is stored. The admin API edit
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.types import new_id, utcnow
 from shared.models import Customer
 
+# The table, not the mapped class: an ORM-enabled INSERT takes the ORM's bulk path per run.
+_TABLE = cast(sa.Table, Customer.__table__)
 _COLUMNS = ("id", "company_id", "name", "phone", "email", "language", "created_at", "updated_at")
 
 
@@ -29,7 +31,7 @@ def _values() -> dict[str, Any]:
 @functools.cache
 def _sqlite_upsert(update_existing: bool) -> Any:
     """The upsert built once (building and keying it per booking cost more than running it)."""
-    stmt = sqlite.insert(Customer).values(_values())
+    stmt = sqlite.insert(_TABLE).values(_values())
     changes: dict[str, Any] = {"name": stmt.excluded.name} if update_existing else {}
     return stmt.on_conflict_do_update(
         index_elements=["company_id", "phone"],
@@ -39,7 +41,7 @@ def _sqlite_upsert(update_existing: bool) -> Any:
 
 @functools.cache
 def _mysql_upsert(update_existing: bool) -> Any:
-    stmt = mysql.insert(Customer).values(_values())
+    stmt = mysql.insert(_TABLE).values(_values())
     on_duplicate: dict[str, Any] = {"name": stmt.inserted.name} if update_existing else {}
     return stmt.on_duplicate_key_update(**on_duplicate, updated_at=stmt.inserted.updated_at)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -129,14 +129,17 @@ def _tenant_filter(state: ORMExecuteState) -> None:
         # its columns in WHERE) is invisible to the criteria: named with select_from() at the
         # top level, refused in a subquery (`anchor_covered_tables`).
         state.statement = anchor_covered_tables(state.statement)
-        state.statement = state.statement.options(
-            with_loader_criteria(
-                TenantScoped,
-                lambda cls: cls.company_id == tenant,
-                include_aliases=True,
-            )
-        )
+        state.statement = state.statement.options(_tenant_criteria(tenant))
     state.update_execution_options(**{CHECKED_OPTION: True})
+
+
+@lru_cache(maxsize=4096)
+def _tenant_criteria(tenant: str) -> Any:
+    """The loader criteria of one company, built once per company (building it evaluates the
+    lambda: a tenth of a small request's CPU)."""
+    return with_loader_criteria(
+        TenantScoped, lambda cls: cls.company_id == tenant, include_aliases=True
+    )
 
 
 def _base_table(from_: Any) -> Any:
@@ -195,7 +198,18 @@ def _mapped_classes() -> dict[str, type[Any]]:
 
 
 # Statements are mostly built once (module constants on the hot paths): checked once each.
+# Weak keys, so a statement built per call is forgotten with it; the value must never be the
+# statement itself (a value holds its key alive for good: one leaked Select per query run),
+# so an unchanged statement is remembered as `_UNCHANGED`.
 _anchored: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_UNCHANGED: Final = object()
+# A statement built per call is looked up by its shape: SQLAlchemy's cache key (what its own
+# compiled cache uses: same key, same SQL, so the same FROM list) -> the classes to name with
+# select_from(). Analysing a statement compiles it (get_final_froms), which cost more than the
+# rest of a request; the key is computed for the execution anyway. Bounded: the oldest shapes
+# go first.
+_by_shape: dict[Any, tuple[type[Any], ...]] = {}
+SHAPES_KEPT: Final = 2048
 
 
 def anchor_covered_tables(statement: Any) -> Any:
@@ -209,24 +223,41 @@ def anchor_covered_tables(statement: Any) -> Any:
         return statement
     known = _anchored.get(statement)
     if known is not None:
-        return known
-    missing = _unanchored(statement, frozenset())
-    anchored = statement
-    if missing:
-        classes = _mapped_classes()
-        entities = []
-        for from_ in missing:
-            cls = classes.get(getattr(from_, "name", ""))
-            if cls is None:  # an alias reached only through an expression
-                raise TenantNotSet(
-                    "a tenant table alias is reached only through an expression: name it "
-                    "with select_from() so that the tenant filter applies"
-                )
-            entities.append(cls)
-        anchored = statement.select_from(*entities)
-    _check_subqueries(anchored, frozenset(_names(anchored.get_final_froms())))
-    _anchored[statement] = anchored
+        return statement if known is _UNCHANGED else known
+    cache_key = statement._generate_cache_key()
+    shape = None if cache_key is None else cache_key.key
+    entities = None if shape is None else _by_shape.get(shape)
+    if entities is None:
+        entities = _missing_entities(statement)
+        anchored = statement.select_from(*entities) if entities else statement
+        _check_subqueries(anchored, frozenset(_names(anchored.get_final_froms())))
+        if shape is not None:
+            if len(_by_shape) >= SHAPES_KEPT:
+                del _by_shape[next(iter(_by_shape))]
+            _by_shape[shape] = entities
+    else:
+        anchored = statement.select_from(*entities) if entities else statement
+    _anchored[statement] = _UNCHANGED if anchored is statement else anchored
     return anchored
+
+
+def _missing_entities(statement: sa.Select[Any]) -> tuple[type[Any], ...]:
+    """The mapped classes of the covered tables `statement` reaches only through an
+    expression (an alias reached so: refused)."""
+    missing = _unanchored(statement, frozenset())
+    if not missing:
+        return ()
+    classes = _mapped_classes()
+    entities = []
+    for from_ in missing:
+        cls = classes.get(getattr(from_, "name", ""))
+        if cls is None:  # an alias reached only through an expression
+            raise TenantNotSet(
+                "a tenant table alias is reached only through an expression: name it "
+                "with select_from() so that the tenant filter applies"
+            )
+        entities.append(cls)
+    return tuple(entities)
 
 
 def _require_tenant_param(parameters: Any, session_tenant: Any) -> None:

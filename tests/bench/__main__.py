@@ -33,9 +33,9 @@ from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db.engine import Database
+from tests.bench import bottleneck, scaling, scenarios, soak, webhooks, wrk_load
 from tests.bench import callbacks as callback_bench
 from tests.bench import notifications as notification_bench
-from tests.bench import scaling, scenarios, soak, webhooks, wrk_load
 from tests.bench.dataset import (
     EFFECTIVE_COMPANIES,
     BenchTenant,
@@ -58,6 +58,7 @@ SECTIONS = (
     "booking",
     "statements",
     "agent",
+    "bottleneck",
     "wrk",
     "evaluate",
     "effective",
@@ -238,7 +239,9 @@ async def _measure(
         **RATE_LIMITS,
     }
     figures: list[Figure] = []
-    needs_booking = bool(sections & {"availability", "booking", "agent", "wrk", "soak"})
+    needs_booking = bool(
+        sections & {"availability", "booking", "agent", "bottleneck", "wrk", "soak"}
+    )
     async with ServerGroup("services.policy.app:create", 1, env) as policy:
         env["POLICY_SERVICE_URL"] = policy.urls[0]
         async with AsyncExitStack() as stack:
@@ -276,6 +279,9 @@ async def _measure(
             if "agent" in sections:
                 print("\n4. Agent function book_appointment (signed, one call at a time)")
                 figures += await scenarios.agent(bench)
+            if "bottleneck" in sections:
+                print("\nB. The first limit: agent-shaped traffic, as fast as one process answers")
+                figures += await bottleneck.section(bench)
             if "wrk" in sections:
                 print("\n4w. wrk (external load generator) beside the Python generator")
                 figures += await wrk_load.section(bench)

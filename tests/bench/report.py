@@ -13,7 +13,7 @@ class Figure:
     ours: float
     baseline: float | None
     target: float | None  # None: a figure shown for comparison, without a target
-    unit: str  # "ms", "/s", "stmts", "%", "MB", "x"
+    unit: str  # "ms", "/s", "stmts", "%", "MB", "x", "cores"
     higher_is_better: bool = False
     # What the baseline run cost this machine (see scenarios.machine_note): why a target the
     # baseline misses cannot be shown here.
@@ -59,6 +59,8 @@ def _value(value: float | None, unit: str) -> str:
         return f"{value:.1f} MB"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit == "cores":
+        return f"{value:.2f} cores"
     return f"{value:.1f} ms"
 
 

@@ -22,6 +22,7 @@ from services.booking.scheduling.availability import (
     local_day_bounds,
     local_to_utc,
     nearest_alternatives,
+    ticks_naive,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -590,3 +591,45 @@ def test_property_any_staff_is_the_union_of_single_staff_answers(q: Availability
     any_staff = find_slots(q)
     assert {s.start for s in any_staff} == set().union(*per_staff.values())
     assert all(s.start in per_staff[s.staff_id] for s in any_staff)
+
+
+def _as_ticks(member: StaffCalendar) -> StaffCalendar:
+    """The member's appointments as a loader passes its rows: naive UTC instants as ticks."""
+
+    def ticks(instant: datetime) -> int:
+        return ticks_naive(instant.astimezone(UTC).replace(tzinfo=None))
+
+    blocked = [
+        (
+            min(ticks(a.blocked_from), ticks(a.starts_at)),
+            max(ticks(a.blocked_until), ticks(a.ends_at)),
+        )
+        for a in member.appointments
+    ]
+    booked = [
+        (ticks(a.starts_at), ticks(a.ends_at) - ticks(a.starts_at)) for a in member.appointments
+    ]
+    return StaffCalendar(
+        member.id,
+        member.name,
+        member.working_hours,
+        member.time_off,
+        blocked=blocked,
+        booked=booked,
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_property_appointments_as_ticks_answer_exactly_as_appointments(
+    q: AvailabilityQuery,
+) -> None:
+    as_ticks = dataclasses.replace(q, staff=[_as_ticks(m) for m in q.staff])
+    assert find_slots(as_ticks) == find_slots(q) == reference_slots(q)
+
+
+def test_ticks_of_a_naive_utc_instant_and_mismatched_lists_refused() -> None:
+    assert ticks_naive(datetime(1970, 1, 1, 0, 0, 1)) == 1_000_000
+    assert ticks_naive(datetime(2026, 6, 3, 8, 0)) == 1_780_473_600_000_000
+    with pytest.raises(ValueError, match="same appointments"):
+        StaffCalendar("s", "S", [], blocked=[(1, 2)], booked=[])

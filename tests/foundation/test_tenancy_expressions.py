@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
+from shared.db import tenancy
 from shared.db.engine import Database
 from shared.errors import TenantNotSet
 from shared.models import Branch
@@ -61,3 +62,38 @@ async def test_a_subquery_reaching_a_tenant_table_only_through_a_function_is_ref
     )
     async with db.transaction(a, write=False) as session:
         assert (await session.execute(fixed)).scalar_one() == 1
+
+
+@pytest.mark.parametrize("case", list(OWN_ONLY))
+async def test_a_statement_built_per_call_is_filtered_every_time_from_its_remembered_shape(
+    db: Database, case: str
+) -> None:
+    """Built anew per call (a new object each time), the statement is analysed once per shape
+    (SQLAlchemy's cache key): the later calls take the remembered answer and still see only
+    their own company, for either company."""
+    a, b, _branch_a, _branch_b = await _two_tenants_with_branches(db)
+    tenancy._by_shape.clear()
+    for tenant in (a, b, a, b):
+        async with db.transaction(tenant, write=False) as session:
+            assert (await session.execute(OWN_ONLY[case]())).scalar_one() == 1
+    assert len(tenancy._by_shape) == 1
+
+
+async def test_a_refused_shape_is_refused_every_time_and_the_shapes_kept_are_bounded(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _b, _branch_a, _branch_b = await _two_tenants_with_branches(db)
+    for _ in range(2):  # a refusal is never remembered as an answer
+        leaking = select(select(func.count()).where(func.length(Branch.name) > 0).scalar_subquery())
+        with pytest.raises(TenantNotSet, match="select_from"):
+            async with db.transaction(a, write=False) as session:
+                await session.execute(leaking)
+    monkeypatch.setattr(tenancy, "SHAPES_KEPT", 3)
+    tenancy._by_shape.clear()
+    async with db.transaction(a, write=False) as session:
+        for length in range(1, 7):  # six shapes: a different literal SQL text each
+            query = select(func.count()).where(
+                func.length(Branch.name) > sa.literal_column(str(length))
+            )
+            await session.execute(query)
+    assert len(tenancy._by_shape) == 3

@@ -12,8 +12,10 @@ import pytest
 
 from shared.security.references import is_reference
 from tests.bench.__main__ import selected_sections
+from tests.bench.bottleneck import cores
 from tests.bench.dataset import BOOK_TIMES, ZONE
 from tests.bench.explain import JSON_HEAD, JSON_TAIL, abbreviated, without_json
+from tests.bench.load import RunResult
 from tests.bench.memory import soak_growth
 from tests.bench.report import Figure, table
 from tests.bench.scaling import growth
@@ -199,6 +201,15 @@ def test_table_shows_figures_without_target_and_new_units() -> None:
     assert rows["wrk p50"][-2:] == ["-", "info"]
     assert rows["rss"][1:3] == ["151.2", "MB"] and rows["rss"][-1] == "MISS"
     assert rows["growth"][1] == "1.23x" and rows["growth"][-1] == "PASS"
+
+
+def test_cores_in_use_are_cpu_per_request_times_the_rate() -> None:
+    run = RunResult("mix", 20, latencies_ms=[5.0] * 300, wall_s=2.0, cpu_ms={"server": 6.0})
+    # 300 requests in 2 s = 150/s; 6 ms each: 0.9 of a core.
+    assert cores(run, "server") == pytest.approx(0.9)
+    assert math.isnan(cores(run, "mariadb"))
+    text = table([Figure("B server", 0.9, None, 0.85, "cores", higher_is_better=True)])
+    assert "0.90 cores" in text and "≥ 0.85 cores" in text and text.count("PASS") == 1
 
 
 def test_explain_text_shortens_id_lists_and_drops_json_for_the_terminal() -> None:

@@ -29,6 +29,7 @@ from services.booking.scheduling.availability import Slot
 from shared.appointments.customers import upsert_customer
 from shared.appointments.events import stage_appointment_events
 from shared.appointments.fence import conflicts, lock_staff
+from shared.db.rows import insert_new
 from shared.db.types import utcnow
 from shared.errors import InvalidInput
 from shared.models import Appointment
@@ -147,6 +148,7 @@ async def _book(session: AsyncSession, req: BookingRequest, now: datetime) -> Bo
         update_existing=req.update_customer,
     )
     appointment = Appointment(
+        company_id=ctx.company.id,
         branch_id=ctx.branch.id,
         service_id=ctx.service.id,
         staff_id=ctx.staff.id,
@@ -164,8 +166,7 @@ async def _book(session: AsyncSession, req: BookingRequest, now: datetime) -> Bo
         notes=req.notes,
         reference=ctx.free_reference(candidates),
     )
-    session.add(appointment)
-    await session.flush()
+    await insert_new(session, appointment)  # the built-once INSERT, no unit-of-work flush
     stage_appointment_events(session, appointment, "booking_confirmed")
     return BookingResult(appointment, created=True, context=ctx)
 

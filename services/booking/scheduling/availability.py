@@ -34,16 +34,20 @@ Semantics
 
 Cost: busy intervals are merged and sorted once per staff member (O(A log A)); each working
 interval then takes one bisect and a walk that jumps over each busy run's blocked stretch, so
-it costs O(log A + runs in it + free starts), never a scan of the appointments.
+it costs O(log A + runs in it + free starts), never a scan of the appointments. Inside, every
+instant is an integer of microseconds since the epoch ("ticks"): integer arithmetic allocates
+nothing, where each datetime/timedelta step built an object. A loader holding rows of naive
+UTC datetimes passes them as ticks (``StaffCalendar.blocked``/``booked``, see ``ticks_naive``)
+instead of building an ``ExistingAppointment`` per row.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from services.booking.scheduling.busy import Busy, instant_of, span, ticks, ticks_naive
 from shared.local_time import as_utc as _utc
 from shared.local_time import bound_to_utc as _bound_to_utc
 from shared.local_time import local_day_bounds, local_to_utc
@@ -61,11 +65,11 @@ __all__ = [
     "local_day_bounds",
     "local_to_utc",
     "nearest_alternatives",
+    "ticks_naive",
 ]
 
 _ONE_DAY = timedelta(days=1)
 _MIDNIGHT = time(0)
-_ZERO = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +142,24 @@ class ExistingAppointment:
 
 @dataclass(frozen=True, slots=True)
 class StaffCalendar:
+    """A staff member's hours, time off and live appointments. ``blocked`` and ``booked`` are
+    appointments given as ticks instead (a loader's rows): ``blocked`` their ``(from, until)``
+    ranges (already widened to cover ``[starts_at, ends_at)``), ``booked`` their ``(starts_at,
+    length)``; both count exactly like ``appointments``."""
+
     id: str
     name: str
     working_hours: Sequence[WorkingInterval]
     time_off: Sequence[TimeOffPeriod] = ()
     appointments: Sequence[ExistingAppointment] = ()
+    blocked: Sequence[tuple[int, int]] = ()
+    booked: Sequence[tuple[int, int]] = ()
 
     def __post_init__(self) -> None:
         for name in ("working_hours", "time_off", "appointments"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if len(self.blocked) != len(self.booked):
+            raise ValueError("blocked and booked describe the same appointments")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,95 +194,43 @@ class Slot:
     staff_id: str
 
 
-class _Busy:
-    """One staff member's blocked time merged into disjoint sorted runs, plus booked minutes."""
+class _Bounds:
+    """Wall-clock interval bounds of one zone as ticks, each converted once per query (staff
+    members mostly share their hours)."""
 
-    __slots__ = ("_booked_prefix", "_booked_starts", "_ends", "_starts")
+    __slots__ = ("_known", "zone")
 
-    def __init__(self, staff: StaffCalendar) -> None:
-        spans = [(t.starts_at, t.ends_at) for t in staff.time_off]
-        spans += [
-            (min(a.blocked_from, a.starts_at), max(a.blocked_until, a.ends_at))
-            for a in staff.appointments
-        ]
-        spans.sort()
-        self._starts: list[datetime] = []
-        self._ends: list[datetime] = []
-        for lo, hi in spans:
-            if lo >= hi:
-                continue
-            if self._ends and lo <= self._ends[-1]:
-                if hi > self._ends[-1]:
-                    self._ends[-1] = hi
-            else:
-                self._starts.append(lo)
-                self._ends.append(hi)
-        booked = sorted((a.starts_at, a.ends_at - a.starts_at) for a in staff.appointments)
-        self._booked_starts = [s for s, _ in booked]
-        self._booked_prefix = [_ZERO]
-        for _, length in booked:
-            self._booked_prefix.append(self._booked_prefix[-1] + length)
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._known: dict[datetime, int] = {}
 
-    def overlaps(self, lo: datetime, hi: datetime) -> bool:
-        # Runs are disjoint and sorted, so the last run starting before `hi` ends latest.
-        i = bisect_left(self._starts, hi) - 1
-        return i >= 0 and self._ends[i] > lo
-
-    def free_on_grid(
-        self,
-        origin: datetime,
-        first: datetime,
-        last: datetime,
-        step: timedelta,
-        before: timedelta,
-        reach: timedelta,
-    ) -> Iterator[datetime]:
-        """The starts `origin + k * step` in `[first, last]` (`first` on that grid) whose
-        blocked range `[start - before, start + reach)` overlaps no run. A run `[lo, hi)`
-        blocks exactly the starts in `(lo - reach, hi + before)`, so the walk jumps over
-        each run's blocked stretch instead of testing every start against the runs."""
-        starts, ends = self._starts, self._ends
-        i, n = bisect_right(ends, first - before), len(ends)
-        start = first
-        while start <= last:
-            # Runs ending (with `before`) at or before `start` block nothing from here on.
-            while i < n and ends[i] + before <= start:
-                i += 1
-            if i < n and starts[i] - reach < start:  # inside run i's blocked stretch
-                start = origin - ((origin - ends[i] - before) // step) * step
-                continue
-            free_until = min(last, starts[i] - reach) if i < n else last
-            while start <= free_until:
-                yield start
-                start += step
-
-    def booked(self, lo: datetime, hi: datetime) -> timedelta:
-        """Total length of the appointments starting in ``[lo, hi)``."""
-        i = bisect_left(self._booked_starts, lo)
-        j = bisect_left(self._booked_starts, hi)
-        return self._booked_prefix[j] - self._booked_prefix[i]
+    def __call__(self, local: datetime) -> int:
+        at = self._known.get(local)
+        if at is None:
+            at = self._known[local] = ticks(_bound_to_utc(local, self.zone))
+        return at
 
 
 def _free_starts(
     intervals: Sequence[WorkingInterval],
-    busy: _Busy,
+    busy: Busy,
     day: date,
-    zone: tzinfo,
+    bounds: _Bounds,
     service: ServiceSpec,
-    earliest: datetime,
-    latest: datetime,
-) -> Iterator[datetime]:
-    step = timedelta(minutes=service.slot_step_minutes)
-    duration = timedelta(minutes=service.duration_minutes)
-    before = timedelta(minutes=service.buffer_before_minutes)
-    after = timedelta(minutes=service.buffer_after_minutes)
+    earliest: int,
+    latest: int,
+) -> Iterator[int]:
+    step = span(timedelta(minutes=service.slot_step_minutes))
+    duration = span(timedelta(minutes=service.duration_minutes))
+    before = span(timedelta(minutes=service.buffer_before_minutes))
+    after = span(timedelta(minutes=service.buffer_after_minutes))
     for interval in intervals:
         local = datetime.combine(day, interval.start)
         local_end = datetime.combine(
             day + _ONE_DAY if interval.end == _MIDNIGHT else day, interval.end
         )
-        lo, hi = _bound_to_utc(local, zone), _bound_to_utc(local_end, zone)
-        if hi - lo == local_end - local:
+        lo, hi = bounds(local), bounds(local_end)
+        if hi - lo == span(local_end - local):
             # Elapsed length == wall-clock length: no offset change inside (tzdata has no pair
             # of opposite transitions within hours), so the wall-clock grid is an elapsed grid.
             first = lo if earliest <= lo else lo - ((lo - earliest) // step) * step
@@ -279,12 +240,15 @@ def _free_starts(
             continue
         # Existing wall-clock times map to strictly increasing instants (fold=0), so the
         # first candidate that ends or starts too late ends the interval.
+        wall_step = timedelta(minutes=service.slot_step_minutes)
         while local < local_end:
-            start_or_none = local_to_utc(local, zone)
-            local += step
-            if start_or_none is None or start_or_none < max(lo, earliest):
+            start_or_none = local_to_utc(local, bounds.zone)
+            local += wall_step
+            if start_or_none is None:
                 continue
-            start = start_or_none
+            start = ticks(start_or_none)
+            if start < max(lo, earliest):
+                continue
             end = start + duration
             if end > hi or start > latest:
                 break
@@ -295,29 +259,31 @@ def _free_starts(
 def find_slots(query: AvailabilityQuery) -> list[Slot]:
     """Free slots for the query's service, local days and staff, sorted by start (UTC)."""
     zone, service = query.zone, query.service
-    earliest = query.now + query.min_notice
-    latest = query.now + timedelta(days=query.booking_window_days)
-    if latest < earliest or query.days == 0:
+    earliest_instant = query.now + query.min_notice
+    latest_instant = query.now + timedelta(days=query.booking_window_days)
+    if latest_instant < earliest_instant or query.days == 0:
         return []
     staff = [s for s in query.staff if query.staff_id is None or s.id == query.staff_id]
     if not staff:
         return []
     # Only local dates that can hold a start inside the horizon (one day of slack either side).
-    first_offset = (earliest.astimezone(zone).date() - _ONE_DAY - query.first_date).days
-    last_offset = (latest.astimezone(zone).date() + _ONE_DAY - query.first_date).days
+    first_offset = (earliest_instant.astimezone(zone).date() - _ONE_DAY - query.first_date).days
+    last_offset = (latest_instant.astimezone(zone).date() + _ONE_DAY - query.first_date).days
     offsets = range(max(0, first_offset), min(query.days - 1, last_offset) + 1)
     if not offsets:
         return []
 
-    calendars = [(s, _Busy(s)) for s in staff]
+    calendars = [(s, Busy(s)) for s in staff]
+    bounds = _Bounds(zone)
     by_weekday = [
         [[iv for iv in s.working_hours if iv.weekday == wd] for wd in range(7)] for s in staff
     ]
-    duration = timedelta(minutes=service.duration_minutes)
+    earliest, latest = ticks(earliest_instant), ticks(latest_instant)
+    duration = span(timedelta(minutes=service.duration_minutes))
     choose_by_load = len(staff) > 1
-    # start -> (booked minutes that day, index of the staff member): the Slot is built once
+    # start -> (booked time that day, index of the staff member): the Slot is built once
     # per start at the end, not once per free staff member.
-    best: dict[datetime, tuple[timedelta, int]] = {}
+    best: dict[int, tuple[int, int]] = {}
     for offset in offsets:
         day = query.first_date + timedelta(days=offset)
         day_bounds = local_day_bounds(day, zone) if choose_by_load else None
@@ -325,13 +291,24 @@ def find_slots(query: AvailabilityQuery) -> list[Slot]:
             intervals = [iv for iv in by_weekday[index][day.weekday()] if day not in iv.closed_on]
             if not intervals:
                 continue
-            load = busy.booked(*day_bounds) if day_bounds else _ZERO
-            for start in _free_starts(intervals, busy, day, zone, service, earliest, latest):
+            load = busy.booked(*map(ticks, day_bounds)) if day_bounds else 0
+            for start in _free_starts(intervals, busy, day, bounds, service, earliest, latest):
                 current = best.get(start)
                 # Staff are visited in order, so keeping the incumbent on a tie favours order.
                 if current is None or load < current[0]:
                     best[start] = (load, index)
-    return [Slot(start, start + duration, staff[best[start][1]].id) for start in sorted(best)]
+    instants: dict[int, datetime] = {}
+
+    def instant(at: int) -> datetime:
+        value = instants.get(at)
+        if value is None:
+            value = instants[at] = instant_of(at)
+        return value
+
+    return [
+        Slot(instant(start), instant(start + duration), staff[best[start][1]].id)
+        for start in sorted(best)
+    ]
 
 
 def nearest_alternatives(

@@ -18,11 +18,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from services.booking.scheduling.availability import (
-    ExistingAppointment,
     StaffCalendar,
     TimeOffPeriod,
     WorkingInterval,
     local_day_bounds,
+    ticks_naive,
 )
 from shared.appointments.fence import MAX_BLOCK
 from shared.db.scoped import execute, scoped
@@ -191,7 +191,7 @@ def parse_time(value: object) -> time:
 
 def _naive(column: Any, name: str) -> Any:
     """A stored instant as the driver reads it (naive UTC), without the `UTCDateTime` result
-    processor: the loader makes it aware itself, hundreds of rows per request."""
+    processor: the loader turns it into ticks itself, hundreds of rows per request."""
     return sa.type_coerce(column, sa.DateTime()).label(name)
 
 
@@ -262,11 +262,6 @@ def local_range(first_date: date, days: int, timezone: str) -> tuple[datetime, d
     return range_start, range_end
 
 
-def _aware(value: datetime) -> datetime:
-    """A naive UTC instant of the loader's rows as an aware one (the shared UTC tzinfo)."""
-    return value.replace(tzinfo=UTC)
-
-
 async def calendars_between(
     session: AsyncSession,
     company_id: str,
@@ -290,14 +285,21 @@ async def calendars_between(
     statement = _calendar_statement(bool(ignore))
     rows = await execute(session, statement, params, company_id=company_id)
     off: dict[str, list[TimeOffPeriod]] = defaultdict(list)
-    booked: dict[str, list[ExistingAppointment]] = defaultdict(list)
+    blocked: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    booked: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for kind, staff_id, starts_at, ends_at, blocked_from, blocked_until in rows:
         if kind == "off":
-            off[staff_id].append(TimeOffPeriod(_aware(starts_at), _aware(ends_at)))
-        else:
-            booked[staff_id].append(
-                ExistingAppointment(
-                    _aware(starts_at), _aware(ends_at), _aware(blocked_from), _aware(blocked_until)
-                )
+            off[staff_id].append(
+                TimeOffPeriod(starts_at.replace(tzinfo=UTC), ends_at.replace(tzinfo=UTC))
             )
-    return [StaffCalendar(s.id, s.name, s.hours, off[s.id], booked[s.id]) for s in staff]
+            continue
+        # Appointments as ticks (the engine's unit): hundreds of rows per request.
+        start, end = ticks_naive(starts_at), ticks_naive(ends_at)
+        blocked[staff_id].append(
+            (min(ticks_naive(blocked_from), start), max(ticks_naive(blocked_until), end))
+        )
+        booked[staff_id].append((start, end - start))
+    return [
+        StaffCalendar(s.id, s.name, s.hours, off[s.id], blocked=blocked[s.id], booked=booked[s.id])
+        for s in staff
+    ]
