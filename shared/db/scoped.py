@@ -39,6 +39,7 @@ from shared.db.tenancy import (
     TENANT_PARAM,
     check_scope,
     covered_table_names,
+    final_froms,
     tenant_column,
     touches_covered_tables,
 )
@@ -81,7 +82,7 @@ def _filtered(statement: S, value: Any) -> S:
         return [] if found is None else [found]
 
     def visit_select(select: Any) -> None:
-        for from_ in select.get_final_froms():
+        for from_ in final_froms(select):
             for found in where_sides(from_):
                 select._where_criteria += (found,)
         # Joins made with Select.join()/outerjoin() become Join objects only when compiled:

@@ -19,13 +19,15 @@ marker, and `install_tenant_guard` refuses to start when one does not (`uncovere
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.orm.context import _ORMSelectCompileState
+from sqlalchemy.sql.selectable import SelectState
 from sqlalchemy.sql.util import find_tables
 
 from shared.errors import TenantNotSet
@@ -167,7 +169,7 @@ def _unanchored(select: sa.Select[Any], enclosing: frozenset[str]) -> list[Any]:
     covered = covered_table_names()
     return [
         from_
-        for from_ in select.get_final_froms()
+        for from_ in final_froms(select)
         if getattr(_base_table(from_), "name", None) in covered
         and getattr(from_, "name", None) not in named
     ]
@@ -183,9 +185,21 @@ def _check_subqueries(element: Any, enclosing: frozenset[str]) -> None:
                     "a subquery reaches a tenant table only through an expression: name it "
                     "with select_from() so that the tenant filter applies"
                 )
-            _check_subqueries(child, enclosing | _names(child.get_final_froms()))
+            _check_subqueries(child, enclosing | _names(final_froms(child)))
         else:
             _check_subqueries(child, enclosing)
+
+
+def final_froms(select: sa.Select[Any]) -> Sequence[Any]:
+    """`select.get_final_froms()` without compiling the statement to a string: SQLAlchemy's
+    own method builds a default compiler (a full compilation) only to hand it to the compile
+    state, which needs none at the top level. 0.2 ms instead of 1.3 ms for an ORM select
+    with two joins; `tests/foundation/test_tenancy_expressions.py` checks both give the same
+    FROM list (private API: SQLAlchemy is pinned in constraints.txt)."""
+    if select._propagate_attrs.get("compile_state_plugin") == "orm":
+        state = _ORMSelectCompileState._create_orm_context(select, toplevel=True, compiler=None)
+        return state._get_display_froms()
+    return SelectState(select, None)._get_display_froms()  # type: ignore[arg-type]
 
 
 @cache
@@ -205,7 +219,7 @@ _anchored: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _UNCHANGED: Final = object()
 # A statement built per call is looked up by its shape: SQLAlchemy's cache key (what its own
 # compiled cache uses: same key, same SQL, so the same FROM list) -> the classes to name with
-# select_from(). Analysing a statement compiles it (get_final_froms), which cost more than the
+# select_from(). Analysing a statement builds its compile state, which cost more than the
 # rest of a request; the key is computed for the execution anyway. Bounded: the oldest shapes
 # go first.
 _by_shape: dict[Any, tuple[type[Any], ...]] = {}
@@ -230,7 +244,7 @@ def anchor_covered_tables(statement: Any) -> Any:
     if entities is None:
         entities = _missing_entities(statement)
         anchored = statement.select_from(*entities) if entities else statement
-        _check_subqueries(anchored, frozenset(_names(anchored.get_final_froms())))
+        _check_subqueries(anchored, frozenset(_names(final_froms(anchored))))
         if shape is not None:
             if len(_by_shape) >= SHAPES_KEPT:
                 del _by_shape[next(iter(_by_shape))]

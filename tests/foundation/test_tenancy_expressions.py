@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from shared.db import tenancy
 from shared.db.engine import Database
 from shared.errors import TenantNotSet
-from shared.models import Branch
+from shared.models import Appointment, Branch, Staff
 from tests.foundation.test_tenancy import _two_tenants_with_branches
 
 OWN_ONLY = {
@@ -97,3 +97,30 @@ async def test_a_refused_shape_is_refused_every_time_and_the_shapes_kept_are_bou
             )
             await session.execute(query)
     assert len(tenancy._by_shape) == 3
+
+
+FROM_LISTS = {
+    "ORM entity with an inner and an outer join": lambda: (
+        select(Appointment)
+        .join(Staff, Staff.id == Appointment.staff_id)
+        .outerjoin(Branch, Branch.id == Appointment.branch_id)
+        .where(Appointment.id == "x")
+    ),
+    "count through a WHERE expression": lambda: select(func.count()).where(Branch.name == "M"),
+    "explicit select_from": lambda: select(Branch.id).select_from(Branch),
+    "Core table columns": lambda: select(Appointment.__table__.c.id).where(
+        Appointment.__table__.c.staff_id == "x"
+    ),
+    "FROM a subquery": lambda: select(func.count()).select_from(select(Branch.id).subquery()),
+    "UNION member with an alias": lambda: select(sa.orm.aliased(Staff, name="s").id),
+}
+
+
+@pytest.mark.parametrize("case", list(FROM_LISTS))
+def test_final_froms_is_sqlalchemys_from_list_without_compiling(case: str) -> None:
+    """`final_froms` (the tenancy checks' FROM list) equals `Select.get_final_froms()`; it
+    uses SQLAlchemy's compile state directly, so an upgrade that changes it fails here."""
+    statement = FROM_LISTS[case]()
+    assert [str(f) for f in tenancy.final_froms(statement)] == [
+        str(f) for f in statement.get_final_froms()
+    ]

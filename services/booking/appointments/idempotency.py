@@ -90,4 +90,7 @@ async def complete(session: AsyncSession, key: str, status: int, body: dict[str,
         update(IdempotencyKey)
         .where(IdempotencyKey.key == key)
         .values(response_status=status, response_body=body)
+        # The claimed row is not read again in this request: no evaluation of the criteria
+        # against the session's objects (the ORM's "auto" synchronisation, per run).
+        .execution_options(synchronize_session=False)
     )

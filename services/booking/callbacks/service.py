@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.booking.callbacks.queries import list_query
 from services.booking.callbacks.schemas import CallbackCreate, CallbackList, CallbackOut
 from services.booking.callbacks.states import (
     MAX_ESCALATION_REASON,
@@ -33,8 +34,7 @@ from services.booking.callbacks.states import (
 )
 from shared.appointments import callbacks as callback_core
 from shared.appointments.callbacks import existing, first_branch, notify, text_field
-from shared.db.scoped import execute, scoped
-from shared.db.tenancy import session_scope
+from shared.db.scoped import execute
 from shared.db.types import utcnow
 from shared.errors import InvalidInput, NotFound
 from shared.local_time import local_iso
@@ -243,19 +243,6 @@ async def escalate(
 # Queries --------------------------------------------------------------------------------
 
 
-# The list's columns: the callback's columns that `callback_json` shows (as attributes;
-# `escalation_level` is its escalation count) and its branch's zone.
-_NOT_LISTED: Final = frozenset({"updated_at", "expired_at", "next_escalation_at"})
-_LIST_COLUMNS: Final = sa.select(
-    *(
-        getattr(CallbackRequest, attr.key)
-        for attr in sa.inspect(CallbackRequest).column_attrs
-        if attr.key not in _NOT_LISTED
-    ),
-    Branch.timezone.label("timezone"),
-).outerjoin(Branch, Branch.id == CallbackRequest.branch_id)
-
-
 async def get_view(session: AsyncSession, callback_id: str) -> CallbackView:
     """The callback with its branch timezone and escalation level, or 404 (the same figure
     the list shows: `escalation_level`, kept by `record_escalation`)."""
@@ -271,56 +258,7 @@ async def get_view(session: AsyncSession, callback_id: str) -> CallbackView:
     return CallbackView(row[0], row[1], int(row[0].escalation_level or 0))
 
 
-def list_query(
-    *,
-    status: str | None = None,
-    overdue: bool = False,
-    branch_id: str | None = None,
-    now: datetime | None = None,
-    limit: int = 200,
-    after: tuple[datetime, str] | None = None,
-) -> sa.Select[Any]:
-    """The list of `list_views`, oldest due first (after the position `after`, a (due_at, id)
-    pair, when given), without sorting every matching row.
-
-    Not yet scoped: run it through the ORM session, or `scoped` (shared.db.scoped) on a
-    Core connection.
-
-    The index (company_id, status, due_at) (InnoDB appends the primary key) yields each
-    status's callbacks already in (due_at, id) order: one range read per status, cut at
-    `limit`, gives at most statuses x limit candidates, and only those are merged and sorted.
-    A single range over several statuses would sort all its rows (every overdue callback).
-    """
-    statuses: tuple[str, ...] = CALLBACK_STATUSES if status is None else (status,)
-    if overdue:
-        statuses = tuple(s for s in statuses if s in OVERDUE_STATUSES)
-    parts: list[sa.Select[Any]] = []
-    for each in statuses:
-        part = sa.select(CallbackRequest.id, CallbackRequest.due_at).where(
-            CallbackRequest.status == each
-        )
-        if overdue:
-            part = part.where(CallbackRequest.due_at < (now or utcnow()))
-        if branch_id is not None:
-            part = part.where(CallbackRequest.branch_id == branch_id)
-        if after is not None:
-            part = part.where(
-                sa.or_(
-                    CallbackRequest.due_at > after[0],
-                    sa.and_(CallbackRequest.due_at == after[0], CallbackRequest.id > after[1]),
-                )
-            )
-        ordered = part.order_by(CallbackRequest.due_at, CallbackRequest.id).limit(limit).subquery()
-        # A derived table each: SQLite allows no LIMIT on a UNION member itself.
-        parts.append(sa.select(ordered.c.id, ordered.c.due_at))
-    if not parts:
-        return _LIST_COLUMNS.where(sa.false())
-    page = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("page")
-    return (
-        _LIST_COLUMNS.join(page, page.c.id == CallbackRequest.id)
-        .order_by(page.c.due_at, page.c.id)
-        .limit(limit)
-    )
+_NO_END = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def list_views(
@@ -337,11 +275,20 @@ async def list_views(
 
     The rows are read as plain column tuples (attribute access like the model's), not ORM
     objects: a page is 200 rows, and building entities was most of its cost."""
+    statuses: tuple[str, ...] = CALLBACK_STATUSES if status is None else (status,)
+    if overdue:
+        statuses = tuple(s for s in statuses if s in OVERDUE_STATUSES)
     query = list_query(
-        status=status, overdue=overdue, branch_id=branch_id, now=now, limit=limit, after=after
+        statuses, by_branch=branch_id is not None, paged=after is not None, limit=limit
     )
+    params: dict[str, Any] = {
+        "before": (now or utcnow()) if overdue else _NO_END,
+        "branch_id": branch_id,
+        "after_due": after[0] if after else None,
+        "after_id": after[1] if after else None,
+    }
     # Core on the session's connection, scoped to its company: no ORM result machinery.
-    rows = (await execute(session, scoped(query, session_scope(session)))).all()
+    rows = (await execute(session, query, params)).all()
     return [CallbackView(row, row.timezone, int(row.escalation_level or 0)) for row in rows]
 
 

@@ -19,10 +19,12 @@ has is `RetellNumberUnknown` (404; a malformed signature header stays a 401) and
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,38 +104,46 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and well_formed(value) else None
 
 
+@functools.cache
+def _route_statement(by_number: bool, by_agent: bool) -> Any:
+    """The routing lookup, built once per form (building and scoping it per call cost more
+    than running it): the active number or agent of an active company, the called number
+    first."""
+    conditions = []
+    if by_number:
+        conditions.append(PhoneNumber.number == sa.bindparam("number"))
+    if by_agent:
+        conditions.append(PhoneNumber.retell_agent_id == sa.bindparam("agent_id"))
+    return scoped(
+        select(Company, PhoneNumber.branch_id, PhoneNumber.number)
+        .join(PhoneNumber, PhoneNumber.company_id == Company.id)
+        .where(or_(*conditions), PhoneNumber.active.is_(True), Company.active.is_(True))
+        .order_by(PhoneNumber.number != sa.bindparam("first_number"))
+        .limit(1),
+        SYSTEM,
+    )
+
+
+_COMPANY = scoped(
+    select(Company).where(Company.id == sa.bindparam("company_id"), Company.active.is_(True)),
+    SYSTEM,
+)
+
+
 async def _route(
     session: AsyncSession, to_number: str | None, agent_id: str | None, company_id: str | None
 ) -> tuple[Company | None, str | None]:
     """The company (and branch) a call belongs to, by called number, agent id or explicit id.
 
     Routing precedes verification and any tenant: SYSTEM-scoped lookups (shared.db.scoped)."""
-    conditions = []
-    if to_number:
-        conditions.append(PhoneNumber.number == to_number)
-    if agent_id:
-        conditions.append(PhoneNumber.retell_agent_id == agent_id)
-    if conditions:
-        row = (
-            await session.execute(
-                scoped(
-                    select(Company, PhoneNumber.branch_id, PhoneNumber.number)
-                    .join(PhoneNumber, PhoneNumber.company_id == Company.id)
-                    .where(or_(*conditions), PhoneNumber.active.is_(True), Company.active.is_(True))
-                    .order_by(PhoneNumber.number != (to_number or ""))
-                    .limit(1),
-                    SYSTEM,
-                )
-            )
-        ).first()
+    if to_number or agent_id:
+        params = {"number": to_number, "agent_id": agent_id, "first_number": to_number or ""}
+        statement = _route_statement(bool(to_number), bool(agent_id))
+        row = (await session.execute(statement, params)).first()
         if row is not None:
             return row[0], row[1]
     if company_id:
-        company = await session.scalar(
-            scoped(
-                select(Company).where(Company.id == company_id, Company.active.is_(True)), SYSTEM
-            )
-        )
+        company = await session.scalar(_COMPANY, {"company_id": company_id})
         return company, None
     return None, None
 
