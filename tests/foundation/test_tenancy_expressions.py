@@ -124,3 +124,22 @@ def test_final_froms_is_sqlalchemys_from_list_without_compiling(case: str) -> No
     assert [str(f) for f in tenancy.final_froms(statement)] == [
         str(f) for f in statement.get_final_froms()
     ]
+
+
+BUILT_ONCE = select(Branch.name).order_by(Branch.name)
+
+
+async def test_a_statement_built_once_runs_with_each_companys_criteria_kept_per_company(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same statement object, executed for one company after another: each run sees its
+    own company's rows (the criteria kept per statement and company), and a statement keeps
+    the criteria of at most COMPANIES_PER_STATEMENT companies."""
+    monkeypatch.setattr(tenancy, "COMPANIES_PER_STATEMENT", 2)
+    companies = [await _two_tenants_with_branches(db) for _ in range(2)]
+    tenants = [companies[0][0], companies[0][1], companies[1][0]]
+    for tenant in (*tenants, tenants[0]):
+        async with db.transaction(tenant, write=False) as session:
+            assert (await session.execute(BUILT_ONCE)).scalars().all() == ["Main"]
+    kept = tenancy._criteria_applied[tenancy.anchor_covered_tables(BUILT_ONCE)]
+    assert len(kept) == 2 and set(kept) <= set(tenants)
