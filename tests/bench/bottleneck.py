@@ -17,7 +17,7 @@ from tests.bench import load
 from tests.bench.dataset import local_day
 from tests.bench.load import RunResult
 from tests.bench.report import Figure
-from tests.bench.scenarios import Bench, booking_request
+from tests.bench.scenarios import Bench, availability_request, booking_request
 
 CONCURRENCY = 20
 SATURATED_CORES = 0.85  # the booking process (one uvicorn process: at most one core)
@@ -31,13 +31,7 @@ def _mixed(bench: Bench, count: int) -> load.MakeRequest:
     def make(i: int) -> load.Request:
         if i % 3 == 2:
             return book(i // 3)
-        params = {
-            "service_id": tenant.salon.service_id,
-            "branch_id": tenant.salon.branch_id,
-            "date": local_day(1 + i % 7).isoformat(),
-            "days": 7,
-        }
-        return "GET", "/v1/availability", {"params": params, "headers": tenant.salon.headers}
+        return availability_request(tenant, local_day(1 + i % 7))
 
     return make
 

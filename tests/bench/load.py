@@ -222,6 +222,26 @@ def raw_post(host: str, path: str, body: bytes, headers: Mapping[str, str]) -> b
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+async def warmed(
+    url: str | Sequence[str],
+    label: str,
+    make: MakeRequest,
+    count: int,
+    concurrency: int,
+    check: Check,
+    warmup: int,
+    processes: Mapping[str, psutil.Process] | None = None,
+) -> tuple[RunResult, int]:
+    """`run` after `warmup` unmeasured requests (requests 0..warmup-1; the measured ones
+    follow them); the run and how many warm-up requests failed."""
+    failed = 0
+    if warmup:
+        warm = await run(url, f"{label} (warm-up)", make, warmup, concurrency, check)
+        failed = len(warm.errors)
+    result = await run(url, label, lambda i: make(warmup + i), count, concurrency, check, processes)
+    return result, failed
+
+
 async def run_raw(
     url: str | Sequence[str],
     label: str,

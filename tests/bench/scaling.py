@@ -95,9 +95,8 @@ class ScalingRun:
         check: load.Check,
         warmup: int,
     ) -> RunResult:
-        await load.run(url, f"{label} (warm-up)", make, warmup, concurrency, check)
-        result = await load.run(
-            url, label, lambda i: make(warmup + i), count, concurrency, check, self.processes[url]
+        result, _failed = await load.warmed(
+            url, label, make, count, concurrency, check, warmup, self.processes[url]
         )
         self.runs.append(result)
         return result

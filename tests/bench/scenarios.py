@@ -8,7 +8,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -96,13 +96,10 @@ class Bench:
             if u in self.servers
         }
         processes = {**servers, **self.shared} if servers else {}
-        if warmup:
-            warm = await load.run(urls, f"{label} (warm-up)", make, warmup, concurrency, check)
-            self.warmup_errors += len(warm.errors)
-        offset = warmup
-        result = await load.run(
-            urls, label, lambda i: make(offset + i), count, concurrency, check, processes
+        result, failed = await load.warmed(
+            urls, label, make, count, concurrency, check, warmup, processes
         )
+        self.warmup_errors += failed
         self.runs.append(result)
         return result
 
@@ -135,13 +132,7 @@ async def availability(bench: Bench) -> list[Figure]:
     first_days = [local_day(1 + i % 7) for i in range(n + 20)]  # the window starts on 7 dates
 
     def ours(i: int) -> load.Request:
-        params = {
-            "service_id": tenant.salon.service_id,
-            "branch_id": tenant.salon.branch_id,
-            "date": first_days[i].isoformat(),
-            "days": 7,
-        }
-        return "GET", "/v1/availability", {"params": params, "headers": tenant.salon.headers}
+        return availability_request(tenant, first_days[i])
 
     def has_slots(response: httpx.Response) -> str | None:
         if response.status_code != 200 or not response.json()["slots"]:
@@ -169,6 +160,17 @@ async def availability(bench: Bench) -> list[Figure]:
         ),
         _server_cpu("1 availability: server CPU per request", mine, base, 3.0),
     ]
+
+
+def availability_request(tenant: BenchTenant, first_day: date) -> load.Request:
+    """`GET /v1/availability` of the busy branch (Mitte), 7 days from `first_day`."""
+    params = {
+        "service_id": tenant.salon.service_id,
+        "branch_id": tenant.salon.branch_id,
+        "date": first_day.isoformat(),
+        "days": 7,
+    }
+    return "GET", "/v1/availability", {"params": params, "headers": tenant.salon.headers}
 
 
 def _server_cpu(name: str, mine: RunResult, base: RunResult, target: float) -> Figure:
@@ -294,22 +296,29 @@ def _agent_request(bench: Bench, count: int, named_staff: bool) -> load.MakeRequ
         }
         if named_staff:
             args["staff"] = names[staff_id]
-        payload = {
-            "call": {
-                "call_id": f"call_{uuid.uuid4().hex[:16]}",
-                "agent_id": "agent_bench",
-                "call_type": "phone_call",
-                "to_number": tenant.book_number,
-                "from_number": phones[i],
-                "direction": "inbound",
-            },
-            "name": "book_appointment",
-            "args": args,
-        }
-        raw, headers = signed(payload)
-        return "POST", "/v1/retell/functions/book_appointment", {"content": raw, "headers": headers}
+        return agent_call(tenant, "book_appointment", args, phones[i])
 
     return make
+
+
+def agent_call(
+    tenant: BenchTenant, function: str, args: dict[str, Any], from_number: str
+) -> load.Request:
+    """A signed Retell function call of a new inbound call to Nord's number."""
+    payload = {
+        "call": {
+            "call_id": f"call_{uuid.uuid4().hex[:16]}",
+            "agent_id": "agent_bench",
+            "call_type": "phone_call",
+            "to_number": tenant.book_number,
+            "from_number": from_number,
+            "direction": "inbound",
+        },
+        "name": function,
+        "args": args,
+    }
+    raw, headers = signed(payload)
+    return "POST", f"/v1/retell/functions/{function}", {"content": raw, "headers": headers}
 
 
 def _booked(response: httpx.Response) -> str | None:
@@ -395,29 +404,13 @@ def _agent_check_request(bench: Bench) -> load.MakeRequest:
     tenant = bench.tenant
 
     def make(i: int) -> load.Request:
-        payload = {
-            "call": {
-                "call_id": f"call_{uuid.uuid4().hex[:16]}",
-                "agent_id": "agent_bench",
-                "call_type": "phone_call",
-                "to_number": tenant.book_number,
-                "from_number": phone(900_000 + i),
-                "direction": "inbound",
-            },
-            "name": "check_availability",
-            "args": {
-                "service": "Herrenhaarschnitt",
-                "branch": "Mitte",
-                "date": local_day(1 + i % 7).isoformat(),
-                "time": "10:00",
-            },
+        args = {
+            "service": "Herrenhaarschnitt",
+            "branch": "Mitte",
+            "date": local_day(1 + i % 7).isoformat(),
+            "time": "10:00",
         }
-        raw, headers = signed(payload)
-        return (
-            "POST",
-            "/v1/retell/functions/check_availability",
-            {"content": raw, "headers": headers},
-        )
+        return agent_call(tenant, "check_availability", args, phone(900_000 + i))
 
     return make
 
